@@ -1,0 +1,60 @@
+"""The FastAPI application: API, webhooks and (later) the dashboard."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from service import migrate
+from service.audit.views import router as audit_router
+from service.auth.views import router as auth_router
+from service.db import get_engine
+from service.errors import install_error_handlers
+from service.registry.views import router as registry_router
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Mimamori",
+        summary="Disaster-time welfare checks for residents of temporary housing.",
+        version="0.1.0",
+    )
+    install_error_handlers(app)
+
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(auth_router)
+    api.include_router(registry_router)
+    api.include_router(audit_router)
+    app.include_router(api)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process is up. It deliberately does not touch the database."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        ready = True
+        try:
+            engine = get_engine()
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+            if migrate.is_current(engine):
+                checks["migrations"] = "ok"
+            else:
+                checks["migrations"] = "behind: run `mimamori db upgrade`"
+                ready = False
+        except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+            ready = False
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"])
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

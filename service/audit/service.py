@@ -1,0 +1,98 @@
+"""Writing and reading the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert
+from sqlmodel import Session, col, select
+
+from service.audit.models import AuditEntry
+from service.common import new_id, utcnow
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a staff user through the API, or an operator at the command line."""
+
+    label: str
+    user_id: uuid.UUID | None = None
+
+
+def record(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: uuid.UUID | str | None = None,
+    fields: Iterable[str] = (),
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Add an entry to the caller's transaction; it commits or rolls back with the change."""
+    entry = AuditEntry(
+        organization_id=organization_id,
+        actor=actor.label,
+        actor_user_id=actor.user_id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id) if entity_id is not None else None,
+        fields=sorted(fields),
+        detail=detail or {},
+    )
+    session.add(entry)
+    return entry
+
+
+def record_many(
+    *, session: Session, organization_id: uuid.UUID, actor: Actor, rows: list[dict[str, Any]]
+) -> None:
+    """Bulk form for imports: each row has action, entity_type, entity_id, fields, detail."""
+    if not rows:
+        return
+    now = utcnow()
+    values = [
+        {
+            "id": new_id(),
+            "organization_id": organization_id,
+            "at": now,
+            "actor": actor.label,
+            "actor_user_id": actor.user_id,
+            "action": row["action"],
+            "entity_type": row["entity_type"],
+            "entity_id": str(row["entity_id"]) if row.get("entity_id") else None,
+            "fields": sorted(row.get("fields", ())),
+            "detail": row.get("detail", {}),
+        }
+        for row in rows
+    ]
+    for start in range(0, len(values), 5000):
+        session.execute(insert(AuditEntry), values[start : start + 5000])
+
+
+def list_entries(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    action: str | None = None,
+    skip: int = 0,
+    limit: int = 100,
+) -> tuple[list[AuditEntry], int]:
+    query = select(AuditEntry).where(AuditEntry.organization_id == organization_id)
+    if entity_type:
+        query = query.where(AuditEntry.entity_type == entity_type)
+    if entity_id:
+        query = query.where(AuditEntry.entity_id == entity_id)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    count = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(
+        query.order_by(col(AuditEntry.at).desc(), col(AuditEntry.id)).offset(skip).limit(limit)
+    ).all()
+    return list(rows), count

@@ -1,0 +1,356 @@
+"""The `mimamori` command line. This is the one place that wires service and scheduler together."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlmodel import Session, select
+
+from service.audit.service import Actor
+from service.config import get_settings
+
+app = typer.Typer(
+    help="Mimamori: disaster-time welfare checks (見守り) by SMS and voice call.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+user_app = typer.Typer(help="Staff users.", no_args_is_help=True)
+import_app = typer.Typer(help="Import the registry from CSV (UTF-8, UTF-8 with BOM or CP932).",
+                         no_args_is_help=True)
+export_app = typer.Typer(help="Export the registry to CSV.", no_args_is_help=True)
+round_app = typer.Typer(help="Check-in rounds.", no_args_is_help=True)
+i18n_app = typer.Typer(help="Languages and message catalogs.", no_args_is_help=True)
+simulate_app = typer.Typer(help="Post signed Twilio-style webhooks to a running server.",
+                           no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+app.add_typer(round_app, name="round")
+app.add_typer(i18n_app, name="i18n")
+app.add_typer(simulate_app, name="simulate")
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _cli_actor() -> Actor:
+    try:
+        who = getpass.getuser()
+    except Exception:  # noqa: BLE001 - containers may have no passwd entry
+        who = "unknown"
+    return Actor(label=f"cli:{who}")
+
+
+def _not_yet(feature: str) -> None:
+    console.print(f"[yellow]{feature} is not available yet in this version of Mimamori.[/]")
+    raise typer.Exit(2)
+
+
+def _resolve_org(session: Session, name: str | None):  # type: ignore[no-untyped-def]
+    from service.registry.models import Organization
+
+    if name:
+        org = session.exec(select(Organization).where(Organization.name == name)).first()
+        if org is None:
+            console.print(f"[red]No organization named {name!r}.[/]")
+            raise typer.Exit(1)
+        return org
+    orgs = session.exec(select(Organization)).all()
+    if not orgs:
+        console.print("[red]There is no organization yet: run `mimamori user create` first.[/]")
+        raise typer.Exit(1)
+    if len(orgs) > 1:
+        console.print("[red]There are several organizations; choose one with --org.[/]")
+        raise typer.Exit(1)
+    return orgs[0]
+
+
+def _upgrade_schema() -> None:
+    from service import migrate
+
+    migrate.upgrade(get_settings().database_url)
+
+
+# --- serve / scheduler / db -------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the API, the Twilio webhooks and the dashboard."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.logging_setup import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if settings.is_sqlite:
+        # The embedded default brings its own schema up to date: no separate step for newcomers.
+        _upgrade_schema()
+    else:
+        from service import migrate
+        from service.db import get_engine
+
+        if not migrate.is_current(get_engine()):
+            console.print("[yellow]The database schema is behind: run `mimamori db upgrade`.[/]")
+    uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=False)
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the clock: due rounds, deadline sweeps, outbox dispatch and the watchdog."""
+    _not_yet("The scheduler")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema up to date (Alembic migrations shipped in the package)."""
+    _upgrade_schema()
+    console.print("[green]The database schema is up to date.[/]")
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Login: an email address or a simple name.")],
+    name: Annotated[str, typer.Option("--name", help="Full name, shown in the audit log.")],
+    org: Annotated[str, typer.Option("--org", help="Organization; created if it is new.")],
+    role: Annotated[str, typer.Option(help="admin, coordinator or viewer.")] = "admin",
+    password: Annotated[str | None, typer.Option(
+        help="Password (prompted for when omitted).", envvar="MIMAMORI_NEW_USER_PASSWORD")
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="Timezone of a new organization.")] = "Asia/Tokyo",
+) -> None:
+    """Create a staff user, and the organization with it if it does not exist yet."""
+    from pydantic import ValidationError
+
+    from service.auth.models import UserCreate
+    from service.auth.service import create_user, get_or_create_organization
+    from service.db import session_scope
+    from service.errors import DomainError
+
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        data = UserCreate(email=email, full_name=name, role=role, password=password)
+    except ValidationError as exc:
+        for err in exc.errors():
+            console.print(f"[red]{'.'.join(map(str, err['loc']))}: {err['msg']}[/]")
+        raise typer.Exit(1) from None
+    if get_settings().is_sqlite:
+        _upgrade_schema()
+    try:
+        with session_scope() as session:
+            organization = get_or_create_organization(session=session, name=org,
+                                                      timezone=timezone)
+            user = create_user(session=session, organization_id=organization.id, data=data,
+                               actor=_cli_actor())
+            user_id = user.id
+    except DomainError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"[green]Created {role} {email} in {org} ({user_id}).[/]")
+
+
+# --- import / export --------------------------------------------------------------------------
+
+
+def _run_import(kind: Literal["residents", "members", "assignments"], file: Path, org: str | None,
+                dry_run: bool, apply_valid_rows: bool, reject_file: Path | None,
+                as_json: bool) -> None:
+    from service.db import get_engine
+    from service.registry import csv_io
+
+    if get_settings().is_sqlite:
+        _upgrade_schema()
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        console.print(f"[red]Cannot read {file}: {exc.strerror}[/]")
+        raise typer.Exit(1) from None
+    with Session(get_engine()) as session:
+        organization = _resolve_org(session, org)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True,
+                      disable=as_json) as bar:
+            task = bar.add_task(f"Checking {file.name}", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            try:
+                report = csv_io.import_csv(
+                    session=session, organization_id=organization.id, kind=kind, data=data,
+                    actor=_cli_actor(), dry_run=dry_run, apply_valid_rows=apply_valid_rows,
+                    progress=progress)
+            except csv_io.CsvFileError as exc:
+                session.rollback()
+                console.print(f"[red]{file}: {exc}[/]")
+                raise typer.Exit(1) from None
+            if report.applied:
+                session.commit()
+            else:
+                session.rollback()
+    if report.reject_csv is not None and report.applied:
+        target = reject_file or file.with_name(f"{file.stem}.rejects.csv")
+        encoding = "cp932" if report.encoding == "cp932" else "utf-8-sig"
+        try:
+            target.write_text(report.reject_csv, encoding=encoding, newline="")
+        except UnicodeEncodeError:
+            target.write_text(report.reject_csv, encoding="utf-8-sig", newline="")
+        console.print(f"[yellow]{report.rejected} rejected rows written to {target}[/]")
+    _print_report(report, as_json)
+    if report.errors and not report.applied:
+        raise typer.Exit(1)
+
+
+def _print_report(report, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    if as_json:
+        payload = report.as_dict()
+        payload.pop("reject_csv", None)
+        out.print_json(json.dumps(payload, ensure_ascii=False))
+        return
+    if report.errors:
+        table = Table(title=f"{len(report.errors)} problems in {report.rejected} rows")
+        for heading in ("line", "column", "value", "problem"):
+            table.add_column(heading)
+        for err in report.errors:
+            table.add_row(str(err.row), err.column, err.value, err.reason)
+        out.print(table)
+    if report.new_sites:
+        out.print(f"New sites: {', '.join(report.new_sites)}")
+    if report.ignored_columns:
+        out.print(f"Ignored columns: {', '.join(report.ignored_columns)}")
+    verb = "would be" if report.dry_run else ("were" if report.applied else "would have been")
+    out.print(
+        f"{report.total_rows} rows ({report.encoding}): {report.created} {verb} created, "
+        f"{report.updated} {verb} updated, {report.unchanged} unchanged, "
+        f"{report.rejected} rejected."
+    )
+    if report.dry_run:
+        out.print("Dry run: nothing was changed.")
+    elif not report.applied:
+        out.print("Nothing was changed, because some rows are bad. Fix them, or use "
+                  "--apply-valid-rows to apply the good rows and write the bad ones to a "
+                  "reject file.")
+
+
+def _import_command(kind: Literal["residents", "members", "assignments"]):  # type: ignore[no-untyped-def]
+    def command(
+        file: Annotated[Path, typer.Argument(help="The CSV file.")],
+        org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only.")] = False,
+        apply_valid_rows: Annotated[bool, typer.Option(
+            "--apply-valid-rows", help="Apply the good rows; write bad ones to a reject file.")
+        ] = False,
+        reject_file: Annotated[Path | None, typer.Option(
+            help="Where rejected rows go (default: FILE.rejects.csv).")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")
+                           ] = False,
+    ) -> None:
+        _run_import(kind, file, org, dry_run, apply_valid_rows, reject_file, as_json)
+
+    command.__doc__ = f"Import {kind} from a CSV file (Japanese or English headers)."
+    return command
+
+
+import_app.command("residents")(_import_command("residents"))
+import_app.command("members")(_import_command("members"))
+import_app.command("assignments")(_import_command("assignments"))
+
+
+@export_app.command("residents")
+def export_residents(
+    file: Annotated[Path, typer.Argument(help="Where to write the CSV.")],
+    org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
+    encoding: Annotated[str, typer.Option(
+        help="cp932 (Excel, Shift_JIS), utf-8-sig (Excel, UTF-8) or utf-8.")] = "utf-8-sig",
+    headers: Annotated[str, typer.Option(help="ja or en column headings.")] = "ja",
+) -> None:
+    """Export residents in the import format."""
+    from service.db import session_scope
+    from service.registry import csv_io
+
+    if encoding not in ("cp932", "utf-8-sig", "utf-8") or headers not in ("ja", "en"):
+        console.print("[red]--encoding must be cp932, utf-8-sig or utf-8; --headers ja or en.[/]")
+        raise typer.Exit(1)
+    try:
+        with session_scope() as session:
+            organization = _resolve_org(session, org)
+            body = csv_io.export_residents(session=session, organization_id=organization.id,
+                                           actor=_cli_actor(), encoding=encoding,  # type: ignore[arg-type]
+                                           headers=headers)  # type: ignore[arg-type]
+    except csv_io.ExportEncodingError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    file.write_bytes(body)
+    console.print(f"[green]Wrote {file}.[/]")
+
+
+# --- later issues ------------------------------------------------------------------------------
+
+
+@round_app.command("start")
+def round_start() -> None:
+    """Start a check-in round now (a broadcast to chosen sites)."""
+    _not_yet("Starting rounds")
+
+
+@i18n_app.command("status")
+def i18n_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One row per language: completeness, review state, voice support, SMS segments."""
+    try:
+        from i18n.status import print_status
+    except ImportError:
+        _not_yet("Language status")
+        return
+    print_status(json=as_json)
+
+
+@simulate_app.command("sms")
+def simulate_sms() -> None:
+    """Post a signed inbound SMS, as Twilio would."""
+    _not_yet("Simulating SMS")
+
+
+@simulate_app.command("call")
+def simulate_call() -> None:
+    """Post signed call webhooks with keypad digits, as Twilio would."""
+    _not_yet("Simulating calls")
+
+
+@simulate_app.command("status")
+def simulate_status() -> None:
+    """Post a signed delivery status callback, as Twilio would."""
+    _not_yet("Simulating status callbacks")
+
+
+@app.command()
+def demo() -> None:
+    """Run a whole morning's welfare check on a fresh embedded database."""
+    _not_yet("The demo")
+
+
+def main() -> None:
+    app(prog_name="mimamori")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

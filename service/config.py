@@ -1,0 +1,81 @@
+"""One Settings object for the whole service, read from ``MIMAMORI_*`` variables and ``.env``."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me-in-production-this-placeholder-is-public"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MIMAMORI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{(Path.cwd() / 'mimamori.db').as_posix()}"
+    )
+    public_url: str = "http://localhost:8000"
+    secret_key: str = PLACEHOLDER_SECRET
+    timezone: str = "Asia/Tokyo"
+    access_token_minutes: int = 8 * 60
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    # Tokens still accepted on inbound webhooks while the primary token is rotated.
+    twilio_previous_auth_tokens: list[str] = Field(default_factory=list)
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_url: str = "https://api.twilio.com"
+
+    @field_validator("public_url", "twilio_api_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment == "production":
+            if self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32:
+                raise ValueError(
+                    "MIMAMORI_SECRET_KEY must be set to a random value of at least 32 "
+                    "characters in production"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    def webhook_auth_tokens(self) -> list[str]:
+        """Tokens that may sign an inbound webhook.
+
+        Without a Twilio account (console provider) webhooks are still signed, with a
+        token derived from the secret key, so ``mimamori simulate`` exercises the same
+        validation path as Twilio does.
+        """
+        if self.twilio_auth_token:
+            return [self.twilio_auth_token, *self.twilio_previous_auth_tokens]
+        return [self.console_auth_token]
+
+    @property
+    def console_auth_token(self) -> str:
+        return hashlib.sha256(f"console-webhooks:{self.secret_key}".encode()).hexdigest()[:32]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

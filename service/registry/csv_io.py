@@ -1,0 +1,786 @@
+"""CSV import and export for the registry.
+
+Councils arrive with Excel files saved as CSV, which in Japan usually means CP932. The rules:
+- every bad row is reported (row number, column, value, reason) and, by default, nothing at
+  all is applied while any row is bad;
+- with ``apply_valid_rows`` the good rows are applied and the bad ones come back as a reject
+  file, so no row is ever silently dropped;
+- rows are keyed by the council's own external id, so importing the same file twice is a
+  no-op (no writes, no audit entries).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import unicodedata
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy import insert, select, update
+from sqlmodel import Session
+
+from service.audit.service import Actor, record, record_many
+from service.common import new_id, utcnow
+from service.registry.models import (
+    Assignment,
+    Channel,
+    Member,
+    MemberCreate,
+    MemberKind,
+    Organization,
+    Resident,
+    ResidentCreate,
+    ResidentStatus,
+    Site,
+)
+from service.registry.phones import phone_kind
+from service.registry.service import normalize_site_name
+
+ImportKind = Literal["residents", "members", "assignments"]
+Progress = Callable[[int, int], None]
+CHUNK = 2000
+
+
+class CsvFileError(ValueError):
+    """The file as a whole cannot be read: wrong encoding, no header, missing columns."""
+
+
+@dataclass
+class RowError:
+    row: int  # line number in the file, the header being line 1
+    column: str
+    value: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    encoding: str
+    total_rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    new_sites: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    applied: bool = False
+    reject_csv: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "encoding": self.encoding,
+            "total_rows": self.total_rows,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "errors": [e.__dict__ for e in self.errors],
+            "new_sites": self.new_sites,
+            "ignored_columns": self.ignored_columns,
+            "dry_run": self.dry_run,
+            "applied": self.applied,
+            "reject_csv": self.reject_csv,
+        }
+
+
+# --- Decoding and headers ---------------------------------------------------------------------
+
+
+def decode_csv_bytes(data: bytes) -> tuple[str, str]:
+    """UTF-8 with BOM, UTF-8 and CP932 are told apart by trying them strictly in that order."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8"), "utf-8-sig"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp932"), "cp932"
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CsvFileError(
+            f"the file is neither UTF-8 nor CP932 (Shift_JIS): undecodable bytes on line {line}"
+        ) from None
+
+
+def _header_key(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).strip().lower()
+    return "".join(ch for ch in text if ch not in " _-・()（）")
+
+
+RESIDENT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "external_id": ("external_id", "id", "管理番号", "住民id", "住民番号", "番号", "整理番号"),
+    "name": ("name", "氏名", "名前", "お名前"),
+    "name_kana": ("name_kana", "kana", "フリガナ", "ふりがな", "カナ", "氏名カナ", "よみがな"),
+    "phone": ("phone", "tel", "telephone", "電話番号", "電話", "携帯電話", "携帯", "連絡先"),
+    "phone2": ("phone2", "second_phone", "電話番号2", "予備電話", "固定電話", "連絡先2"),
+    "language": ("language", "lang", "言語", "使用言語", "対応言語"),
+    "preferred_channel": ("preferred_channel", "channel", "連絡方法", "連絡手段", "希望連絡方法"),
+    "site": ("site", "site_name", "団地", "仮設団地", "団地名", "住宅団地", "仮設住宅"),
+    "unit": ("unit", "room", "部屋番号", "号室", "住戸", "住戸番号"),
+    "household": ("household", "世帯", "世帯番号"),
+    "lives_alone": ("lives_alone", "独居", "一人暮らし", "ひとり暮らし"),
+    "elderly": ("elderly", "高齢者", "高齢"),
+    "disability": ("disability", "障害", "障がい", "障害あり"),
+    "pregnancy": ("pregnancy", "妊婦", "妊娠"),
+    "needs_interpreter": ("needs_interpreter", "interpreter", "通訳必要", "要通訳", "通訳"),
+    "consent_at": ("consent_at", "consent_date", "同意日", "同意日時"),
+    "consent_method": ("consent_method", "同意方法"),
+    "status": ("status", "状態", "ステータス"),
+    "away_until": ("away_until", "不在期限", "不在終了日", "戻り予定日"),
+    "notes": ("notes", "note", "備考", "メモ"),
+}
+RESIDENT_REQUIRED = ("external_id", "name")
+
+MEMBER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "external_id": ("external_id", "id", "委員番号", "委員id", "番号", "管理番号"),
+    "name": ("name", "氏名", "名前"),
+    "name_kana": ("name_kana", "kana", "フリガナ", "ふりがな", "カナ"),
+    "phone": ("phone", "tel", "電話番号", "電話", "携帯電話", "携帯"),
+    "kind": ("kind", "role", "type", "区分", "種別", "役割"),
+    "languages": ("languages", "language", "言語", "対応言語", "話せる言語"),
+    "active": ("active", "有効", "活動中", "状態"),
+    "notes": ("notes", "備考", "メモ"),
+}
+MEMBER_REQUIRED = ("external_id", "name", "phone")
+
+ASSIGNMENT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "resident_external_id": ("resident_external_id", "resident", "resident_id", "住民番号",
+                             "住民id", "管理番号"),
+    "member_external_id": ("member_external_id", "member", "member_id", "委員番号", "委員id",
+                           "担当者番号"),
+    "rank": ("rank", "order", "順位", "順番", "連絡順"),
+}
+ASSIGNMENT_REQUIRED = ("resident_external_id", "member_external_id", "rank")
+
+# Column headings used for export (Japanese by default, since it goes back to Excel).
+RESIDENT_EXPORT_HEADERS_JA = {
+    "external_id": "管理番号", "name": "氏名", "name_kana": "フリガナ", "phone": "電話番号",
+    "phone2": "電話番号2", "language": "言語", "preferred_channel": "連絡方法", "site": "団地",
+    "unit": "部屋番号", "household": "世帯", "lives_alone": "独居", "elderly": "高齢者",
+    "disability": "障害", "pregnancy": "妊婦", "needs_interpreter": "通訳必要",
+    "consent_at": "同意日", "consent_method": "同意方法", "status": "状態",
+    "away_until": "不在期限", "notes": "備考",
+}
+
+
+def _map_headers(headers: list[str], columns: dict[str, tuple[str, ...]],
+                 required: Iterable[str]) -> tuple[dict[str, int], list[str]]:
+    alias_to_field = {_header_key(a): f for f, aliases in columns.items() for a in aliases}
+    mapping: dict[str, int] = {}
+    ignored: list[str] = []
+    for index, header in enumerate(headers):
+        key = _header_key(header)
+        target = alias_to_field.get(key)
+        if target is None:
+            if header.strip():
+                ignored.append(header)
+            continue
+        if target in mapping:
+            raise CsvFileError(
+                f"two columns mean the same thing ({headers[mapping[target]]!r} and {header!r})"
+            )
+        mapping[target] = index
+    missing = [f for f in required if f not in mapping]
+    if missing:
+        names = ", ".join(f"{f} ({columns[f][2] if len(columns[f]) > 2 else columns[f][0]})"
+                          for f in missing)
+        raise CsvFileError(f"required columns are missing: {names}")
+    return mapping, ignored
+
+
+def _read_rows(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        headers = next(reader)
+    except StopIteration:
+        raise CsvFileError("the file is empty") from None
+    except csv.Error as exc:
+        raise CsvFileError(f"the header line is not valid CSV: {exc}") from None
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            rows.append((reader.line_num, values))
+    except csv.Error as exc:
+        raise CsvFileError(f"line {reader.line_num} is not valid CSV: {exc}") from None
+    return headers, rows
+
+
+# --- Value parsing ----------------------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "y", "はい", "○", "◯", "〇", "●", "有", "あり", "該当", "要", "t"}
+_FALSE = {"", "0", "false", "no", "n", "いいえ", "×", "✕", "無", "なし", "-", "非該当", "f"}
+_CHANNELS = {
+    "sms": Channel.sms, "ショートメール": Channel.sms, "メッセージ": Channel.sms,
+    "voice": Channel.voice, "電話": Channel.voice, "音声": Channel.voice, "call": Channel.voice,
+    "both": Channel.both, "両方": Channel.both, "sms+voice": Channel.both,
+}
+_STATUSES = {
+    "active": ResidentStatus.active, "在宅": ResidentStatus.active,
+    "入居中": ResidentStatus.active, "有効": ResidentStatus.active,
+    "away": ResidentStatus.away, "不在": ResidentStatus.away, "一時不在": ResidentStatus.away,
+    "moved_out": ResidentStatus.moved_out, "退去": ResidentStatus.moved_out,
+    "転出": ResidentStatus.moved_out, "opted_out": ResidentStatus.opted_out,
+    "停止": ResidentStatus.opted_out, "拒否": ResidentStatus.opted_out,
+    "辞退": ResidentStatus.opted_out,
+}
+_MEMBER_KINDS = {
+    "welfare_committee": MemberKind.welfare_committee, "民生委員": MemberKind.welfare_committee,
+    "民生児童委員": MemberKind.welfare_committee, "supporter": MemberKind.supporter,
+    "支援員": MemberKind.supporter, "生活支援相談員": MemberKind.supporter,
+    "ボランティア": MemberKind.supporter, "interpreter": MemberKind.interpreter,
+    "通訳": MemberKind.interpreter, "staff_on_duty": MemberKind.staff_on_duty,
+    "当番職員": MemberKind.staff_on_duty, "職員": MemberKind.staff_on_duty,
+}
+
+
+class _BadValue(ValueError):
+    pass
+
+
+def _norm(value: str) -> str:
+    return unicodedata.normalize("NFKC", value).strip()
+
+
+def _parse_bool(value: str) -> bool:
+    key = _norm(value).lower()
+    if key in _TRUE:
+        return True
+    if key in _FALSE:
+        return False
+    raise _BadValue("expected yes/no (はい/いいえ, ○/×, 1/0)")
+
+
+def _parse_choice(value: str, choices: dict[str, Any], what: str) -> Any:
+    key = _norm(value).lower()
+    if key in choices:
+        return choices[key]
+    allowed = sorted({str(v.value) for v in choices.values()})
+    raise _BadValue(f"unknown {what}; use one of {', '.join(allowed)}")
+
+
+def _parse_date(value: str) -> date:
+    text = _norm(value).replace("/", "-").replace(".", "-")
+    for fmt in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y年%m月%d日"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise _BadValue("expected a date like 2026-04-01 or 2026/04/01")
+
+
+def _consent_datetime(value: str, tz: ZoneInfo) -> datetime:
+    text = _norm(value).replace("/", "-")
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=tz).astimezone(UTC)
+        except ValueError:
+            continue
+    return datetime.combine(_parse_date(value), time(0), tz).astimezone(UTC)
+
+
+def _pydantic_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    out = []
+    for err in exc.errors():
+        loc = err["loc"][0] if err["loc"] else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append((str(loc), msg))
+    return out
+
+
+# --- Import -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """What applying a file would do, worked out before anything is written."""
+
+    creates: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[tuple[dict[str, Any], list[str]]] = field(default_factory=list)
+    bad_lines: dict[int, list[str]] = field(default_factory=dict)
+    new_sites: dict[str, uuid.UUID] = field(default_factory=dict)
+    deletes: list[uuid.UUID] = field(default_factory=list)
+
+
+def import_csv(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    kind: ImportKind,
+    data: bytes,
+    actor: Actor,
+    dry_run: bool = False,
+    apply_valid_rows: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Validate a whole file, then apply it in one transaction, or not at all.
+
+    The caller commits; on a report that is not applied nothing has been written.
+    """
+    text, encoding = decode_csv_bytes(data)
+    headers, rows = _read_rows(text)
+    report = ImportReport(kind=kind, encoding=encoding, total_rows=len(rows), dry_run=dry_run)
+    org = session.get(Organization, organization_id)
+    assert org is not None
+    if kind == "residents":
+        mapping, report.ignored_columns = _map_headers(headers, RESIDENT_COLUMNS,
+                                                       RESIDENT_REQUIRED)
+        plan = _plan_residents(session, org, headers, rows, mapping, report, progress)
+        model: Any = Resident
+    elif kind == "members":
+        mapping, report.ignored_columns = _map_headers(headers, MEMBER_COLUMNS, MEMBER_REQUIRED)
+        plan = _plan_members(session, org, headers, rows, mapping, report, progress)
+        model = Member
+    elif kind == "assignments":
+        mapping, report.ignored_columns = _map_headers(headers, ASSIGNMENT_COLUMNS,
+                                                       ASSIGNMENT_REQUIRED)
+        plan = _plan_assignments(session, org, headers, rows, mapping, report, progress)
+        model = Assignment
+    else:  # pragma: no cover - typed away
+        raise CsvFileError(f"unknown import kind {kind!r}")
+
+    report.errors.sort(key=lambda e: e.row)
+    report.rejected = len(plan.bad_lines)
+    report.created = len(plan.creates)
+    report.updated = len(plan.updates)
+    report.new_sites = sorted(plan.new_sites)
+    if plan.bad_lines:
+        report.reject_csv = _reject_file(headers, rows, plan.bad_lines)
+    if dry_run or (report.errors and not apply_valid_rows):
+        return report
+    _apply(session, org.id, model, kind, plan, actor, report)
+    report.applied = True
+    return report
+
+
+def _row_error(report: ImportReport, plan: _Plan, line: int, column: str, value: str,
+               reason: str) -> None:
+    report.errors.append(RowError(row=line, column=column, value=value, reason=reason))
+    plan.bad_lines.setdefault(line, []).append(f"{column}: {reason}")
+
+
+def _cell(values: list[str], mapping: dict[str, int], name: str) -> str:
+    index = mapping.get(name)
+    if index is None or index >= len(values):
+        return ""
+    return values[index]
+
+
+def _existing(session: Session, model: Any, organization_id: uuid.UUID,
+              columns: list[str]) -> dict[str, dict[str, Any]]:
+    cols = [getattr(model, "id"), *(getattr(model, c) for c in columns)]
+    result = session.execute(select(*cols).where(model.organization_id == organization_id))
+    out: dict[str, dict[str, Any]] = {}
+    for row in result:
+        values = dict(zip(["id", *columns], row, strict=True))
+        out[values["external_id"]] = values
+    return out
+
+
+def _compare(current: dict[str, Any], values: dict[str, Any]) -> list[str]:
+    changed = []
+    for key, value in values.items():
+        old = current.get(key)
+        if isinstance(old, datetime) and old.tzinfo is None:
+            old = old.replace(tzinfo=UTC)
+        if old != value:
+            changed.append(key)
+    return changed
+
+
+RESIDENT_FIELDS = [
+    "external_id", "name", "name_kana", "phone", "phone2", "language", "preferred_channel",
+    "site_id", "unit", "household", "lives_alone", "elderly", "disability", "pregnancy",
+    "needs_interpreter", "consent_at", "consent_method", "status", "away_until", "notes",
+]
+
+
+def _plan_residents(session: Session, org: Organization, headers: list[str],
+                    rows: list[tuple[int, list[str]]], mapping: dict[str, int],
+                    report: ImportReport, progress: Progress | None) -> _Plan:
+    plan = _Plan()
+    tz = ZoneInfo(org.timezone)
+    existing = _existing(session, Resident, org.id, RESIDENT_FIELDS)
+    sites = {name: sid for sid, name in session.execute(
+        select(Site.id, Site.name).where(Site.organization_id == org.id))}
+    seen: dict[str, int] = {}
+    header_of = {f: headers[i] for f, i in mapping.items()}
+    for n, (line, values) in enumerate(rows, 1):
+        if progress and n % 1000 == 0:
+            progress(n, len(rows))
+        raw: dict[str, Any] = {}
+        row_bad = False
+        for name in mapping:
+            cell = _cell(values, mapping, name)
+            try:
+                if name in ("lives_alone", "elderly", "disability", "pregnancy",
+                            "needs_interpreter"):
+                    raw[name] = _parse_bool(cell)
+                elif name == "preferred_channel":
+                    raw[name] = _parse_choice(cell, _CHANNELS, "channel") if cell.strip() \
+                        else Channel.sms
+                elif name == "status":
+                    raw[name] = _parse_choice(cell, _STATUSES, "status") if cell.strip() \
+                        else ResidentStatus.active
+                elif name == "away_until":
+                    raw[name] = _parse_date(cell) if cell.strip() else None
+                elif name == "consent_at":
+                    raw[name] = _consent_datetime(cell, tz) if cell.strip() else None
+                elif name == "site":
+                    raw[name] = normalize_site_name(cell) if cell.strip() else None
+                elif name in ("language",) and not cell.strip():
+                    raw[name] = "ja"
+                else:
+                    raw[name] = _norm(cell) if name != "notes" else cell.strip()
+            except _BadValue as exc:
+                _row_error(report, plan, line, header_of[name], cell, str(exc))
+                row_bad = True
+        external_id = raw.get("external_id") or ""
+        if not external_id:
+            _row_error(report, plan, line, header_of["external_id"], "",
+                       "an external id is required, so that a re-import updates the row "
+                       "instead of adding a duplicate")
+            row_bad = True
+        elif external_id in seen:
+            _row_error(report, plan, line, header_of["external_id"], external_id,
+                       f"duplicate of line {seen[external_id]}")
+            row_bad = True
+        else:
+            seen[external_id] = line
+        site_name = raw.pop("site", None)
+        try:
+            model = ResidentCreate.model_validate({k: v for k, v in raw.items()})
+        except ValidationError as exc:
+            for loc, msg in _pydantic_errors(exc):
+                column = header_of.get(loc, loc or "row")
+                value = _cell(values, mapping, loc) if loc in mapping else ""
+                _row_error(report, plan, line, column, value, msg)
+            continue
+        if row_bad:
+            continue
+        site_id = None
+        if site_name:
+            site_id = sites.get(site_name) or plan.new_sites.get(site_name)
+            if site_id is None:
+                site_id = plan.new_sites[site_name] = new_id()
+        new_values = model.model_dump(include=set(RESIDENT_FIELDS) - {"site_id"})
+        if "site" in mapping:
+            new_values["site_id"] = site_id
+        # Columns absent from the file keep their current values on update.
+        present = {f for f in RESIDENT_FIELDS if f in mapping} | {"external_id"}
+        if "site" in mapping:
+            present.add("site_id")
+        new_values = {k: v for k, v in new_values.items() if k in present}
+        current = existing.get(external_id)
+        if current is None:
+            full = model.model_dump(include=set(RESIDENT_FIELDS) - {"site_id"})
+            full["site_id"] = site_id
+            plan.creates.append(full)
+        else:
+            changed = _compare(current, new_values)
+            if changed:
+                plan.updates.append(({"id": current["id"], **{k: new_values[k] for k in changed}},
+                                     changed))
+            else:
+                report.unchanged += 1
+    if progress:
+        progress(len(rows), len(rows))
+    return plan
+
+
+MEMBER_FIELDS = ["external_id", "name", "name_kana", "phone", "kind", "languages", "active",
+                 "notes"]
+
+
+def _plan_members(session: Session, org: Organization, headers: list[str],
+                  rows: list[tuple[int, list[str]]], mapping: dict[str, int],
+                  report: ImportReport, progress: Progress | None) -> _Plan:
+    plan = _Plan()
+    existing = _existing(session, Member, org.id, MEMBER_FIELDS)
+    header_of = {f: headers[i] for f, i in mapping.items()}
+    seen: dict[str, int] = {}
+    for line, values in rows:
+        raw: dict[str, Any] = {}
+        row_bad = False
+        for name in mapping:
+            cell = _cell(values, mapping, name)
+            try:
+                if name == "kind":
+                    raw[name] = _parse_choice(cell, _MEMBER_KINDS, "kind") if cell.strip() \
+                        else MemberKind.welfare_committee
+                elif name == "active":
+                    raw[name] = _parse_bool(cell) if cell.strip() else True
+                elif name == "languages":
+                    raw[name] = cell if cell.strip() else "ja"
+                else:
+                    raw[name] = _norm(cell)
+            except _BadValue as exc:
+                _row_error(report, plan, line, header_of[name], cell, str(exc))
+                row_bad = True
+        external_id = raw.get("external_id") or ""
+        if not external_id:
+            _row_error(report, plan, line, header_of["external_id"], "",
+                       "an external id is required")
+            row_bad = True
+        elif external_id in seen:
+            _row_error(report, plan, line, header_of["external_id"], external_id,
+                       f"duplicate of line {seen[external_id]}")
+            row_bad = True
+        else:
+            seen[external_id] = line
+        try:
+            model = MemberCreate.model_validate(raw)
+        except ValidationError as exc:
+            for loc, msg in _pydantic_errors(exc):
+                value = _cell(values, mapping, loc) if loc in mapping else ""
+                _row_error(report, plan, line, header_of.get(loc, loc), value, msg)
+            continue
+        if row_bad:
+            continue
+        present = {f for f in MEMBER_FIELDS if f in mapping} | {"external_id"}
+        values_now = model.model_dump(include=set(MEMBER_FIELDS))
+        current = existing.get(external_id)
+        if current is None:
+            plan.creates.append(values_now)
+        else:
+            new_values = {k: v for k, v in values_now.items() if k in present}
+            changed = _compare(current, new_values)
+            if changed:
+                plan.updates.append(({"id": current["id"], **{k: new_values[k] for k in changed}},
+                                     changed))
+            else:
+                report.unchanged += 1
+    if progress:
+        progress(len(rows), len(rows))
+    return plan
+
+
+def _plan_assignments(session: Session, org: Organization, headers: list[str],
+                      rows: list[tuple[int, list[str]]], mapping: dict[str, int],
+                      report: ImportReport, progress: Progress | None) -> _Plan:
+    plan = _Plan()
+    header_of = {f: headers[i] for f, i in mapping.items()}
+    residents = dict(session.execute(select(Resident.external_id, Resident.id).where(
+        Resident.organization_id == org.id)).all())
+    members = dict(session.execute(select(Member.external_id, Member.id).where(
+        Member.organization_id == org.id)).all())
+    current: dict[uuid.UUID, dict[uuid.UUID, tuple[uuid.UUID, int]]] = {}
+    for aid, rid, mid, rank in session.execute(select(
+            Assignment.id, Assignment.resident_id, Assignment.member_id, Assignment.rank).where(
+            Assignment.organization_id == org.id)):
+        current.setdefault(rid, {})[mid] = (aid, rank)
+    wanted: dict[uuid.UUID, dict[uuid.UUID, tuple[int, int]]] = {}
+    for line, values in rows:
+        r_ext = _norm(_cell(values, mapping, "resident_external_id"))
+        m_ext = _norm(_cell(values, mapping, "member_external_id"))
+        rank_text = _norm(_cell(values, mapping, "rank"))
+        bad = False
+        rid = residents.get(r_ext)
+        if rid is None:
+            _row_error(report, plan, line, header_of["resident_external_id"], r_ext,
+                       "no resident with this external id")
+            bad = True
+        mid = members.get(m_ext)
+        if mid is None:
+            _row_error(report, plan, line, header_of["member_external_id"], m_ext,
+                       "no member with this external id")
+            bad = True
+        try:
+            rank = int(rank_text)
+            if not 1 <= rank <= 20:
+                raise ValueError
+        except ValueError:
+            _row_error(report, plan, line, header_of["rank"], rank_text,
+                       "rank must be a whole number from 1 (first contact) to 20")
+            bad = True
+        if bad:
+            continue
+        assert rid is not None and mid is not None
+        mine = wanted.setdefault(rid, {})
+        if mid in mine:
+            _row_error(report, plan, line, header_of["member_external_id"], m_ext,
+                       f"this pair is already on line {mine[mid][1]}")
+            continue
+        clash = next((ln for m, (rk, ln) in mine.items() if rk == rank), None)
+        if clash is not None:
+            _row_error(report, plan, line, header_of["rank"], rank_text,
+                       f"line {clash} already gives this resident rank {rank}")
+            continue
+        mine[mid] = (rank, line)
+    # Ranks are checked against assignments the file does not mention too.
+    for rid, mine in wanted.items():
+        have = current.get(rid, {})
+        untouched_ranks = {rk: m for m, (_a, rk) in have.items() if m not in mine}
+        for mid, (rank, line) in list(mine.items()):
+            if rank in untouched_ranks:
+                _row_error(report, plan, line, header_of["rank"], str(rank),
+                           f"the resident already has another contact at rank {rank}")
+                del mine[mid]
+                continue
+            existing = have.get(mid)
+            if existing is None:
+                plan.creates.append({"resident_id": rid, "member_id": mid, "rank": rank})
+            elif existing[1] != rank:
+                plan.deletes.append(existing[0])
+                plan.creates.append({"resident_id": rid, "member_id": mid, "rank": rank,
+                                     "_replaces": existing[0]})
+            else:
+                report.unchanged += 1
+    report.updated = sum(1 for c in plan.creates if "_replaces" in c)
+    if progress:
+        progress(len(rows), len(rows))
+    return plan
+
+
+def _apply(session: Session, organization_id: uuid.UUID, model: Any, kind: str, plan: _Plan,
+           actor: Actor, report: ImportReport) -> None:
+    now = utcnow()
+    audit_rows: list[dict[str, Any]] = []
+    entity = kind.removesuffix("s")
+    for name, site_id in plan.new_sites.items():
+        session.execute(insert(Site), [{"id": site_id, "organization_id": organization_id,
+                                        "name": name, "created_at": now, "updated_at": now}])
+        audit_rows.append({"action": "create", "entity_type": "site", "entity_id": site_id,
+                           "fields": ["name"], "detail": {"source": "csv import"}})
+    if plan.deletes:
+        for start in range(0, len(plan.deletes), CHUNK):
+            session.execute(Assignment.__table__.delete().where(
+                Assignment.__table__.c.id.in_(plan.deletes[start:start + CHUNK])))
+    rows = []
+    for values in plan.creates:
+        replaces = values.pop("_replaces", None)
+        row = {"id": new_id(), "organization_id": organization_id, "created_at": now,
+               **values}
+        if model is not Assignment:
+            row["updated_at"] = now
+        if model is Resident:
+            row["phone_kind"] = phone_kind(values.get("phone"))
+            row["phone2_kind"] = phone_kind(values.get("phone2"))
+        elif model is Member:
+            row["phone_kind"] = phone_kind(values.get("phone"))
+        rows.append(row)
+        audit_rows.append({
+            "action": "update" if replaces else "create", "entity_type": entity,
+            "entity_id": row["id"], "fields": sorted(values),
+            "detail": {"source": "csv import", "replaces": str(replaces)} if replaces
+            else {"source": "csv import"},
+        })
+    for start in range(0, len(rows), CHUNK):
+        session.execute(insert(model), rows[start:start + CHUNK])
+    updates = []
+    for values, changed in plan.updates:
+        extra: dict[str, Any] = {"updated_at": now}
+        if "phone" in changed:
+            extra["phone_kind"] = phone_kind(values.get("phone"))
+        if "phone2" in changed:
+            extra["phone2_kind"] = phone_kind(values.get("phone2"))
+        updates.append({**values, **extra})
+        audit_rows.append({"action": "update", "entity_type": entity,
+                           "entity_id": values["id"], "fields": changed,
+                           "detail": {"source": "csv import"}})
+    # Group by the set of changed columns: one executemany per shape.
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in updates:
+        shapes.setdefault(tuple(sorted(row)), []).append(row)
+    for group in shapes.values():
+        for start in range(0, len(group), CHUNK):
+            session.execute(update(model), group[start:start + CHUNK])
+    record_many(session=session, organization_id=organization_id, actor=actor, rows=audit_rows)
+    if audit_rows:
+        record(session=session, organization_id=organization_id, actor=actor, action="import",
+               entity_type=entity, detail={
+                   "created": report.created, "updated": report.updated,
+                   "unchanged": report.unchanged, "rejected": report.rejected,
+                   "rows": report.total_rows, "encoding": report.encoding})
+
+
+def _reject_file(headers: list[str], rows: list[tuple[int, list[str]]],
+                 bad_lines: dict[int, list[str]]) -> str:
+    """The rejected rows as they came, with the line number and the reasons added."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*headers, "元の行番号 (line)", "エラー (error)"])
+    for line, values in rows:
+        if line in bad_lines:
+            writer.writerow([*values, line, "; ".join(bad_lines[line])])
+    return out.getvalue()
+
+
+# --- Export -----------------------------------------------------------------------------------
+
+
+class ExportEncodingError(ValueError):
+    pass
+
+
+def export_residents(*, session: Session, organization_id: uuid.UUID, actor: Actor,
+                     encoding: Literal["utf-8-sig", "utf-8", "cp932"] = "utf-8-sig",
+                     headers: Literal["ja", "en"] = "ja") -> bytes:
+    """Write residents in the import format, so an export re-imports as a no-op.
+
+    CP932 cannot hold every name (Vietnamese diacritics, for example). Rather than replace
+    characters silently, the export fails and names the rows; UTF-8 with BOM opens in Excel.
+    """
+    sites = dict(session.execute(select(Site.id, Site.name).where(
+        Site.organization_id == organization_id)).all())
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    fields = list(RESIDENT_EXPORT_HEADERS_JA)
+    writer.writerow([RESIDENT_EXPORT_HEADERS_JA[f] if headers == "ja" else f for f in fields])
+    org = session.get(Organization, organization_id)
+    tz = ZoneInfo(org.timezone if org else "Asia/Tokyo")
+    count = 0
+    for resident in session.execute(select(Resident).where(
+            Resident.organization_id == organization_id).order_by(
+            Resident.external_id)).scalars():
+        count += 1
+        row = []
+        for f in fields:
+            if f == "site":
+                value: Any = sites.get(resident.site_id, "") if resident.site_id else ""
+            else:
+                value = getattr(resident, f)
+            if isinstance(value, bool):
+                value = "1" if value else "0"
+            elif isinstance(value, datetime):
+                value = value.replace(tzinfo=value.tzinfo or UTC).astimezone(tz).strftime(
+                    "%Y-%m-%d %H:%M")
+            elif isinstance(value, date):
+                value = value.isoformat()
+            elif value is None:
+                value = ""
+            row.append(str(getattr(value, "value", value)))
+        writer.writerow(row)
+    text = out.getvalue()
+    record(session=session, organization_id=organization_id, actor=actor, action="export",
+           entity_type="resident", detail={"rows": count, "encoding": encoding})
+    try:
+        return text.encode(encoding)
+    except UnicodeEncodeError:
+        bad = []
+        for n, line in enumerate(text.splitlines(), 1):
+            try:
+                line.encode(encoding)
+            except UnicodeEncodeError as exc:
+                bad.append(f"line {n} ({line[exc.start:exc.end]!r})")
+        raise ExportEncodingError(
+            f"{len(bad)} rows have characters that {encoding.upper()} cannot hold: "
+            f"{', '.join(bad[:10])}{' …' if len(bad) > 10 else ''}. "
+            "Export as UTF-8 with BOM instead; Excel opens it correctly."
+        ) from None

@@ -1,0 +1,359 @@
+"""Registry tables and their API schemas: organizations, sites, residents, members, assignments."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import ValidationInfo, field_validator, model_validator
+from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from service.common import id_field, timestamp_field
+from service.registry.phones import PhoneError, PhoneKind, normalize_phone
+
+
+class ResidentStatus(StrEnum):
+    active = "active"
+    away = "away"
+    moved_out = "moved_out"
+    opted_out = "opted_out"
+
+
+class Channel(StrEnum):
+    sms = "sms"
+    voice = "voice"
+    both = "both"
+
+
+class MemberKind(StrEnum):
+    welfare_committee = "welfare_committee"
+    supporter = "supporter"
+    interpreter = "interpreter"
+    staff_on_duty = "staff_on_duty"
+
+
+def _check_language(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from i18n.languages import SUPPORTED_CODES, normalize_language_code
+
+    code = normalize_language_code(value)
+    if code is None:
+        raise ValueError(
+            f"unsupported language {value!r}; use one of: {', '.join(sorted(SUPPORTED_CODES))}"
+        )
+    return code
+
+
+def _check_phone(value: str | None) -> str | None:
+    try:
+        return normalize_phone(value)
+    except PhoneError as exc:
+        raise ValueError(f"invalid phone number: {exc}") from None
+
+
+_REQUIRED_TEXT = {"name"}
+
+
+def _blank_to_none(value: object, field: str | None = None) -> object:
+    if isinstance(value, str) and not value.strip():
+        if field in _REQUIRED_TEXT:
+            raise ValueError(f"{field} is required and cannot be blank")
+        return None
+    return value.strip() if isinstance(value, str) else value
+
+
+_DIGITS = re.compile(r"^\d+$")
+
+
+# --- Organization -------------------------------------------------------------------------
+
+
+class Organization(SQLModel, table=True):
+    id: uuid.UUID = id_field()
+    name: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    timezone: str = Field(default="Asia/Tokyo", max_length=64)
+    created_at: datetime = timestamp_field()
+
+
+class OrganizationPublic(SQLModel):
+    id: uuid.UUID
+    name: str
+    timezone: str
+
+
+# --- Site -------------------------------------------------------------------------------
+
+
+class SiteBase(SQLModel):
+    name: str = Field(min_length=1, max_length=200)
+    address: str | None = Field(default=None, max_length=300)
+    municipality_code: str | None = Field(default=None, max_length=6)
+    jma_area_code: str | None = Field(default=None, max_length=3)
+    tsunami_area_code: str | None = Field(default=None, max_length=3)
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class _SiteValidators(SQLModel):
+    @field_validator("name", "address", "notes", mode="before", check_fields=False)
+    @classmethod
+    def _strip(cls, value: object, info: ValidationInfo) -> object:
+        return _blank_to_none(value, info.field_name)
+
+    @field_validator("municipality_code", mode="before", check_fields=False)
+    @classmethod
+    def _municipality(cls, value: object) -> object:
+        value = _blank_to_none(value)
+        if value is not None and not (_DIGITS.match(str(value)) and len(str(value)) in (5, 6)):
+            raise ValueError("municipality code must be the 5- or 6-digit 全国地方公共団体コード")
+        return value
+
+    @field_validator("jma_area_code", "tsunami_area_code", mode="before", check_fields=False)
+    @classmethod
+    def _area(cls, value: object) -> object:
+        value = _blank_to_none(value)
+        if value is not None and not (_DIGITS.match(str(value)) and len(str(value)) == 3):
+            raise ValueError("JMA area codes have 3 digits, for example 390 for 石川県能登")
+        return value
+
+
+class Site(SiteBase, table=True):
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+    id: uuid.UUID = id_field()
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", index=True)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
+class SiteCreate(_SiteValidators, SiteBase):
+    pass
+
+
+class SiteUpdate(_SiteValidators):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    address: str | None = None
+    municipality_code: str | None = None
+    jma_area_code: str | None = None
+    tsunami_area_code: str | None = None
+    notes: str | None = None
+
+
+class SitePublic(SiteBase):
+    id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- Resident -------------------------------------------------------------------------------
+
+RESIDENT_SENSITIVE_FIELDS = frozenset(
+    {"phone", "phone2", "notes", "disability", "pregnancy", "name", "name_kana"}
+)
+
+
+class ResidentBase(SQLModel):
+    external_id: str | None = Field(default=None, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    name_kana: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=20)
+    phone2: str | None = Field(default=None, max_length=20)
+    language: str = Field(default="ja", max_length=16)
+    preferred_channel: Channel = Field(default=Channel.sms, sa_type=String(8))
+    site_id: uuid.UUID | None = Field(default=None, foreign_key="site.id")
+    unit: str | None = Field(default=None, max_length=50)
+    household: str | None = Field(default=None, max_length=100)
+    lives_alone: bool = False
+    elderly: bool = False
+    disability: bool = False
+    pregnancy: bool = False
+    needs_interpreter: bool = False
+    consent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    consent_method: str | None = Field(default=None, max_length=50)
+    status: ResidentStatus = Field(default=ResidentStatus.active, sa_type=String(16))
+    away_until: date | None = None
+    notes: str | None = Field(default=None, max_length=4000)
+
+
+class _ResidentValidators(SQLModel):
+    @field_validator(
+        "external_id", "name", "name_kana", "unit", "household", "consent_method", "notes",
+        mode="before", check_fields=False,
+    )
+    @classmethod
+    def _strip(cls, value: object, info: ValidationInfo) -> object:
+        return _blank_to_none(value, info.field_name)
+
+    @field_validator("phone", "phone2", mode="before", check_fields=False)
+    @classmethod
+    def _phone(cls, value: object) -> object:
+        return _check_phone(value)  # type: ignore[arg-type]
+
+    @field_validator("language", mode="before", check_fields=False)
+    @classmethod
+    def _language(cls, value: object) -> object:
+        return _check_language(value)  # type: ignore[arg-type]
+
+
+class Resident(ResidentBase, table=True):
+    __table_args__ = (
+        UniqueConstraint("organization_id", "external_id"),
+        Index("ix_resident_org_site_kana", "organization_id", "site_id", "name_kana", "name"),
+        Index("ix_resident_org_kana", "organization_id", "name_kana", "name"),
+        Index("ix_resident_org_phone", "organization_id", "phone"),
+    )
+    id: uuid.UUID = id_field()
+    organization_id: uuid.UUID = Field(foreign_key="organization.id")
+    phone_kind: PhoneKind | None = Field(default=None, sa_type=String(10))
+    phone2_kind: PhoneKind | None = Field(default=None, sa_type=String(10))
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
+class ResidentCreate(_ResidentValidators, ResidentBase):
+    @model_validator(mode="after")
+    def _away_needs_date(self) -> ResidentCreate:
+        if self.status == ResidentStatus.away and self.away_until is None:
+            raise ValueError("status 'away' needs away_until (the date they return)")
+        return self
+
+
+class ResidentUpdate(_ResidentValidators):
+    external_id: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name_kana: str | None = None
+    phone: str | None = None
+    phone2: str | None = None
+    language: str | None = None
+    preferred_channel: Channel | None = None
+    site_id: uuid.UUID | None = None
+    unit: str | None = None
+    household: str | None = None
+    lives_alone: bool | None = None
+    elderly: bool | None = None
+    disability: bool | None = None
+    pregnancy: bool | None = None
+    needs_interpreter: bool | None = None
+    consent_at: datetime | None = None
+    consent_method: str | None = None
+    status: ResidentStatus | None = None
+    away_until: date | None = None
+    notes: str | None = Field(default=None, max_length=4000)
+
+
+class ResidentPublic(ResidentBase):
+    id: uuid.UUID
+    phone_kind: PhoneKind | None
+    phone2_kind: PhoneKind | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- Member ---------------------------------------------------------------------------------
+
+
+class MemberBase(SQLModel):
+    external_id: str | None = Field(default=None, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    name_kana: str | None = Field(default=None, max_length=200)
+    phone: str = Field(max_length=20)
+    kind: MemberKind = Field(default=MemberKind.welfare_committee, sa_type=String(20))
+    languages: list[str] = Field(default_factory=lambda: ["ja"], sa_column=Column(JSON))
+    active: bool = True
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class _MemberValidators(SQLModel):
+    @field_validator("external_id", "name", "name_kana", "notes", mode="before",
+                     check_fields=False)
+    @classmethod
+    def _strip(cls, value: object, info: ValidationInfo) -> object:
+        return _blank_to_none(value, info.field_name)
+
+    @field_validator("phone", mode="before", check_fields=False)
+    @classmethod
+    def _phone(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ValueError("a member needs a phone number to receive alerts")
+        return _check_phone(value)  # type: ignore[arg-type]
+
+    @field_validator("languages", mode="before", check_fields=False)
+    @classmethod
+    def _languages(cls, value: object) -> object:
+        if value is None:
+            return value
+        if isinstance(value, str):
+            value = [v for v in re.split(r"[,、，;；/・\s]+", value) if v]
+        codes: list[str] = []
+        for item in value:  # type: ignore[union-attr]
+            code = _check_language(str(item))
+            if code and code not in codes:
+                codes.append(code)
+        return codes
+
+
+class Member(MemberBase, table=True):
+    __table_args__ = (UniqueConstraint("organization_id", "external_id"),)
+    id: uuid.UUID = id_field()
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", index=True)
+    phone_kind: PhoneKind | None = Field(default=None, sa_type=String(10))
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
+class MemberCreate(_MemberValidators, MemberBase):
+    pass
+
+
+class MemberUpdate(_MemberValidators):
+    external_id: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name_kana: str | None = None
+    phone: str | None = None
+    kind: MemberKind | None = None
+    languages: list[str] | None = None
+    active: bool | None = None
+    notes: str | None = None
+
+
+class MemberPublic(MemberBase):
+    id: uuid.UUID
+    phone_kind: PhoneKind | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- Assignment ----------------------------------------------------------------------------
+
+
+class AssignmentBase(SQLModel):
+    resident_id: uuid.UUID = Field(foreign_key="resident.id", ondelete="CASCADE")
+    member_id: uuid.UUID = Field(foreign_key="member.id", ondelete="CASCADE", index=True)
+    rank: int = Field(default=1, ge=1, le=20)
+
+
+class Assignment(AssignmentBase, table=True):
+    """Who watches over whom: rank 1 is the first contact, 2 the second, and so on."""
+
+    __table_args__ = (
+        UniqueConstraint("resident_id", "member_id"),
+        UniqueConstraint("resident_id", "rank"),
+    )
+    id: uuid.UUID = id_field()
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", index=True)
+    created_at: datetime = timestamp_field()
+
+
+class AssignmentCreate(AssignmentBase):
+    pass
+
+
+class AssignmentUpdate(SQLModel):
+    rank: int | None = Field(default=None, ge=1, le=20)
+
+
+class AssignmentPublic(AssignmentBase):
+    id: uuid.UUID
+    created_at: datetime

@@ -1,0 +1,114 @@
+"""Phone number parsing: everything is stored as E.164, and landlines are voice-only."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+DEFAULT_REGION = "JP"
+
+# Characters people type between digits that NFKC does not turn into an ASCII hyphen.
+_DASHES = str.maketrans({c: "-" for c in "ー‐‑‒–—―−ｰ－"})
+
+
+class PhoneKind(StrEnum):
+    mobile = "mobile"
+    landline = "landline"
+
+
+class PhoneError(ValueError):
+    """Raised with a reason a member of staff can act on."""
+
+
+@dataclass(frozen=True)
+class ParsedPhone:
+    e164: str
+    kind: PhoneKind
+
+    @property
+    def can_receive_sms(self) -> bool:
+        return self.kind == PhoneKind.mobile
+
+
+_REASONS = {
+    phonenumbers.ValidationResult.TOO_SHORT: "too short to be a phone number",
+    phonenumbers.ValidationResult.TOO_LONG: "too long to be a phone number",
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "wrong number of digits",
+}
+
+_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+_VOICE_ONLY_TYPES = {PhoneNumberType.FIXED_LINE, PhoneNumberType.VOIP}
+_REFUSED_TYPES = {
+    PhoneNumberType.TOLL_FREE: "toll-free numbers cannot receive calls from us",
+    PhoneNumberType.PREMIUM_RATE: "premium-rate numbers are not accepted",
+    PhoneNumberType.SHARED_COST: "shared-cost numbers are not accepted",
+    PhoneNumberType.PAGER: "pager numbers cannot receive check-ins",
+    PhoneNumberType.UAN: "company switchboard numbers are not accepted",
+}
+
+
+_CACHE: dict[tuple[str, str], ParsedPhone] = {}
+_CACHE_LIMIT = 250_000
+
+
+def parse_phone(raw: str, region: str = DEFAULT_REGION) -> ParsedPhone:
+    """Parse what staff typed (full-width digits, hyphens, brackets, +81) into E.164.
+
+    Results are cached under both the typed form and the E.164 form, because an import
+    parses each number once to validate it and again when the model re-validates it.
+    """
+    cached = _CACHE.get((raw, region))
+    if cached is not None:
+        return cached
+    parsed = _parse_phone(raw, region)
+    if len(_CACHE) > _CACHE_LIMIT:
+        _CACHE.clear()
+    _CACHE[(raw, region)] = parsed
+    _CACHE[(parsed.e164, region)] = parsed
+    return parsed
+
+
+def _parse_phone(raw: str, region: str) -> ParsedPhone:
+    text = unicodedata.normalize("NFKC", raw or "").translate(_DASHES).strip()
+    if not text:
+        raise PhoneError("empty")
+    if any(ch.isalpha() for ch in text.replace("ext", "")):
+        raise PhoneError("contains letters")
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        raise PhoneError(f"not a phone number ({exc._msg})") from None
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible not in (
+        phonenumbers.ValidationResult.IS_POSSIBLE,
+        phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+    ):
+        raise PhoneError(_REASONS.get(possible, "not a possible phone number"))
+    if not phonenumbers.is_valid_number(number):
+        region_code = phonenumbers.region_code_for_number(number) or region
+        raise PhoneError(f"not a valid number for {region_code}")
+    number_type = phonenumbers.number_type(number)
+    if number_type in _REFUSED_TYPES:
+        raise PhoneError(_REFUSED_TYPES[number_type])
+    kind = PhoneKind.mobile if number_type in _MOBILE_TYPES else PhoneKind.landline
+    if number_type not in _MOBILE_TYPES | _VOICE_ONLY_TYPES:
+        # Unknown kinds are treated as voice-only: an SMS that never arrives is silent.
+        kind = PhoneKind.landline
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return ParsedPhone(e164=e164, kind=kind)
+
+
+def normalize_phone(raw: str | None) -> str | None:
+    """Validator helper: None/blank stays None, anything else must parse."""
+    if raw is None or not str(raw).strip():
+        return None
+    return parse_phone(str(raw)).e164
+
+
+def phone_kind(e164: str | None) -> PhoneKind | None:
+    return parse_phone(e164).kind if e164 else None

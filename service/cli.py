@@ -24,13 +24,15 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 user_app = typer.Typer(help="Staff users.", no_args_is_help=True)
-import_app = typer.Typer(help="Import the registry from CSV (UTF-8, UTF-8 with BOM or CP932).",
-                         no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import the registry from CSV (UTF-8, UTF-8 with BOM or CP932).", no_args_is_help=True
+)
 export_app = typer.Typer(help="Export the registry to CSV.", no_args_is_help=True)
 round_app = typer.Typer(help="Check-in rounds.", no_args_is_help=True)
 i18n_app = typer.Typer(help="Languages and message catalogs.", no_args_is_help=True)
-simulate_app = typer.Typer(help="Post signed Twilio-style webhooks to a running server.",
-                           no_args_is_help=True)
+simulate_app = typer.Typer(
+    help="Post signed Twilio-style webhooks to a running server.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
@@ -46,7 +48,7 @@ out = Console()
 def _cli_actor() -> Actor:
     try:
         who = getpass.getuser()
-    except Exception:  # noqa: BLE001 - containers may have no passwd entry
+    except Exception:
         who = "unknown"
     return Actor(label=f"cli:{who}")
 
@@ -131,8 +133,11 @@ def user_create(
     name: Annotated[str, typer.Option("--name", help="Full name, shown in the audit log.")],
     org: Annotated[str, typer.Option("--org", help="Organization; created if it is new.")],
     role: Annotated[str, typer.Option(help="admin, coordinator or viewer.")] = "admin",
-    password: Annotated[str | None, typer.Option(
-        help="Password (prompted for when omitted).", envvar="MIMAMORI_NEW_USER_PASSWORD")
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="Password (prompted for when omitted).", envvar="MIMAMORI_NEW_USER_PASSWORD"
+        ),
     ] = None,
     timezone: Annotated[str, typer.Option(help="Timezone of a new organization.")] = "Asia/Tokyo",
 ) -> None:
@@ -156,10 +161,10 @@ def user_create(
         _upgrade_schema()
     try:
         with session_scope() as session:
-            organization = get_or_create_organization(session=session, name=org,
-                                                      timezone=timezone)
-            user = create_user(session=session, organization_id=organization.id, data=data,
-                               actor=_cli_actor())
+            organization = get_or_create_organization(session=session, name=org, timezone=timezone)
+            user = create_user(
+                session=session, organization_id=organization.id, data=data, actor=_cli_actor()
+            )
             user_id = user.id
     except DomainError as exc:
         console.print(f"[red]{exc.message}[/]")
@@ -170,9 +175,15 @@ def user_create(
 # --- import / export --------------------------------------------------------------------------
 
 
-def _run_import(kind: Literal["residents", "members", "assignments"], file: Path, org: str | None,
-                dry_run: bool, apply_valid_rows: bool, reject_file: Path | None,
-                as_json: bool) -> None:
+def _run_import(
+    kind: Literal["residents", "members", "assignments"],
+    file: Path,
+    org: str | None,
+    dry_run: bool,
+    apply_valid_rows: bool,
+    reject_file: Path | None,
+    as_json: bool,
+) -> None:
     from service.db import get_engine
     from service.registry import csv_io
 
@@ -185,9 +196,15 @@ def _run_import(kind: Literal["residents", "members", "assignments"], file: Path
         raise typer.Exit(1) from None
     with Session(get_engine()) as session:
         organization = _resolve_org(session, org)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=True,
-                      disable=as_json) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=as_json,
+        ) as bar:
             task = bar.add_task(f"Checking {file.name}", total=None)
 
             def progress(done: int, total: int) -> None:
@@ -195,9 +212,15 @@ def _run_import(kind: Literal["residents", "members", "assignments"], file: Path
 
             try:
                 report = csv_io.import_csv(
-                    session=session, organization_id=organization.id, kind=kind, data=data,
-                    actor=_cli_actor(), dry_run=dry_run, apply_valid_rows=apply_valid_rows,
-                    progress=progress)
+                    session=session,
+                    organization_id=organization.id,
+                    kind=kind,
+                    data=data,
+                    actor=_cli_actor(),
+                    dry_run=dry_run,
+                    apply_valid_rows=apply_valid_rows,
+                    progress=progress,
+                )
             except csv_io.CsvFileError as exc:
                 session.rollback()
                 console.print(f"[red]{file}: {exc}[/]")
@@ -245,9 +268,11 @@ def _print_report(report, as_json: bool) -> None:  # type: ignore[no-untyped-def
     if report.dry_run:
         out.print("Dry run: nothing was changed.")
     elif not report.applied:
-        out.print("Nothing was changed, because some rows are bad. Fix them, or use "
-                  "--apply-valid-rows to apply the good rows and write the bad ones to a "
-                  "reject file.")
+        out.print(
+            "Nothing was changed, because some rows are bad. Fix them, or use "
+            "--apply-valid-rows to apply the good rows and write the bad ones to a "
+            "reject file."
+        )
 
 
 def _import_command(kind: Literal["residents", "members", "assignments"]):  # type: ignore[no-untyped-def]
@@ -255,13 +280,16 @@ def _import_command(kind: Literal["residents", "members", "assignments"]):  # ty
         file: Annotated[Path, typer.Argument(help="The CSV file.")],
         org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only.")] = False,
-        apply_valid_rows: Annotated[bool, typer.Option(
-            "--apply-valid-rows", help="Apply the good rows; write bad ones to a reject file.")
+        apply_valid_rows: Annotated[
+            bool,
+            typer.Option(
+                "--apply-valid-rows", help="Apply the good rows; write bad ones to a reject file."
+            ),
         ] = False,
-        reject_file: Annotated[Path | None, typer.Option(
-            help="Where rejected rows go (default: FILE.rejects.csv).")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")
-                           ] = False,
+        reject_file: Annotated[
+            Path | None, typer.Option(help="Where rejected rows go (default: FILE.rejects.csv).")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     ) -> None:
         _run_import(kind, file, org, dry_run, apply_valid_rows, reject_file, as_json)
 
@@ -278,8 +306,9 @@ import_app.command("assignments")(_import_command("assignments"))
 def export_residents(
     file: Annotated[Path, typer.Argument(help="Where to write the CSV.")],
     org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
-    encoding: Annotated[str, typer.Option(
-        help="cp932 (Excel, Shift_JIS), utf-8-sig (Excel, UTF-8) or utf-8.")] = "utf-8-sig",
+    encoding: Annotated[
+        str, typer.Option(help="cp932 (Excel, Shift_JIS), utf-8-sig (Excel, UTF-8) or utf-8.")
+    ] = "utf-8-sig",
     headers: Annotated[str, typer.Option(help="ja or en column headings.")] = "ja",
 ) -> None:
     """Export residents in the import format."""
@@ -292,9 +321,13 @@ def export_residents(
     try:
         with session_scope() as session:
             organization = _resolve_org(session, org)
-            body = csv_io.export_residents(session=session, organization_id=organization.id,
-                                           actor=_cli_actor(), encoding=encoding,  # type: ignore[arg-type]
-                                           headers=headers)  # type: ignore[arg-type]
+            body = csv_io.export_residents(
+                session=session,
+                organization_id=organization.id,
+                actor=_cli_actor(),
+                encoding=encoding,  # type: ignore[arg-type]
+                headers=headers,
+            )  # type: ignore[arg-type]
     except csv_io.ExportEncodingError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None

@@ -45,6 +45,9 @@ def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-unt
 
 
 def make_engine(url: str) -> Engine:
+    # Every table must be known before the first flush, or foreign keys cannot be resolved.
+    import service.models  # noqa: F401
+
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(

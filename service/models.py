@@ -2,8 +2,7 @@
 
 from service.audit import models as audit_models  # noqa: F401
 from service.auth import models as auth_models  # noqa: F401
+from service.db import metadata
 from service.registry import models as registry_models  # noqa: F401
-
-from service.db import metadata  # noqa: E402
 
 __all__ = ["metadata"]

@@ -59,17 +59,24 @@ def _template_database(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def _truncate_all(engine: Engine) -> None:
     with engine.begin() as connection:
-        tables = connection.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'alembic_version'")).scalars().all()
+        tables = (
+            connection.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+            .scalars()
+            .all()
+        )
         if tables:
-            connection.execute(text(
-                "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+            connection.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
 
 
 @pytest.fixture
-def database_url(_template_database: str, tmp_path: Path,
-                 monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database_url(
+    _template_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     if PG_URL:
         url = _template_database
         _truncate_all(make_engine(url))
@@ -114,23 +121,30 @@ class Staff:
     headers: dict[str, str]
 
 
-def make_staff(client: TestClient, engine: Engine, *, org: str, role: Role,
-               email: str | None = None) -> Staff:
+def make_staff(
+    client: TestClient, engine: Engine, *, org: str, role: Role, email: str | None = None
+) -> Staff:
     email = email or f"{role.value}-{uuid.uuid4().hex[:8]}@example.jp"
     with Session(engine) as s:
         organization = get_or_create_organization(session=s, name=org)
-        user = create_user(session=s, organization_id=organization.id,
-                           data=UserCreate(email=email, full_name=f"Test {role.value}",
-                                           role=role, password=TEST_PASSWORD),
-                           actor=Actor(label="test"))
+        user = create_user(
+            session=s,
+            organization_id=organization.id,
+            data=UserCreate(
+                email=email, full_name=f"Test {role.value}", role=role, password=TEST_PASSWORD
+            ),
+            actor=Actor(label="test"),
+        )
         s.commit()
         org_id, user_id = organization.id, user.id
-    response = client.post("/api/v1/auth/token",
-                           data={"username": email, "password": TEST_PASSWORD})
+    response = client.post(
+        "/api/v1/auth/token", data={"username": email, "password": TEST_PASSWORD}
+    )
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]
-    return Staff(org_id=org_id, user_id=user_id, email=email,
-                 headers={"Authorization": f"Bearer {token}"})
+    return Staff(
+        org_id=org_id, user_id=user_id, email=email, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ class AuditEntry(SQLModel, table=True):
     id: uuid.UUID = id_field()
     organization_id: uuid.UUID = Field(foreign_key="organization.id")
     at: datetime = timestamp_field()
-    actor_user_id: uuid.UUID | None = Field(default=None, foreign_key="user.id",
-                                            ondelete="SET NULL")
+    actor_user_id: uuid.UUID | None = Field(
+        default=None, foreign_key="user.id", ondelete="SET NULL"
+    )
     actor: str = Field(max_length=200)
     action: str = Field(max_length=40)
     entity_type: str = Field(max_length=40)

@@ -13,12 +13,23 @@ router = APIRouter(tags=["audit"])
 
 @router.get("/audit", response_model=Page[AuditEntryPublic])
 def read_audit_log(
-    session: SessionDep, user: Coordinator,
-    entity_type: str | None = None, entity_id: str | None = None, action: str | None = None,
-    skip: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=500),
+    session: SessionDep,
+    user: Coordinator,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    action: str | None = None,
+    skip: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=500),
 ) -> Page[AuditEntryPublic]:
-    rows, count = list_entries(session=session, organization_id=user.organization_id,
-                               entity_type=entity_type, entity_id=entity_id, action=action,
-                               skip=skip, limit=limit)
-    return Page(data=[AuditEntryPublic.model_validate(r, from_attributes=True) for r in rows],
-                count=count)
+    rows, count = list_entries(
+        session=session,
+        organization_id=user.organization_id,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        action=action,
+        skip=skip,
+        limit=limit,
+    )
+    return Page(
+        data=[AuditEntryPublic.model_validate(r, from_attributes=True) for r in rows], count=count
+    )

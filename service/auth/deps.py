@@ -27,7 +27,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_current_user(
-    session: SessionDep, settings: SettingsDep,
+    session: SessionDep,
+    settings: SettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
     if not token:

@@ -14,8 +14,9 @@ from service.errors import Conflict, NotFound
 from service.registry.models import Organization
 
 
-def get_or_create_organization(*, session: Session, name: str, timezone: str = "Asia/Tokyo"
-                               ) -> Organization:
+def get_or_create_organization(
+    *, session: Session, name: str, timezone: str = "Asia/Tokyo"
+) -> Organization:
     org = session.exec(select(Organization).where(Organization.name == name)).first()
     if org is None:
         org = Organization(name=name, timezone=timezone)
@@ -28,8 +29,9 @@ def get_user_by_email(*, session: Session, email: str) -> User | None:
     return session.exec(select(User).where(User.email == email.strip().lower())).first()
 
 
-def create_user(*, session: Session, organization_id: uuid.UUID, data: UserCreate,
-                actor: Actor) -> User:
+def create_user(
+    *, session: Session, organization_id: uuid.UUID, data: UserCreate, actor: Actor
+) -> User:
     if get_user_by_email(session=session, email=data.email):
         raise Conflict(f"a user with login {data.email!r} already exists", field="email")
     user = User(
@@ -42,14 +44,26 @@ def create_user(*, session: Session, organization_id: uuid.UUID, data: UserCreat
     )
     session.add(user)
     session.flush()
-    record(session=session, organization_id=organization_id, actor=actor, action="create",
-           entity_type="user", entity_id=user.id,
-           fields=[f for f in data.model_fields_set if f != "password"] + ["password"])
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="create",
+        entity_type="user",
+        entity_id=user.id,
+        fields=[f for f in data.model_fields_set if f != "password"] + ["password"],
+    )
     return user
 
 
-def update_user(*, session: Session, organization_id: uuid.UUID, user_id: uuid.UUID,
-                data: UserUpdate, actor: Actor) -> User:
+def update_user(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    data: UserUpdate,
+    actor: Actor,
+) -> User:
     user = get_user(session=session, organization_id=organization_id, user_id=user_id)
     changes = data.model_dump(exclude_unset=True)
     password = changes.pop("password", None)
@@ -58,8 +72,15 @@ def update_user(*, session: Session, organization_id: uuid.UUID, user_id: uuid.U
         user.hashed_password = hash_password(password)
         changes["password"] = True
     session.add(user)
-    record(session=session, organization_id=organization_id, actor=actor, action="update",
-           entity_type="user", entity_id=user.id, fields=changes.keys())
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="update",
+        entity_type="user",
+        entity_id=user.id,
+        fields=changes.keys(),
+    )
     return user
 
 
@@ -71,9 +92,11 @@ def get_user(*, session: Session, organization_id: uuid.UUID, user_id: uuid.UUID
 
 
 def list_users(*, session: Session, organization_id: uuid.UUID) -> list[User]:
-    return list(session.exec(
-        select(User).where(User.organization_id == organization_id).order_by(User.email)
-    ).all())
+    return list(
+        session.exec(
+            select(User).where(User.organization_id == organization_id).order_by(User.email)
+        ).all()
+    )
 
 
 def authenticate(*, session: Session, email: str, password: str) -> User | None:

@@ -106,12 +106,13 @@ def decode_csv_bytes(data: bytes) -> tuple[str, str]:
         return data[3:].decode("utf-8"), "utf-8-sig"
     try:
         return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as exc:
+        utf8_failed_at = exc.start
     try:
         return data.decode("cp932"), "cp932"
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        # Name the line where the more plausible encoding broke down.
+        line = data[: max(exc.start, utf8_failed_at)].count(b"\n") + 1
         raise CsvFileError(
             f"the file is neither UTF-8 nor CP932 (Shift_JIS): undecodable bytes on line {line}"
         ) from None
@@ -159,27 +160,54 @@ MEMBER_COLUMNS: dict[str, tuple[str, ...]] = {
 MEMBER_REQUIRED = ("external_id", "name", "phone")
 
 ASSIGNMENT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "resident_external_id": ("resident_external_id", "resident", "resident_id", "住民番号",
-                             "住民id", "管理番号"),
-    "member_external_id": ("member_external_id", "member", "member_id", "委員番号", "委員id",
-                           "担当者番号"),
+    "resident_external_id": (
+        "resident_external_id",
+        "resident",
+        "resident_id",
+        "住民番号",
+        "住民id",
+        "管理番号",
+    ),
+    "member_external_id": (
+        "member_external_id",
+        "member",
+        "member_id",
+        "委員番号",
+        "委員id",
+        "担当者番号",
+    ),
     "rank": ("rank", "order", "順位", "順番", "連絡順"),
 }
 ASSIGNMENT_REQUIRED = ("resident_external_id", "member_external_id", "rank")
 
 # Column headings used for export (Japanese by default, since it goes back to Excel).
 RESIDENT_EXPORT_HEADERS_JA = {
-    "external_id": "管理番号", "name": "氏名", "name_kana": "フリガナ", "phone": "電話番号",
-    "phone2": "電話番号2", "language": "言語", "preferred_channel": "連絡方法", "site": "団地",
-    "unit": "部屋番号", "household": "世帯", "lives_alone": "独居", "elderly": "高齢者",
-    "disability": "障害", "pregnancy": "妊婦", "needs_interpreter": "通訳必要",
-    "consent_at": "同意日", "consent_method": "同意方法", "status": "状態",
-    "away_until": "不在期限", "notes": "備考",
+    "external_id": "管理番号",
+    "name": "氏名",
+    "name_kana": "フリガナ",
+    "phone": "電話番号",
+    "phone2": "電話番号2",
+    "language": "言語",
+    "preferred_channel": "連絡方法",
+    "site": "団地",
+    "unit": "部屋番号",
+    "household": "世帯",
+    "lives_alone": "独居",
+    "elderly": "高齢者",
+    "disability": "障害",
+    "pregnancy": "妊婦",
+    "needs_interpreter": "通訳必要",
+    "consent_at": "同意日",
+    "consent_method": "同意方法",
+    "status": "状態",
+    "away_until": "不在期限",
+    "notes": "備考",
 }
 
 
-def _map_headers(headers: list[str], columns: dict[str, tuple[str, ...]],
-                 required: Iterable[str]) -> tuple[dict[str, int], list[str]]:
+def _map_headers(
+    headers: list[str], columns: dict[str, tuple[str, ...]], required: Iterable[str]
+) -> tuple[dict[str, int], list[str]]:
     alias_to_field = {_header_key(a): f for f, aliases in columns.items() for a in aliases}
     mapping: dict[str, int] = {}
     ignored: list[str] = []
@@ -197,8 +225,9 @@ def _map_headers(headers: list[str], columns: dict[str, tuple[str, ...]],
         mapping[target] = index
     missing = [f for f in required if f not in mapping]
     if missing:
-        names = ", ".join(f"{f} ({columns[f][2] if len(columns[f]) > 2 else columns[f][0]})"
-                          for f in missing)
+        names = ", ".join(
+            f"{f} ({columns[f][2] if len(columns[f]) > 2 else columns[f][0]})" for f in missing
+        )
         raise CsvFileError(f"required columns are missing: {names}")
     return mapping, ignored
 
@@ -227,26 +256,46 @@ def _read_rows(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
 _TRUE = {"1", "true", "yes", "y", "はい", "○", "◯", "〇", "●", "有", "あり", "該当", "要", "t"}
 _FALSE = {"", "0", "false", "no", "n", "いいえ", "×", "✕", "無", "なし", "-", "非該当", "f"}
 _CHANNELS = {
-    "sms": Channel.sms, "ショートメール": Channel.sms, "メッセージ": Channel.sms,
-    "voice": Channel.voice, "電話": Channel.voice, "音声": Channel.voice, "call": Channel.voice,
-    "both": Channel.both, "両方": Channel.both, "sms+voice": Channel.both,
+    "sms": Channel.sms,
+    "ショートメール": Channel.sms,
+    "メッセージ": Channel.sms,
+    "voice": Channel.voice,
+    "電話": Channel.voice,
+    "音声": Channel.voice,
+    "call": Channel.voice,
+    "both": Channel.both,
+    "両方": Channel.both,
+    "sms+voice": Channel.both,
 }
 _STATUSES = {
-    "active": ResidentStatus.active, "在宅": ResidentStatus.active,
-    "入居中": ResidentStatus.active, "有効": ResidentStatus.active,
-    "away": ResidentStatus.away, "不在": ResidentStatus.away, "一時不在": ResidentStatus.away,
-    "moved_out": ResidentStatus.moved_out, "退去": ResidentStatus.moved_out,
-    "転出": ResidentStatus.moved_out, "opted_out": ResidentStatus.opted_out,
-    "停止": ResidentStatus.opted_out, "拒否": ResidentStatus.opted_out,
+    "active": ResidentStatus.active,
+    "在宅": ResidentStatus.active,
+    "入居中": ResidentStatus.active,
+    "有効": ResidentStatus.active,
+    "away": ResidentStatus.away,
+    "不在": ResidentStatus.away,
+    "一時不在": ResidentStatus.away,
+    "moved_out": ResidentStatus.moved_out,
+    "退去": ResidentStatus.moved_out,
+    "転出": ResidentStatus.moved_out,
+    "opted_out": ResidentStatus.opted_out,
+    "停止": ResidentStatus.opted_out,
+    "拒否": ResidentStatus.opted_out,
     "辞退": ResidentStatus.opted_out,
 }
 _MEMBER_KINDS = {
-    "welfare_committee": MemberKind.welfare_committee, "民生委員": MemberKind.welfare_committee,
-    "民生児童委員": MemberKind.welfare_committee, "supporter": MemberKind.supporter,
-    "支援員": MemberKind.supporter, "生活支援相談員": MemberKind.supporter,
-    "ボランティア": MemberKind.supporter, "interpreter": MemberKind.interpreter,
-    "通訳": MemberKind.interpreter, "staff_on_duty": MemberKind.staff_on_duty,
-    "当番職員": MemberKind.staff_on_duty, "職員": MemberKind.staff_on_duty,
+    "welfare_committee": MemberKind.welfare_committee,
+    "民生委員": MemberKind.welfare_committee,
+    "民生児童委員": MemberKind.welfare_committee,
+    "supporter": MemberKind.supporter,
+    "支援員": MemberKind.supporter,
+    "生活支援相談員": MemberKind.supporter,
+    "ボランティア": MemberKind.supporter,
+    "interpreter": MemberKind.interpreter,
+    "通訳": MemberKind.interpreter,
+    "staff_on_duty": MemberKind.staff_on_duty,
+    "当番職員": MemberKind.staff_on_duty,
+    "職員": MemberKind.staff_on_duty,
 }
 
 
@@ -339,8 +388,7 @@ def import_csv(
     org = session.get(Organization, organization_id)
     assert org is not None
     if kind == "residents":
-        mapping, report.ignored_columns = _map_headers(headers, RESIDENT_COLUMNS,
-                                                       RESIDENT_REQUIRED)
+        mapping, report.ignored_columns = _map_headers(headers, RESIDENT_COLUMNS, RESIDENT_REQUIRED)
         plan = _plan_residents(session, org, headers, rows, mapping, report, progress)
         model: Any = Resident
     elif kind == "members":
@@ -348,8 +396,9 @@ def import_csv(
         plan = _plan_members(session, org, headers, rows, mapping, report, progress)
         model = Member
     elif kind == "assignments":
-        mapping, report.ignored_columns = _map_headers(headers, ASSIGNMENT_COLUMNS,
-                                                       ASSIGNMENT_REQUIRED)
+        mapping, report.ignored_columns = _map_headers(
+            headers, ASSIGNMENT_COLUMNS, ASSIGNMENT_REQUIRED
+        )
         plan = _plan_assignments(session, org, headers, rows, mapping, report, progress)
         model = Assignment
     else:  # pragma: no cover - typed away
@@ -357,8 +406,9 @@ def import_csv(
 
     report.errors.sort(key=lambda e: e.row)
     report.rejected = len(plan.bad_lines)
-    report.created = len(plan.creates)
-    report.updated = len(plan.updates)
+    replaced = sum(1 for c in plan.creates if "_replaces" in c)
+    report.created = len(plan.creates) - replaced
+    report.updated = len(plan.updates) + replaced
     report.new_sites = sorted(plan.new_sites)
     if plan.bad_lines:
         report.reject_csv = _reject_file(headers, rows, plan.bad_lines)
@@ -369,8 +419,9 @@ def import_csv(
     return report
 
 
-def _row_error(report: ImportReport, plan: _Plan, line: int, column: str, value: str,
-               reason: str) -> None:
+def _row_error(
+    report: ImportReport, plan: _Plan, line: int, column: str, value: str, reason: str
+) -> None:
     report.errors.append(RowError(row=line, column=column, value=value, reason=reason))
     plan.bad_lines.setdefault(line, []).append(f"{column}: {reason}")
 
@@ -382,9 +433,10 @@ def _cell(values: list[str], mapping: dict[str, int], name: str) -> str:
     return values[index]
 
 
-def _existing(session: Session, model: Any, organization_id: uuid.UUID,
-              columns: list[str]) -> dict[str, dict[str, Any]]:
-    cols = [getattr(model, "id"), *(getattr(model, c) for c in columns)]
+def _existing(
+    session: Session, model: Any, organization_id: uuid.UUID, columns: list[str]
+) -> dict[str, dict[str, Any]]:
+    cols = [model.id, *(getattr(model, c) for c in columns)]
     result = session.execute(select(*cols).where(model.organization_id == organization_id))
     out: dict[str, dict[str, Any]] = {}
     for row in result:
@@ -405,20 +457,47 @@ def _compare(current: dict[str, Any], values: dict[str, Any]) -> list[str]:
 
 
 RESIDENT_FIELDS = [
-    "external_id", "name", "name_kana", "phone", "phone2", "language", "preferred_channel",
-    "site_id", "unit", "household", "lives_alone", "elderly", "disability", "pregnancy",
-    "needs_interpreter", "consent_at", "consent_method", "status", "away_until", "notes",
+    "external_id",
+    "name",
+    "name_kana",
+    "phone",
+    "phone2",
+    "language",
+    "preferred_channel",
+    "site_id",
+    "unit",
+    "household",
+    "lives_alone",
+    "elderly",
+    "disability",
+    "pregnancy",
+    "needs_interpreter",
+    "consent_at",
+    "consent_method",
+    "status",
+    "away_until",
+    "notes",
 ]
 
 
-def _plan_residents(session: Session, org: Organization, headers: list[str],
-                    rows: list[tuple[int, list[str]]], mapping: dict[str, int],
-                    report: ImportReport, progress: Progress | None) -> _Plan:
+def _plan_residents(
+    session: Session,
+    org: Organization,
+    headers: list[str],
+    rows: list[tuple[int, list[str]]],
+    mapping: dict[str, int],
+    report: ImportReport,
+    progress: Progress | None,
+) -> _Plan:
     plan = _Plan()
     tz = ZoneInfo(org.timezone)
     existing = _existing(session, Resident, org.id, RESIDENT_FIELDS)
-    sites = {name: sid for sid, name in session.execute(
-        select(Site.id, Site.name).where(Site.organization_id == org.id))}
+    sites = {
+        name: sid
+        for sid, name in session.execute(
+            select(Site.id, Site.name).where(Site.organization_id == org.id)
+        )
+    }
     seen: dict[str, int] = {}
     header_of = {f: headers[i] for f, i in mapping.items()}
     for n, (line, values) in enumerate(rows, 1):
@@ -429,15 +508,24 @@ def _plan_residents(session: Session, org: Organization, headers: list[str],
         for name in mapping:
             cell = _cell(values, mapping, name)
             try:
-                if name in ("lives_alone", "elderly", "disability", "pregnancy",
-                            "needs_interpreter"):
+                if name in (
+                    "lives_alone",
+                    "elderly",
+                    "disability",
+                    "pregnancy",
+                    "needs_interpreter",
+                ):
                     raw[name] = _parse_bool(cell)
                 elif name == "preferred_channel":
-                    raw[name] = _parse_choice(cell, _CHANNELS, "channel") if cell.strip() \
-                        else Channel.sms
+                    raw[name] = (
+                        _parse_choice(cell, _CHANNELS, "channel") if cell.strip() else Channel.sms
+                    )
                 elif name == "status":
-                    raw[name] = _parse_choice(cell, _STATUSES, "status") if cell.strip() \
+                    raw[name] = (
+                        _parse_choice(cell, _STATUSES, "status")
+                        if cell.strip()
                         else ResidentStatus.active
+                    )
                 elif name == "away_until":
                     raw[name] = _parse_date(cell) if cell.strip() else None
                 elif name == "consent_at":
@@ -453,13 +541,25 @@ def _plan_residents(session: Session, org: Organization, headers: list[str],
                 row_bad = True
         external_id = raw.get("external_id") or ""
         if not external_id:
-            _row_error(report, plan, line, header_of["external_id"], "",
-                       "an external id is required, so that a re-import updates the row "
-                       "instead of adding a duplicate")
+            _row_error(
+                report,
+                plan,
+                line,
+                header_of["external_id"],
+                "",
+                "an external id is required, so that a re-import updates the row "
+                "instead of adding a duplicate",
+            )
             row_bad = True
         elif external_id in seen:
-            _row_error(report, plan, line, header_of["external_id"], external_id,
-                       f"duplicate of line {seen[external_id]}")
+            _row_error(
+                report,
+                plan,
+                line,
+                header_of["external_id"],
+                external_id,
+                f"duplicate of line {seen[external_id]}",
+            )
             row_bad = True
         else:
             seen[external_id] = line
@@ -495,8 +595,9 @@ def _plan_residents(session: Session, org: Organization, headers: list[str],
         else:
             changed = _compare(current, new_values)
             if changed:
-                plan.updates.append(({"id": current["id"], **{k: new_values[k] for k in changed}},
-                                     changed))
+                plan.updates.append(
+                    ({"id": current["id"], **{k: new_values[k] for k in changed}}, changed)
+                )
             else:
                 report.unchanged += 1
     if progress:
@@ -504,13 +605,27 @@ def _plan_residents(session: Session, org: Organization, headers: list[str],
     return plan
 
 
-MEMBER_FIELDS = ["external_id", "name", "name_kana", "phone", "kind", "languages", "active",
-                 "notes"]
+MEMBER_FIELDS = [
+    "external_id",
+    "name",
+    "name_kana",
+    "phone",
+    "kind",
+    "languages",
+    "active",
+    "notes",
+]
 
 
-def _plan_members(session: Session, org: Organization, headers: list[str],
-                  rows: list[tuple[int, list[str]]], mapping: dict[str, int],
-                  report: ImportReport, progress: Progress | None) -> _Plan:
+def _plan_members(
+    session: Session,
+    org: Organization,
+    headers: list[str],
+    rows: list[tuple[int, list[str]]],
+    mapping: dict[str, int],
+    report: ImportReport,
+    progress: Progress | None,
+) -> _Plan:
     plan = _Plan()
     existing = _existing(session, Member, org.id, MEMBER_FIELDS)
     header_of = {f: headers[i] for f, i in mapping.items()}
@@ -522,8 +637,11 @@ def _plan_members(session: Session, org: Organization, headers: list[str],
             cell = _cell(values, mapping, name)
             try:
                 if name == "kind":
-                    raw[name] = _parse_choice(cell, _MEMBER_KINDS, "kind") if cell.strip() \
+                    raw[name] = (
+                        _parse_choice(cell, _MEMBER_KINDS, "kind")
+                        if cell.strip()
                         else MemberKind.welfare_committee
+                    )
                 elif name == "active":
                     raw[name] = _parse_bool(cell) if cell.strip() else True
                 elif name == "languages":
@@ -535,12 +653,19 @@ def _plan_members(session: Session, org: Organization, headers: list[str],
                 row_bad = True
         external_id = raw.get("external_id") or ""
         if not external_id:
-            _row_error(report, plan, line, header_of["external_id"], "",
-                       "an external id is required")
+            _row_error(
+                report, plan, line, header_of["external_id"], "", "an external id is required"
+            )
             row_bad = True
         elif external_id in seen:
-            _row_error(report, plan, line, header_of["external_id"], external_id,
-                       f"duplicate of line {seen[external_id]}")
+            _row_error(
+                report,
+                plan,
+                line,
+                header_of["external_id"],
+                external_id,
+                f"duplicate of line {seen[external_id]}",
+            )
             row_bad = True
         else:
             seen[external_id] = line
@@ -562,8 +687,9 @@ def _plan_members(session: Session, org: Organization, headers: list[str],
             new_values = {k: v for k, v in values_now.items() if k in present}
             changed = _compare(current, new_values)
             if changed:
-                plan.updates.append(({"id": current["id"], **{k: new_values[k] for k in changed}},
-                                     changed))
+                plan.updates.append(
+                    ({"id": current["id"], **{k: new_values[k] for k in changed}}, changed)
+                )
             else:
                 report.unchanged += 1
     if progress:
@@ -571,19 +697,33 @@ def _plan_members(session: Session, org: Organization, headers: list[str],
     return plan
 
 
-def _plan_assignments(session: Session, org: Organization, headers: list[str],
-                      rows: list[tuple[int, list[str]]], mapping: dict[str, int],
-                      report: ImportReport, progress: Progress | None) -> _Plan:
+def _plan_assignments(
+    session: Session,
+    org: Organization,
+    headers: list[str],
+    rows: list[tuple[int, list[str]]],
+    mapping: dict[str, int],
+    report: ImportReport,
+    progress: Progress | None,
+) -> _Plan:
     plan = _Plan()
     header_of = {f: headers[i] for f, i in mapping.items()}
-    residents = dict(session.execute(select(Resident.external_id, Resident.id).where(
-        Resident.organization_id == org.id)).all())
-    members = dict(session.execute(select(Member.external_id, Member.id).where(
-        Member.organization_id == org.id)).all())
+    residents = dict(
+        session.execute(
+            select(Resident.external_id, Resident.id).where(Resident.organization_id == org.id)
+        ).all()
+    )
+    members = dict(
+        session.execute(
+            select(Member.external_id, Member.id).where(Member.organization_id == org.id)
+        ).all()
+    )
     current: dict[uuid.UUID, dict[uuid.UUID, tuple[uuid.UUID, int]]] = {}
-    for aid, rid, mid, rank in session.execute(select(
-            Assignment.id, Assignment.resident_id, Assignment.member_id, Assignment.rank).where(
-            Assignment.organization_id == org.id)):
+    for aid, rid, mid, rank in session.execute(
+        select(Assignment.id, Assignment.resident_id, Assignment.member_id, Assignment.rank).where(
+            Assignment.organization_id == org.id
+        )
+    ):
         current.setdefault(rid, {})[mid] = (aid, rank)
     wanted: dict[uuid.UUID, dict[uuid.UUID, tuple[int, int]]] = {}
     for line, values in rows:
@@ -593,34 +733,64 @@ def _plan_assignments(session: Session, org: Organization, headers: list[str],
         bad = False
         rid = residents.get(r_ext)
         if rid is None:
-            _row_error(report, plan, line, header_of["resident_external_id"], r_ext,
-                       "no resident with this external id")
+            _row_error(
+                report,
+                plan,
+                line,
+                header_of["resident_external_id"],
+                r_ext,
+                "no resident with this external id",
+            )
             bad = True
         mid = members.get(m_ext)
         if mid is None:
-            _row_error(report, plan, line, header_of["member_external_id"], m_ext,
-                       "no member with this external id")
+            _row_error(
+                report,
+                plan,
+                line,
+                header_of["member_external_id"],
+                m_ext,
+                "no member with this external id",
+            )
             bad = True
         try:
             rank = int(rank_text)
             if not 1 <= rank <= 20:
                 raise ValueError
         except ValueError:
-            _row_error(report, plan, line, header_of["rank"], rank_text,
-                       "rank must be a whole number from 1 (first contact) to 20")
+            _row_error(
+                report,
+                plan,
+                line,
+                header_of["rank"],
+                rank_text,
+                "rank must be a whole number from 1 (first contact) to 20",
+            )
             bad = True
         if bad:
             continue
         assert rid is not None and mid is not None
         mine = wanted.setdefault(rid, {})
         if mid in mine:
-            _row_error(report, plan, line, header_of["member_external_id"], m_ext,
-                       f"this pair is already on line {mine[mid][1]}")
+            _row_error(
+                report,
+                plan,
+                line,
+                header_of["member_external_id"],
+                m_ext,
+                f"this pair is already on line {mine[mid][1]}",
+            )
             continue
         clash = next((ln for m, (rk, ln) in mine.items() if rk == rank), None)
         if clash is not None:
-            _row_error(report, plan, line, header_of["rank"], rank_text,
-                       f"line {clash} already gives this resident rank {rank}")
+            _row_error(
+                report,
+                plan,
+                line,
+                header_of["rank"],
+                rank_text,
+                f"line {clash} already gives this resident rank {rank}",
+            )
             continue
         mine[mid] = (rank, line)
     # Ranks are checked against assignments the file does not mention too.
@@ -629,8 +799,14 @@ def _plan_assignments(session: Session, org: Organization, headers: list[str],
         untouched_ranks = {rk: m for m, (_a, rk) in have.items() if m not in mine}
         for mid, (rank, line) in list(mine.items()):
             if rank in untouched_ranks:
-                _row_error(report, plan, line, header_of["rank"], str(rank),
-                           f"the resident already has another contact at rank {rank}")
+                _row_error(
+                    report,
+                    plan,
+                    line,
+                    header_of["rank"],
+                    str(rank),
+                    f"the resident already has another contact at rank {rank}",
+                )
                 del mine[mid]
                 continue
             existing = have.get(mid)
@@ -638,35 +814,61 @@ def _plan_assignments(session: Session, org: Organization, headers: list[str],
                 plan.creates.append({"resident_id": rid, "member_id": mid, "rank": rank})
             elif existing[1] != rank:
                 plan.deletes.append(existing[0])
-                plan.creates.append({"resident_id": rid, "member_id": mid, "rank": rank,
-                                     "_replaces": existing[0]})
+                plan.creates.append(
+                    {"resident_id": rid, "member_id": mid, "rank": rank, "_replaces": existing[0]}
+                )
             else:
                 report.unchanged += 1
-    report.updated = sum(1 for c in plan.creates if "_replaces" in c)
     if progress:
         progress(len(rows), len(rows))
     return plan
 
 
-def _apply(session: Session, organization_id: uuid.UUID, model: Any, kind: str, plan: _Plan,
-           actor: Actor, report: ImportReport) -> None:
+def _apply(
+    session: Session,
+    organization_id: uuid.UUID,
+    model: Any,
+    kind: str,
+    plan: _Plan,
+    actor: Actor,
+    report: ImportReport,
+) -> None:
     now = utcnow()
     audit_rows: list[dict[str, Any]] = []
     entity = kind.removesuffix("s")
     for name, site_id in plan.new_sites.items():
-        session.execute(insert(Site), [{"id": site_id, "organization_id": organization_id,
-                                        "name": name, "created_at": now, "updated_at": now}])
-        audit_rows.append({"action": "create", "entity_type": "site", "entity_id": site_id,
-                           "fields": ["name"], "detail": {"source": "csv import"}})
+        session.execute(
+            insert(Site),
+            [
+                {
+                    "id": site_id,
+                    "organization_id": organization_id,
+                    "name": name,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+        audit_rows.append(
+            {
+                "action": "create",
+                "entity_type": "site",
+                "entity_id": site_id,
+                "fields": ["name"],
+                "detail": {"source": "csv import"},
+            }
+        )
     if plan.deletes:
         for start in range(0, len(plan.deletes), CHUNK):
-            session.execute(Assignment.__table__.delete().where(
-                Assignment.__table__.c.id.in_(plan.deletes[start:start + CHUNK])))
+            session.execute(
+                Assignment.__table__.delete().where(
+                    Assignment.__table__.c.id.in_(plan.deletes[start : start + CHUNK])
+                )
+            )
     rows = []
     for values in plan.creates:
         replaces = values.pop("_replaces", None)
-        row = {"id": new_id(), "organization_id": organization_id, "created_at": now,
-               **values}
+        row = {"id": new_id(), "organization_id": organization_id, "created_at": now, **values}
         if model is not Assignment:
             row["updated_at"] = now
         if model is Resident:
@@ -675,14 +877,19 @@ def _apply(session: Session, organization_id: uuid.UUID, model: Any, kind: str, 
         elif model is Member:
             row["phone_kind"] = phone_kind(values.get("phone"))
         rows.append(row)
-        audit_rows.append({
-            "action": "update" if replaces else "create", "entity_type": entity,
-            "entity_id": row["id"], "fields": sorted(values),
-            "detail": {"source": "csv import", "replaces": str(replaces)} if replaces
-            else {"source": "csv import"},
-        })
+        audit_rows.append(
+            {
+                "action": "update" if replaces else "create",
+                "entity_type": entity,
+                "entity_id": row["id"],
+                "fields": sorted(values),
+                "detail": {"source": "csv import", "replaces": str(replaces)}
+                if replaces
+                else {"source": "csv import"},
+            }
+        )
     for start in range(0, len(rows), CHUNK):
-        session.execute(insert(model), rows[start:start + CHUNK])
+        session.execute(insert(model), rows[start : start + CHUNK])
     updates = []
     for values, changed in plan.updates:
         extra: dict[str, Any] = {"updated_at": now}
@@ -691,27 +898,44 @@ def _apply(session: Session, organization_id: uuid.UUID, model: Any, kind: str, 
         if "phone2" in changed:
             extra["phone2_kind"] = phone_kind(values.get("phone2"))
         updates.append({**values, **extra})
-        audit_rows.append({"action": "update", "entity_type": entity,
-                           "entity_id": values["id"], "fields": changed,
-                           "detail": {"source": "csv import"}})
+        audit_rows.append(
+            {
+                "action": "update",
+                "entity_type": entity,
+                "entity_id": values["id"],
+                "fields": changed,
+                "detail": {"source": "csv import"},
+            }
+        )
     # Group by the set of changed columns: one executemany per shape.
     shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in updates:
         shapes.setdefault(tuple(sorted(row)), []).append(row)
     for group in shapes.values():
         for start in range(0, len(group), CHUNK):
-            session.execute(update(model), group[start:start + CHUNK])
+            session.execute(update(model), group[start : start + CHUNK])
     record_many(session=session, organization_id=organization_id, actor=actor, rows=audit_rows)
     if audit_rows:
-        record(session=session, organization_id=organization_id, actor=actor, action="import",
-               entity_type=entity, detail={
-                   "created": report.created, "updated": report.updated,
-                   "unchanged": report.unchanged, "rejected": report.rejected,
-                   "rows": report.total_rows, "encoding": report.encoding})
+        record(
+            session=session,
+            organization_id=organization_id,
+            actor=actor,
+            action="import",
+            entity_type=entity,
+            detail={
+                "created": report.created,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "rejected": report.rejected,
+                "rows": report.total_rows,
+                "encoding": report.encoding,
+            },
+        )
 
 
-def _reject_file(headers: list[str], rows: list[tuple[int, list[str]]],
-                 bad_lines: dict[int, list[str]]) -> str:
+def _reject_file(
+    headers: list[str], rows: list[tuple[int, list[str]]], bad_lines: dict[int, list[str]]
+) -> str:
     """The rejected rows as they came, with the line number and the reasons added."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -729,16 +953,24 @@ class ExportEncodingError(ValueError):
     pass
 
 
-def export_residents(*, session: Session, organization_id: uuid.UUID, actor: Actor,
-                     encoding: Literal["utf-8-sig", "utf-8", "cp932"] = "utf-8-sig",
-                     headers: Literal["ja", "en"] = "ja") -> bytes:
+def export_residents(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    actor: Actor,
+    encoding: Literal["utf-8-sig", "utf-8", "cp932"] = "utf-8-sig",
+    headers: Literal["ja", "en"] = "ja",
+) -> bytes:
     """Write residents in the import format, so an export re-imports as a no-op.
 
     CP932 cannot hold every name (Vietnamese diacritics, for example). Rather than replace
     characters silently, the export fails and names the rows; UTF-8 with BOM opens in Excel.
     """
-    sites = dict(session.execute(select(Site.id, Site.name).where(
-        Site.organization_id == organization_id)).all())
+    sites = dict(
+        session.execute(
+            select(Site.id, Site.name).where(Site.organization_id == organization_id)
+        ).all()
+    )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     fields = list(RESIDENT_EXPORT_HEADERS_JA)
@@ -746,9 +978,11 @@ def export_residents(*, session: Session, organization_id: uuid.UUID, actor: Act
     org = session.get(Organization, organization_id)
     tz = ZoneInfo(org.timezone if org else "Asia/Tokyo")
     count = 0
-    for resident in session.execute(select(Resident).where(
-            Resident.organization_id == organization_id).order_by(
-            Resident.external_id)).scalars():
+    for resident in session.execute(
+        select(Resident)
+        .where(Resident.organization_id == organization_id)
+        .order_by(Resident.external_id)
+    ).scalars():
         count += 1
         row = []
         for f in fields:
@@ -759,8 +993,11 @@ def export_residents(*, session: Session, organization_id: uuid.UUID, actor: Act
             if isinstance(value, bool):
                 value = "1" if value else "0"
             elif isinstance(value, datetime):
-                value = value.replace(tzinfo=value.tzinfo or UTC).astimezone(tz).strftime(
-                    "%Y-%m-%d %H:%M")
+                value = (
+                    value.replace(tzinfo=value.tzinfo or UTC)
+                    .astimezone(tz)
+                    .strftime("%Y-%m-%d %H:%M")
+                )
             elif isinstance(value, date):
                 value = value.isoformat()
             elif value is None:
@@ -768,8 +1005,14 @@ def export_residents(*, session: Session, organization_id: uuid.UUID, actor: Act
             row.append(str(getattr(value, "value", value)))
         writer.writerow(row)
     text = out.getvalue()
-    record(session=session, organization_id=organization_id, actor=actor, action="export",
-           entity_type="resident", detail={"rows": count, "encoding": encoding})
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="export",
+        entity_type="resident",
+        detail={"rows": count, "encoding": encoding},
+    )
     try:
         return text.encode(encoding)
     except UnicodeEncodeError:
@@ -778,7 +1021,7 @@ def export_residents(*, session: Session, organization_id: uuid.UUID, actor: Act
             try:
                 line.encode(encoding)
             except UnicodeEncodeError as exc:
-                bad.append(f"line {n} ({line[exc.start:exc.end]!r})")
+                bad.append(f"line {n} ({line[exc.start : exc.end]!r})")
         raise ExportEncodingError(
             f"{len(bad)} rows have characters that {encoding.upper()} cannot hold: "
             f"{', '.join(bad[:10])}{' …' if len(bad) > 10 else ''}. "

@@ -179,8 +179,15 @@ class ResidentBase(SQLModel):
 
 class _ResidentValidators(SQLModel):
     @field_validator(
-        "external_id", "name", "name_kana", "unit", "household", "consent_method", "notes",
-        mode="before", check_fields=False,
+        "external_id",
+        "name",
+        "name_kana",
+        "unit",
+        "household",
+        "consent_method",
+        "notes",
+        mode="before",
+        check_fields=False,
     )
     @classmethod
     def _strip(cls, value: object, info: ValidationInfo) -> object:
@@ -266,8 +273,7 @@ class MemberBase(SQLModel):
 
 
 class _MemberValidators(SQLModel):
-    @field_validator("external_id", "name", "name_kana", "notes", mode="before",
-                     check_fields=False)
+    @field_validator("external_id", "name", "name_kana", "notes", mode="before", check_fields=False)
     @classmethod
     def _strip(cls, value: object, info: ValidationInfo) -> object:
         return _blank_to_none(value, info.field_name)

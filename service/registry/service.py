@@ -35,8 +35,9 @@ M = TypeVar("M", bound=SQLModel)
 MAX_PAGE = 500
 
 
-def _get_scoped(session: Session, model: type[M], organization_id: uuid.UUID,
-                obj_id: uuid.UUID, label: str) -> M:
+def _get_scoped(
+    session: Session, model: type[M], organization_id: uuid.UUID, obj_id: uuid.UUID, label: str
+) -> M:
     obj = session.get(model, obj_id)
     if obj is None or obj.organization_id != organization_id:  # type: ignore[attr-defined]
         raise NotFound(f"{label} not found")
@@ -63,24 +64,34 @@ def normalize_site_name(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).split())
 
 
-def create_site(*, session: Session, organization_id: uuid.UUID, data: SiteCreate,
-                actor: Actor) -> Site:
-    site = Site.model_validate(data, update={"organization_id": organization_id,
-                                             "name": normalize_site_name(data.name)})
+def create_site(
+    *, session: Session, organization_id: uuid.UUID, data: SiteCreate, actor: Actor
+) -> Site:
+    site = Site.model_validate(
+        data, update={"organization_id": organization_id, "name": normalize_site_name(data.name)}
+    )
     if find_site_by_name(session=session, organization_id=organization_id, name=site.name):
         raise Conflict(f"a site named {site.name!r} already exists", field="name")
     session.add(site)
     session.flush()
-    record(session=session, organization_id=organization_id, actor=actor, action="create",
-           entity_type="site", entity_id=site.id, fields=data.model_fields_set)
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="create",
+        entity_type="site",
+        entity_id=site.id,
+        fields=data.model_fields_set,
+    )
     return site
 
 
-def find_site_by_name(*, session: Session, organization_id: uuid.UUID, name: str
-                      ) -> Site | None:
-    return session.exec(select(Site).where(
-        Site.organization_id == organization_id, Site.name == normalize_site_name(name)
-    )).first()
+def find_site_by_name(*, session: Session, organization_id: uuid.UUID, name: str) -> Site | None:
+    return session.exec(
+        select(Site).where(
+            Site.organization_id == organization_id, Site.name == normalize_site_name(name)
+        )
+    ).first()
 
 
 def get_site(*, session: Session, organization_id: uuid.UUID, site_id: uuid.UUID) -> Site:
@@ -88,21 +99,30 @@ def get_site(*, session: Session, organization_id: uuid.UUID, site_id: uuid.UUID
 
 
 def list_sites(*, session: Session, organization_id: uuid.UUID) -> list[Site]:
-    return list(session.exec(
-        select(Site).where(Site.organization_id == organization_id).order_by(Site.name)
-    ).all())
+    return list(
+        session.exec(
+            select(Site).where(Site.organization_id == organization_id).order_by(Site.name)
+        ).all()
+    )
 
 
-def update_site(*, session: Session, organization_id: uuid.UUID, site_id: uuid.UUID,
-                data: SiteUpdate, actor: Actor) -> Site:
+def update_site(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    site_id: uuid.UUID,
+    data: SiteUpdate,
+    actor: Actor,
+) -> Site:
     site = get_site(session=session, organization_id=organization_id, site_id=site_id)
     changes = data.model_dump(exclude_unset=True)
     if "name" in changes:
         if changes["name"] is None:
             raise Invalid("a site needs a name", field="name")
         changes["name"] = normalize_site_name(changes["name"])
-        other = find_site_by_name(session=session, organization_id=organization_id,
-                                  name=changes["name"])
+        other = find_site_by_name(
+            session=session, organization_id=organization_id, name=changes["name"]
+        )
         if other is not None and other.id != site.id:
             raise Conflict(f"a site named {changes['name']!r} already exists", field="name")
     changes = _changed_fields(site, changes)
@@ -110,22 +130,38 @@ def update_site(*, session: Session, organization_id: uuid.UUID, site_id: uuid.U
         site.sqlmodel_update(changes)
         site.updated_at = utcnow()
         session.add(site)
-        record(session=session, organization_id=organization_id, actor=actor, action="update",
-               entity_type="site", entity_id=site.id, fields=changes.keys())
+        record(
+            session=session,
+            organization_id=organization_id,
+            actor=actor,
+            action="update",
+            entity_type="site",
+            entity_id=site.id,
+            fields=changes.keys(),
+        )
     return site
 
 
-def delete_site(*, session: Session, organization_id: uuid.UUID, site_id: uuid.UUID,
-                actor: Actor) -> None:
+def delete_site(
+    *, session: Session, organization_id: uuid.UUID, site_id: uuid.UUID, actor: Actor
+) -> None:
     site = get_site(session=session, organization_id=organization_id, site_id=site_id)
-    in_use = session.exec(select(func.count()).select_from(Resident).where(
-        Resident.site_id == site.id)).one()
+    in_use = session.exec(
+        select(func.count()).select_from(Resident).where(Resident.site_id == site.id)
+    ).one()
     if in_use:
-        raise Conflict(f"{in_use} residents still live at this site; move them first",
-                       field="site_id")
+        raise Conflict(
+            f"{in_use} residents still live at this site; move them first", field="site_id"
+        )
     session.delete(site)
-    record(session=session, organization_id=organization_id, actor=actor, action="delete",
-           entity_type="site", entity_id=site.id)
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="delete",
+        entity_type="site",
+        entity_id=site.id,
+    )
 
 
 # --- Residents --------------------------------------------------------------------------------
@@ -139,40 +175,69 @@ def _check_site(session: Session, organization_id: uuid.UUID, site_id: uuid.UUID
         raise Invalid("no such site", field="site_id")
 
 
-def _check_external_id(session: Session, model: type[Resident] | type[Member],
-                       organization_id: uuid.UUID, external_id: str | None,
-                       own_id: uuid.UUID | None = None) -> None:
+def _check_external_id(
+    session: Session,
+    model: type[Resident] | type[Member],
+    organization_id: uuid.UUID,
+    external_id: str | None,
+    own_id: uuid.UUID | None = None,
+) -> None:
     if external_id is None:
         return
-    existing = session.exec(select(model.id).where(
-        model.organization_id == organization_id, model.external_id == external_id)).first()
+    existing = session.exec(
+        select(model.id).where(
+            model.organization_id == organization_id, model.external_id == external_id
+        )
+    ).first()
     if existing is not None and existing != own_id:
         raise Conflict(f"external id {external_id!r} is already in use", field="external_id")
 
 
-def create_resident(*, session: Session, organization_id: uuid.UUID, data: ResidentCreate,
-                    actor: Actor) -> Resident:
+def create_resident(
+    *, session: Session, organization_id: uuid.UUID, data: ResidentCreate, actor: Actor
+) -> Resident:
     _check_site(session, organization_id, data.site_id)
     _check_external_id(session, Resident, organization_id, data.external_id)
-    resident = Resident.model_validate(data, update={
-        "organization_id": organization_id,
-        "phone_kind": phone_kind(data.phone),
-        "phone2_kind": phone_kind(data.phone2),
-    })
+    resident = Resident.model_validate(
+        data,
+        update={
+            "organization_id": organization_id,
+            "phone_kind": phone_kind(data.phone),
+            "phone2_kind": phone_kind(data.phone2),
+        },
+    )
     session.add(resident)
     _flush_or_conflict(session, "external_id", "external id already in use")
-    record(session=session, organization_id=organization_id, actor=actor, action="create",
-           entity_type="resident", entity_id=resident.id, fields=data.model_fields_set)
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="create",
+        entity_type="resident",
+        entity_id=resident.id,
+        fields=data.model_fields_set,
+    )
     return resident
 
 
-def get_resident(*, session: Session, organization_id: uuid.UUID, resident_id: uuid.UUID,
-                 actor: Actor | None = None) -> Resident:
+def get_resident(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    resident_id: uuid.UUID,
+    actor: Actor | None = None,
+) -> Resident:
     """Reads of a resident are audited too, when an actor is given (API reads always are)."""
     resident = _get_scoped(session, Resident, organization_id, resident_id, "resident")
     if actor is not None:
-        record(session=session, organization_id=organization_id, actor=actor, action="read",
-               entity_type="resident", entity_id=resident.id)
+        record(
+            session=session,
+            organization_id=organization_id,
+            actor=actor,
+            action="read",
+            entity_type="resident",
+            entity_id=resident.id,
+        )
     return resident
 
 
@@ -196,14 +261,18 @@ def list_residents(
     if status is not None:
         query = query.where(Resident.status == status)
     if member_id is not None:
-        query = query.where(col(Resident.id).in_(
-            select(Assignment.resident_id).where(Assignment.member_id == member_id)))
+        query = query.where(
+            col(Resident.id).in_(
+                select(Assignment.resident_id).where(Assignment.member_id == member_id)
+            )
+        )
     if q and q.strip():
         query = query.where(_resident_search(q))
     count = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(
         query.order_by(col(Resident.name_kana), col(Resident.name), col(Resident.id))
-        .offset(skip).limit(min(limit, MAX_PAGE))
+        .offset(skip)
+        .limit(min(limit, MAX_PAGE))
     ).all()
     return list(rows), count
 
@@ -225,8 +294,14 @@ def _resident_search(q: str):  # type: ignore[no-untyped-def]
     return or_(*conditions)
 
 
-def update_resident(*, session: Session, organization_id: uuid.UUID, resident_id: uuid.UUID,
-                    data: ResidentUpdate, actor: Actor) -> Resident:
+def update_resident(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    resident_id: uuid.UUID,
+    data: ResidentUpdate,
+    actor: Actor,
+) -> Resident:
     resident = _get_scoped(session, Resident, organization_id, resident_id, "resident")
     changes = data.model_dump(exclude_unset=True)
     for required in ("name", "language", "preferred_channel", "status"):
@@ -235,13 +310,11 @@ def update_resident(*, session: Session, organization_id: uuid.UUID, resident_id
     if "site_id" in changes:
         _check_site(session, organization_id, changes["site_id"])
     if "external_id" in changes:
-        _check_external_id(session, Resident, organization_id, changes["external_id"],
-                           resident.id)
+        _check_external_id(session, Resident, organization_id, changes["external_id"], resident.id)
     status = changes.get("status", resident.status)
     away_until = changes.get("away_until", resident.away_until)
     if status == ResidentStatus.away and away_until is None:
-        raise Invalid("status 'away' needs away_until (the date they return)",
-                      field="away_until")
+        raise Invalid("status 'away' needs away_until (the date they return)", field="away_until")
     changes = _changed_fields(resident, changes)
     if not changes:
         return resident
@@ -252,33 +325,56 @@ def update_resident(*, session: Session, organization_id: uuid.UUID, resident_id
         resident.phone2_kind = phone_kind(resident.phone2)
     resident.updated_at = utcnow()
     session.add(resident)
-    record(session=session, organization_id=organization_id, actor=actor, action="update",
-           entity_type="resident", entity_id=resident.id, fields=changes.keys(),
-           detail={"sensitive_fields": sorted(RESIDENT_SENSITIVE_FIELDS & changes.keys())})
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="update",
+        entity_type="resident",
+        entity_id=resident.id,
+        fields=changes.keys(),
+        detail={"sensitive_fields": sorted(RESIDENT_SENSITIVE_FIELDS & changes.keys())},
+    )
     return resident
 
 
-def delete_resident(*, session: Session, organization_id: uuid.UUID, resident_id: uuid.UUID,
-                    actor: Actor) -> None:
+def delete_resident(
+    *, session: Session, organization_id: uuid.UUID, resident_id: uuid.UUID, actor: Actor
+) -> None:
     resident = _get_scoped(session, Resident, organization_id, resident_id, "resident")
     session.exec(delete(Assignment).where(Assignment.resident_id == resident.id))  # type: ignore[call-overload]
     session.delete(resident)
-    record(session=session, organization_id=organization_id, actor=actor, action="delete",
-           entity_type="resident", entity_id=resident.id)
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="delete",
+        entity_type="resident",
+        entity_id=resident.id,
+    )
 
 
 # --- Members ----------------------------------------------------------------------------------
 
 
-def create_member(*, session: Session, organization_id: uuid.UUID, data: MemberCreate,
-                  actor: Actor) -> Member:
+def create_member(
+    *, session: Session, organization_id: uuid.UUID, data: MemberCreate, actor: Actor
+) -> Member:
     _check_external_id(session, Member, organization_id, data.external_id)
-    member = Member.model_validate(data, update={"organization_id": organization_id,
-                                                 "phone_kind": phone_kind(data.phone)})
+    member = Member.model_validate(
+        data, update={"organization_id": organization_id, "phone_kind": phone_kind(data.phone)}
+    )
     session.add(member)
     _flush_or_conflict(session, "external_id", "external id already in use")
-    record(session=session, organization_id=organization_id, actor=actor, action="create",
-           entity_type="member", entity_id=member.id, fields=data.model_fields_set)
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="create",
+        entity_type="member",
+        entity_id=member.id,
+        fields=data.model_fields_set,
+    )
     return member
 
 
@@ -286,9 +382,17 @@ def get_member(*, session: Session, organization_id: uuid.UUID, member_id: uuid.
     return _get_scoped(session, Member, organization_id, member_id, "member")
 
 
-def list_members(*, session: Session, organization_id: uuid.UUID, active: bool | None = None,
-                 kind: str | None = None, language: str | None = None, q: str | None = None,
-                 skip: int = 0, limit: int = 100) -> tuple[list[Member], int]:
+def list_members(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    active: bool | None = None,
+    kind: str | None = None,
+    language: str | None = None,
+    q: str | None = None,
+    skip: int = 0,
+    limit: int = 100,
+) -> tuple[list[Member], int]:
     query = select(Member).where(Member.organization_id == organization_id)
     if active is not None:
         query = query.where(Member.active == active)
@@ -296,17 +400,24 @@ def list_members(*, session: Session, organization_id: uuid.UUID, active: bool |
         query = query.where(Member.kind == kind)
     if q and q.strip():
         pattern = f"%{unicodedata.normalize('NFKC', q).strip().lower()}%"
-        query = query.where(or_(func.lower(Member.name).like(pattern),
-                                func.lower(Member.name_kana).like(pattern)))
+        query = query.where(
+            or_(func.lower(Member.name).like(pattern), func.lower(Member.name_kana).like(pattern))
+        )
     rows = list(session.exec(query.order_by(col(Member.name_kana), col(Member.name))).all())
     if language:
         # Languages are a small JSON list; filtering in Python keeps SQLite and PostgreSQL alike.
         rows = [m for m in rows if language in (m.languages or [])]
-    return rows[skip: skip + min(limit, MAX_PAGE)], len(rows)
+    return rows[skip : skip + min(limit, MAX_PAGE)], len(rows)
 
 
-def update_member(*, session: Session, organization_id: uuid.UUID, member_id: uuid.UUID,
-                  data: MemberUpdate, actor: Actor) -> Member:
+def update_member(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    member_id: uuid.UUID,
+    data: MemberUpdate,
+    actor: Actor,
+) -> Member:
     member = get_member(session=session, organization_id=organization_id, member_id=member_id)
     changes = data.model_dump(exclude_unset=True)
     for required in ("name", "phone", "kind", "languages", "active"):
@@ -322,25 +433,40 @@ def update_member(*, session: Session, organization_id: uuid.UUID, member_id: uu
         member.phone_kind = phone_kind(member.phone)
     member.updated_at = utcnow()
     session.add(member)
-    record(session=session, organization_id=organization_id, actor=actor, action="update",
-           entity_type="member", entity_id=member.id, fields=changes.keys())
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="update",
+        entity_type="member",
+        entity_id=member.id,
+        fields=changes.keys(),
+    )
     return member
 
 
-def delete_member(*, session: Session, organization_id: uuid.UUID, member_id: uuid.UUID,
-                  actor: Actor) -> None:
+def delete_member(
+    *, session: Session, organization_id: uuid.UUID, member_id: uuid.UUID, actor: Actor
+) -> None:
     member = get_member(session=session, organization_id=organization_id, member_id=member_id)
     session.exec(delete(Assignment).where(Assignment.member_id == member.id))  # type: ignore[call-overload]
     session.delete(member)
-    record(session=session, organization_id=organization_id, actor=actor, action="delete",
-           entity_type="member", entity_id=member.id)
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="delete",
+        entity_type="member",
+        entity_id=member.id,
+    )
 
 
 # --- Assignments ------------------------------------------------------------------------------
 
 
-def create_assignment(*, session: Session, organization_id: uuid.UUID, data: AssignmentCreate,
-                      actor: Actor) -> Assignment:
+def create_assignment(
+    *, session: Session, organization_id: uuid.UUID, data: AssignmentCreate, actor: Actor
+) -> Assignment:
     try:
         _get_scoped(session, Resident, organization_id, data.resident_id, "resident")
     except NotFound:
@@ -349,67 +475,106 @@ def create_assignment(*, session: Session, organization_id: uuid.UUID, data: Ass
         get_member(session=session, organization_id=organization_id, member_id=data.member_id)
     except NotFound:
         raise Invalid("no such member", field="member_id") from None
-    existing = session.exec(select(Assignment).where(
-        Assignment.resident_id == data.resident_id,
-        or_(Assignment.member_id == data.member_id, Assignment.rank == data.rank))).first()
+    existing = session.exec(
+        select(Assignment).where(
+            Assignment.resident_id == data.resident_id,
+            or_(Assignment.member_id == data.member_id, Assignment.rank == data.rank),
+        )
+    ).first()
     if existing is not None:
         if existing.member_id == data.member_id:
-            raise Conflict("this member is already assigned to this resident",
-                           field="member_id")
+            raise Conflict("this member is already assigned to this resident", field="member_id")
         raise Conflict(f"the resident already has a contact at rank {data.rank}", field="rank")
     assignment = Assignment.model_validate(data, update={"organization_id": organization_id})
     session.add(assignment)
     _flush_or_conflict(session, "rank", "conflicting assignment")
-    record(session=session, organization_id=organization_id, actor=actor, action="create",
-           entity_type="assignment", entity_id=assignment.id,
-           fields=["resident_id", "member_id", "rank"],
-           detail={"resident_id": str(data.resident_id), "member_id": str(data.member_id)})
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="create",
+        entity_type="assignment",
+        entity_id=assignment.id,
+        fields=["resident_id", "member_id", "rank"],
+        detail={"resident_id": str(data.resident_id), "member_id": str(data.member_id)},
+    )
     return assignment
 
 
-def get_assignment(*, session: Session, organization_id: uuid.UUID, assignment_id: uuid.UUID
-                   ) -> Assignment:
+def get_assignment(
+    *, session: Session, organization_id: uuid.UUID, assignment_id: uuid.UUID
+) -> Assignment:
     return _get_scoped(session, Assignment, organization_id, assignment_id, "assignment")
 
 
-def list_assignments(*, session: Session, organization_id: uuid.UUID,
-                     resident_id: uuid.UUID | None = None, member_id: uuid.UUID | None = None,
-                     skip: int = 0, limit: int = 100) -> tuple[list[Assignment], int]:
+def list_assignments(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    resident_id: uuid.UUID | None = None,
+    member_id: uuid.UUID | None = None,
+    skip: int = 0,
+    limit: int = 100,
+) -> tuple[list[Assignment], int]:
     query = select(Assignment).where(Assignment.organization_id == organization_id)
     if resident_id is not None:
         query = query.where(Assignment.resident_id == resident_id)
     if member_id is not None:
         query = query.where(Assignment.member_id == member_id)
     count = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(col(Assignment.resident_id), col(Assignment.rank))
-                        .offset(skip).limit(min(limit, MAX_PAGE))).all()
+    rows = session.exec(
+        query.order_by(col(Assignment.resident_id), col(Assignment.rank))
+        .offset(skip)
+        .limit(min(limit, MAX_PAGE))
+    ).all()
     return list(rows), count
 
 
-def update_assignment(*, session: Session, organization_id: uuid.UUID,
-                      assignment_id: uuid.UUID, data: AssignmentUpdate, actor: Actor
-                      ) -> Assignment:
-    assignment = get_assignment(session=session, organization_id=organization_id,
-                                assignment_id=assignment_id)
+def update_assignment(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    assignment_id: uuid.UUID,
+    data: AssignmentUpdate,
+    actor: Actor,
+) -> Assignment:
+    assignment = get_assignment(
+        session=session, organization_id=organization_id, assignment_id=assignment_id
+    )
     if data.rank is not None and data.rank != assignment.rank:
-        clash = session.exec(select(Assignment).where(
-            Assignment.resident_id == assignment.resident_id,
-            Assignment.rank == data.rank)).first()
+        clash = session.exec(
+            select(Assignment).where(
+                Assignment.resident_id == assignment.resident_id, Assignment.rank == data.rank
+            )
+        ).first()
         if clash is not None:
-            raise Conflict(f"the resident already has a contact at rank {data.rank}",
-                           field="rank")
+            raise Conflict(f"the resident already has a contact at rank {data.rank}", field="rank")
         assignment.rank = data.rank
         session.add(assignment)
-        record(session=session, organization_id=organization_id, actor=actor,
-               action="update", entity_type="assignment", entity_id=assignment.id,
-               fields=["rank"])
+        record(
+            session=session,
+            organization_id=organization_id,
+            actor=actor,
+            action="update",
+            entity_type="assignment",
+            entity_id=assignment.id,
+            fields=["rank"],
+        )
     return assignment
 
 
-def delete_assignment(*, session: Session, organization_id: uuid.UUID,
-                      assignment_id: uuid.UUID, actor: Actor) -> None:
-    assignment = get_assignment(session=session, organization_id=organization_id,
-                                assignment_id=assignment_id)
+def delete_assignment(
+    *, session: Session, organization_id: uuid.UUID, assignment_id: uuid.UUID, actor: Actor
+) -> None:
+    assignment = get_assignment(
+        session=session, organization_id=organization_id, assignment_id=assignment_id
+    )
     session.delete(assignment)
-    record(session=session, organization_id=organization_id, actor=actor, action="delete",
-           entity_type="assignment", entity_id=assignment.id)
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="delete",
+        entity_type="assignment",
+        entity_id=assignment.id,
+    )

@@ -1,0 +1,417 @@
+"""Load, compile, update and check the committed gettext catalogs.
+
+``.po`` files are the source of truth and are committed; ``.mo`` files are not. At
+start-up each ``.po`` is parsed and compiled to an in-memory ``.mo`` that
+:class:`babel.support.Translations` reads, so an installed copy of the package (which
+ships only ``.po`` and ``.pot``) works without a build step.
+
+Command line::
+
+    python -m i18n.catalogs check    # fails on a stale template or a bad translation
+    python -m i18n.catalogs update   # re-extract messages.pot and merge it into every .po
+    python -m i18n.catalogs compile  # optional: write .mo files next to the .po files
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from io import BytesIO
+from pathlib import Path
+from typing import Literal
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_file
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po, write_po
+from babel.support import Translations
+
+from i18n import messages as messages_module
+from i18n.languages import CATALOG_CODES
+from i18n.messages import MESSAGES, PlaceholderSyntaxError, placeholders_in
+
+DOMAIN = "messages"
+PACKAGE_DIR = Path(__file__).resolve().parent
+LOCALES_DIR = PACKAGE_DIR / "locales"
+TEMPLATE_FILENAME = f"{DOMAIN}.pot"
+MESSAGES_SOURCE = Path(messages_module.__file__).resolve()
+
+EXTRACT_KEYWORDS: dict[str, None] = {"N_": None}
+COMMENT_TAGS = ("TRANSLATORS:",)
+
+ReviewStatus = Literal["draft", "reviewed"]
+REVIEW_STATUSES: tuple[str, ...] = ("draft", "reviewed")
+REVIEW_HEADER = "X-Review-Status"
+_REVIEW_RE = re.compile(r'^"X-Review-Status:\s*([^\\"]*)\\n"\s*$', re.MULTILINE)
+
+_PROJECT = "Mimamori"
+_VERSION = "1"
+_COPYRIGHT = "Mimamori contributors"
+
+
+class CatalogError(RuntimeError):
+    """A catalog file cannot be read at all (as opposed to a content problem)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogProblem:
+    """One reason the catalogs are not fit to ship, phrased for the person fixing it."""
+
+    catalog: str
+    msgid: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = self.catalog if self.msgid is None else f"{self.catalog}: msgid {self.msgid!r}"
+        return f"{where}: {self.problem}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedCatalog:
+    """A parsed ``.po`` file and its compiled translations."""
+
+    code: str
+    path: Path
+    catalog: Catalog
+    translations: Translations
+    translated_ids: frozenset[str]
+    review_status: str | None
+
+
+# --- Paths ----------------------------------------------------------------------------
+
+
+def template_path(locales_dir: Path | None = None) -> Path:
+    return (locales_dir or LOCALES_DIR) / TEMPLATE_FILENAME
+
+
+def po_path(code: str, locales_dir: Path | None = None) -> Path:
+    return (locales_dir or LOCALES_DIR) / code / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def catalog_codes_on_disk(locales_dir: Path | None = None) -> list[str]:
+    """Catalog codes that have a ``.po`` file, in registry order, then any extras."""
+    root = locales_dir or LOCALES_DIR
+    found = {
+        path.parent.parent.name
+        for path in root.glob(f"*/LC_MESSAGES/{DOMAIN}.po")
+        if path.is_file()
+    }
+    ordered = [code for code in CATALOG_CODES if code in found]
+    return ordered + sorted(found - set(ordered))
+
+
+# --- Reading and compiling ------------------------------------------------------------
+
+
+def read_review_status(path: Path) -> str | None:
+    """The ``X-Review-Status`` header value.
+
+    Babel's Catalog drops unknown header fields, so the header is read from the file
+    text and written back by :func:`write_catalog`.
+    """
+    match = _REVIEW_RE.search(path.read_text(encoding="utf-8"))
+    return match.group(1).strip() if match else None
+
+
+def read_catalog(path: Path, locale: str | None = None) -> Catalog:
+    try:
+        with path.open("rb") as handle:
+            return read_po(handle, locale=locale, domain=DOMAIN, abort_invalid=True)
+    except Exception as error:  # babel raises several kinds; all mean "unreadable"
+        raise CatalogError(f"cannot read catalog {path}: {error}") from error
+
+
+def compile_translations(catalog: Catalog) -> Translations:
+    """Compile to an in-memory ``.mo``; fuzzy and empty entries are left out."""
+    buffer = BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return Translations(fp=buffer, domain=DOMAIN)
+
+
+def _translated_ids(catalog: Catalog) -> frozenset[str]:
+    return frozenset(
+        message.id
+        for message in catalog
+        if message.id and isinstance(message.id, str) and message.string and not message.fuzzy
+    )
+
+
+def load_catalog(code: str, locales_dir: Path | None = None) -> LoadedCatalog:
+    path = po_path(code, locales_dir)
+    catalog = read_catalog(path)
+    return LoadedCatalog(
+        code=code,
+        path=path,
+        catalog=catalog,
+        translations=compile_translations(catalog),
+        translated_ids=_translated_ids(catalog),
+        review_status=read_review_status(path),
+    )
+
+
+@cache
+def _load_catalogs_cached(locales_dir: str) -> Mapping[str, LoadedCatalog]:
+    root = Path(locales_dir)
+    return {code: load_catalog(code, root) for code in catalog_codes_on_disk(root)}
+
+
+def load_catalogs(locales_dir: Path | None = None) -> Mapping[str, LoadedCatalog]:
+    """All catalogs, parsed and compiled once per process (the render cache)."""
+    return _load_catalogs_cached(str((locales_dir or LOCALES_DIR).resolve()))
+
+
+def clear_cache() -> None:
+    """Forget compiled catalogs, e.g. after ``update`` rewrote them in this process."""
+    _load_catalogs_cached.cache_clear()
+
+
+# --- Extraction and update ------------------------------------------------------------
+
+
+def extract_template(source: Path | None = None) -> Catalog:
+    """Extract the template from the message-id module, as ``pybabel extract`` would."""
+    source = source or MESSAGES_SOURCE
+    template = Catalog(
+        project=_PROJECT,
+        version=_VERSION,
+        copyright_holder=_COPYRIGHT,
+        charset="utf-8",
+        fuzzy=False,
+    )
+    for _lineno, message, comments, context in extract_from_file(
+        "python",
+        source,
+        keywords=EXTRACT_KEYWORDS,
+        comment_tags=COMMENT_TAGS,
+        strip_comment_tags=True,
+    ):
+        template.add(message, None, auto_comments=comments, context=context)
+    return template
+
+
+def _message_ids(catalog: Catalog) -> list[str]:
+    return [message.id for message in catalog if message.id and isinstance(message.id, str)]
+
+
+def _template_signature(catalog: Catalog) -> list[tuple[str, tuple[str, ...]]]:
+    return [
+        (message.id, tuple(message.auto_comments))
+        for message in catalog
+        if message.id and isinstance(message.id, str)
+    ]
+
+
+def _serialize(catalog: Catalog, review_status: str | None) -> str:
+    buffer = BytesIO()
+    write_po(buffer, catalog, width=0, no_location=True, ignore_obsolete=True)
+    text = buffer.getvalue().decode("utf-8")
+    if review_status is not None:
+        header_end = text.index("\n\n")
+        text = f'{text[:header_end]}\n"{REVIEW_HEADER}: {review_status}\\n"{text[header_end:]}'
+    return text
+
+
+def write_catalog(catalog: Catalog, path: Path, review_status: str | None) -> bool:
+    """Write ``catalog`` to ``path`` if its text changed; True when the file was written."""
+    text = _serialize(catalog, review_status)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+def update_catalogs(locales_dir: Path | None = None, source: Path | None = None) -> list[Path]:
+    """Re-extract the template and merge it into every catalog; returns files written.
+
+    The template keeps its creation date when its content did not change, so running
+    ``update`` on current catalogs writes nothing. Catalogs for registered languages that
+    do not exist yet are created as drafts with empty entries, which ``check`` rejects
+    until someone translates them.
+    """
+    root = locales_dir or LOCALES_DIR
+    template = extract_template(source)
+    existing_path = template_path(root)
+    if existing_path.is_file():
+        existing = read_catalog(existing_path)
+        if _template_signature(existing) == _template_signature(template):
+            template.creation_date = existing.creation_date
+    written: list[Path] = []
+    if write_catalog(template, existing_path, None):
+        written.append(existing_path)
+    codes = list(dict.fromkeys([*CATALOG_CODES, *catalog_codes_on_disk(root)]))
+    for code in codes:
+        path = po_path(code, root)
+        if path.is_file():
+            catalog = read_catalog(path)
+            review_status = read_review_status(path) or "draft"
+        else:
+            catalog = Catalog(locale=code, domain=DOMAIN, charset="utf-8", fuzzy=False)
+            catalog.project, catalog.version = _PROJECT, _VERSION
+            catalog.language_team = f"{code} (draft; needs review by a native speaker)"
+            review_status = "draft"
+        catalog.update(template, no_fuzzy_matching=True, update_creation_date=True)
+        catalog.fuzzy = False
+        if write_catalog(catalog, path, review_status):
+            written.append(path)
+    clear_cache()
+    return written
+
+
+def compile_to_files(locales_dir: Path | None = None) -> list[Path]:
+    """Write ``.mo`` files for tools that want them (the service itself does not)."""
+    root = locales_dir or LOCALES_DIR
+    written = []
+    for code in catalog_codes_on_disk(root):
+        path = po_path(code, root)
+        target = path.with_suffix(".mo")
+        with target.open("wb") as handle:
+            write_mo(handle, read_catalog(path), use_fuzzy=False)
+        written.append(target)
+    return written
+
+
+# --- Checking -------------------------------------------------------------------------
+
+
+def _check_placeholders(code: str, msgid: str, text: str) -> list[CatalogProblem]:
+    spec = MESSAGES.get(msgid)
+    if spec is None:
+        return []
+    try:
+        found = placeholders_in(text)
+    except PlaceholderSyntaxError as error:
+        return [CatalogProblem(code, msgid, str(error))]
+    problems = [
+        CatalogProblem(code, msgid, f"placeholder {{{name}}} is missing from the translation")
+        for name in sorted(spec.placeholders - found)
+    ]
+    problems += [
+        CatalogProblem(code, msgid, f"placeholder {{{name}}} is unknown (not in the template)")
+        for name in sorted(found - spec.placeholders)
+    ]
+    return problems
+
+
+def check_catalogs(
+    locales_dir: Path | None = None, source: Path | None = None
+) -> list[CatalogProblem]:
+    """Every reason the committed catalogs are not fit to ship; empty means fine."""
+    root = locales_dir or LOCALES_DIR
+    problems: list[CatalogProblem] = []
+
+    extracted_ids = _message_ids(extract_template(source))
+    declared = set(MESSAGES)
+    for msgid in sorted(set(extracted_ids) - declared):
+        problems.append(
+            CatalogProblem("messages.py", msgid, "marked with N_() but has no MessageSpec")
+        )
+    for msgid in sorted(declared - set(extracted_ids)):
+        problems.append(CatalogProblem("messages.py", msgid, "has a MessageSpec but no N_() id"))
+
+    pot = template_path(root)
+    if not pot.is_file():
+        problems.append(CatalogProblem(TEMPLATE_FILENAME, None, f"missing: {pot}"))
+        template_ids = extracted_ids
+    else:
+        template_ids = _message_ids(read_catalog(pot))
+        stale_added = sorted(set(extracted_ids) - set(template_ids))
+        stale_removed = sorted(set(template_ids) - set(extracted_ids))
+        for msgid in stale_added:
+            problems.append(
+                CatalogProblem(
+                    TEMPLATE_FILENAME,
+                    msgid,
+                    "is in the source but not in the template; "
+                    "run `python -m i18n.catalogs update`",
+                )
+            )
+        for msgid in stale_removed:
+            problems.append(
+                CatalogProblem(
+                    TEMPLATE_FILENAME,
+                    msgid,
+                    "is in the template but no longer in the source; "
+                    "run `python -m i18n.catalogs update`",
+                )
+            )
+
+    expected = list(dict.fromkeys(extracted_ids))
+    on_disk = catalog_codes_on_disk(root)
+    for code in CATALOG_CODES:
+        if code not in on_disk:
+            problems.append(CatalogProblem(code, None, f"catalog missing: {po_path(code, root)}"))
+
+    for code in on_disk:
+        path = po_path(code, root)
+        try:
+            catalog = read_catalog(path)
+        except CatalogError as error:
+            problems.append(CatalogProblem(code, None, str(error)))
+            continue
+        status = read_review_status(path)
+        if status not in REVIEW_STATUSES:
+            problems.append(
+                CatalogProblem(
+                    code,
+                    None,
+                    f"header {REVIEW_HEADER} must be one of {', '.join(REVIEW_STATUSES)}, "
+                    f"got {status!r}",
+                )
+            )
+        for msgid in expected:
+            message = catalog.get(msgid)
+            if message is None:
+                problems.append(CatalogProblem(code, msgid, "entry is missing"))
+                continue
+            if not message.string or not str(message.string).strip():
+                problems.append(CatalogProblem(code, msgid, "translation is empty"))
+                continue
+            if message.fuzzy:
+                problems.append(
+                    CatalogProblem(code, msgid, "translation is marked fuzzy; review it")
+                )
+            problems.extend(_check_placeholders(code, msgid, str(message.string)))
+        for msgid in _message_ids(catalog):
+            if msgid not in expected:
+                problems.append(CatalogProblem(code, msgid, "entry is not in the template (stale)"))
+    return problems
+
+
+# --- Command line ---------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m i18n.catalogs", description=__doc__)
+    parser.add_argument("command", choices=("check", "update", "compile"))
+    parser.add_argument("--locales-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    if args.command == "update":
+        for path in update_catalogs(args.locales_dir):
+            print(f"updated {path}")
+        return 0
+    if args.command == "compile":
+        for path in compile_to_files(args.locales_dir):
+            print(f"compiled {path}")
+        return 0
+
+    problems = check_catalogs(args.locales_dir)
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{len(problems)} catalog problem(s) found", file=sys.stderr)
+        return 1
+    count = len(catalog_codes_on_disk(args.locales_dir))
+    print(f"ok: template current, {count} catalogs complete with matching placeholders")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

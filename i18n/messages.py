@@ -79,6 +79,20 @@ MEMBER_ALERT = N_("member.alert")
 # TRANSLATORS: Same alert for a member with several open alerts: the reply carries the
 # short case code {code} (for example "A7").
 MEMBER_ALERT_CODED = N_("member.alert.coded")
+# TRANSLATORS: Alert for a resident we cannot reach by phone (they opted out of messages
+# or have no usable phone), so a member must visit. {site} is the housing site, {unit}
+# the unit number, {language} the language the resident speaks. Reply 1 = I can go,
+# 2 = I cannot. Keep the digits 1 and 2 as ASCII digits.
+MEMBER_ALERT_VISIT = N_("member.alert.visit")
+# TRANSLATORS: Same visit alert for a member with several open alerts: the reply carries
+# the short case code {code} (for example "A7"). Keep "1 {code}" and "2 {code}" as they are.
+MEMBER_ALERT_VISIT_CODED = N_("member.alert.visit.coded")
+# TRANSLATORS: Alert when a resident asked for help (replied 2). {last_contact} is the
+# date and time they asked. Do not add any health details. Reply 1 = I can go, 2 = I cannot.
+MEMBER_ALERT_HELP = N_("member.alert.help")
+# TRANSLATORS: Same help alert for a member with several open alerts: the reply carries
+# the short case code {code} (for example "A7"). Keep "1 {code}" and "2 {code}" as they are.
+MEMBER_ALERT_HELP_CODED = N_("member.alert.help.coded")
 # TRANSLATORS: Extra first line of an alert saying what triggered it, e.g. an earthquake.
 MEMBER_ALERT_CAUSE = N_("member.alert.cause")
 # TRANSLATORS: A cause for member.alert.cause: an earthquake at {time} near {place},
@@ -88,6 +102,8 @@ CAUSE_EARTHQUAKE = N_("cause.earthquake")
 MEMBER_ACK = N_("member.ack")
 # TRANSLATORS: A member replied 1 but someone else had already taken the visit.
 MEMBER_ALREADY_TAKEN = N_("member.already_taken")
+# TRANSLATORS: The member replied 2 (cannot go): thank them; someone else will be asked.
+MEMBER_DECLINED = N_("member.declined")
 # TRANSLATORS: The member acknowledged but has not sent the result of the visit yet.
 MEMBER_REMINDER = N_("member.reminder")
 # TRANSLATORS: Asks for the result of a visit. Keep the digits 1-5 and {code} as they are.
@@ -97,6 +113,15 @@ MEMBER_OUTCOME_RECORDED = N_("member.outcome_recorded")
 # TRANSLATORS: The resident answered after the alert went out. {answer} is one of the
 # answer.* texts, {time} a time of day. The visit result is still needed.
 MEMBER_RESIDENT_REPLIED = N_("member.resident_replied")
+# TRANSLATORS: The member has several open cases and the reply had no case code.
+# {codes} is a list of short codes such as "A7, B12". Keep the example "1 A7" as it is.
+MEMBER_WHICH_CASE = N_("member.which_case")
+# TRANSLATORS: A member's reply could not be understood. Lists both menus: 1 = can visit,
+# 2 = cannot; after a visit 1-5 as in member.outcome_request. Keep the digits 1-5.
+MEMBER_UNCLEAR = N_("member.unclear")
+# TRANSLATORS: The member took the visit but sent no result in time, so the visit was
+# passed to someone else. If they did visit, they can still reply with the result.
+MEMBER_HANDED_ON = N_("member.handed_on")
 
 # --- Short labels inserted into other messages ----------------------------------------
 
@@ -148,14 +173,22 @@ MESSAGES: dict[str, MessageSpec] = {
         _spec(VOICE_VOICEMAIL, _VOICE, "org"),
         _spec(MEMBER_ALERT, _MEMBER, "org", *_WHO, "language", "last_contact"),
         _spec(MEMBER_ALERT_CODED, _MEMBER, "org", *_WHO, "language", "last_contact", "code"),
+        _spec(MEMBER_ALERT_VISIT, _MEMBER, "org", *_WHO, "language"),
+        _spec(MEMBER_ALERT_VISIT_CODED, _MEMBER, "org", *_WHO, "language", "code"),
+        _spec(MEMBER_ALERT_HELP, _MEMBER, "org", *_WHO, "language", "last_contact"),
+        _spec(MEMBER_ALERT_HELP_CODED, _MEMBER, "org", *_WHO, "language", "last_contact", "code"),
         _spec(MEMBER_ALERT_CAUSE, _MEMBER, "cause"),
         _spec(CAUSE_EARTHQUAKE, _FRAGMENT, "time", "place", "intensity"),
         _spec(MEMBER_ACK, _MEMBER, *_WHO),
         _spec(MEMBER_ALREADY_TAKEN, _MEMBER, "name"),
+        _spec(MEMBER_DECLINED, _MEMBER, "name"),
         _spec(MEMBER_REMINDER, _MEMBER, "org", *_WHO),
         _spec(MEMBER_OUTCOME_REQUEST, _MEMBER, "name", "code"),
         _spec(MEMBER_OUTCOME_RECORDED, _MEMBER, "name"),
         _spec(MEMBER_RESIDENT_REPLIED, _MEMBER, "org", *_WHO, "time", "answer"),
+        _spec(MEMBER_WHICH_CASE, _MEMBER, "codes"),
+        _spec(MEMBER_UNCLEAR, _MEMBER),
+        _spec(MEMBER_HANDED_ON, _MEMBER, "name"),
         _spec(ANSWER_OK, _FRAGMENT),
         _spec(ANSWER_HELP, _FRAGMENT),
         _spec(ANSWER_TALK, _FRAGMENT),
@@ -181,6 +214,7 @@ LONG_SAMPLE_VALUES: dict[str, str] = {
     "last_contact": "2024/01/02 14:10",
     "time": "14:10",
     "code": "A7",
+    "codes": "A7, B12, C3",
     "cause": "the earthquake at 16:10 (Noto, intensity 7)",
     "place": "能登地方",
     "intensity": "6強",

@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     twilio_messaging_service_sid: str | None = None
     twilio_api_url: str = "https://api.twilio.com"
 
+    # Dispatch limits: Twilio's account rate, and a cap per recipient against floods and
+    # auto-reply loops (messages over the cap wait; they are never dropped).
+    sms_per_second: float = 50.0
+    calls_per_second: float = 5.0
+    sms_per_recipient_per_hour: int = 10
+    # With SQLite (the embedded default) `mimamori serve` also runs the scheduler.
+    embedded_scheduler: bool | None = None
+
     @field_validator("public_url", "twilio_api_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:

@@ -201,7 +201,8 @@ def _message_ids(catalog: Catalog) -> list[str]:
 
 def _template_signature(catalog: Catalog) -> list[tuple[str, tuple[str, ...]]]:
     return [
-        (message.id, tuple(message.auto_comments))
+        # Babel re-wraps long comments when it writes a catalog; compare the words only.
+        (message.id, tuple(" ".join(message.auto_comments).split()))
         for message in catalog
         if message.id and isinstance(message.id, str)
     ]

@@ -10,9 +10,16 @@ from sqlalchemy import text
 from service import migrate
 from service.audit.views import router as audit_router
 from service.auth.views import router as auth_router
+from service.checkins.views import router as checkins_router
+from service.clock import get_clock
+from service.common import aware
 from service.db import get_engine
 from service.errors import install_error_handlers
+from service.ops.models import Heartbeat
 from service.registry.views import router as registry_router
+from service.telephony.webhooks import router as webhooks_router
+
+HEARTBEAT_MAX_AGE_SECONDS = 60
 
 
 def create_app() -> FastAPI:
@@ -27,7 +34,9 @@ def create_app() -> FastAPI:
     api.include_router(auth_router)
     api.include_router(registry_router)
     api.include_router(audit_router)
+    api.include_router(checkins_router)
     app.include_router(api)
+    app.include_router(webhooks_router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -45,6 +54,8 @@ def create_app() -> FastAPI:
             checks["database"] = "ok"
             if migrate.is_current(engine):
                 checks["migrations"] = "ok"
+                checks["scheduler"] = _scheduler_check(engine)
+                ready = ready and checks["scheduler"] == "ok"
             else:
                 checks["migrations"] = "behind: run `mimamori db upgrade`"
                 ready = False
@@ -58,3 +69,18 @@ def create_app() -> FastAPI:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _scheduler_check(engine) -> str:  # type: ignore[no-untyped-def]
+    """The active scheduler writes a heartbeat every few seconds; silence means nobody is
+    sweeping deadlines, and residents would fall through."""
+    from sqlmodel import Session
+
+    with Session(engine) as session:
+        beat = session.get(Heartbeat, "scheduler")
+    if beat is None:
+        return "no heartbeat yet: is `mimamori scheduler` running?"
+    age = (get_clock().now() - aware(beat.at)).total_seconds()  # type: ignore[operator]
+    if age > HEARTBEAT_MAX_AGE_SECONDS:
+        return f"stale: last heartbeat {int(age)} s ago"
+    return "ok"

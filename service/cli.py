@@ -86,14 +86,27 @@ def _upgrade_schema() -> None:
 # --- serve / scheduler / db -------------------------------------------------------------------
 
 
+def _job_context():  # type: ignore[no-untyped-def]
+    from scheduler.jobs import JobContext
+    from service.clock import get_clock
+    from service.db import get_engine
+    from service.telephony.provider import make_provider
+
+    settings = get_settings()
+    return JobContext(
+        engine=get_engine(), clock=get_clock(), settings=settings, provider=make_provider(settings)
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Run the API, the Twilio webhooks and the dashboard."""
+    """Run the API, the Twilio webhooks and the dashboard (and, on SQLite, the scheduler)."""
     import uvicorn
 
+    from scheduler.runner import start_in_thread
     from service.app import create_app
     from service.logging_setup import configure_logging
 
@@ -108,13 +121,39 @@ def serve(
 
         if not migrate.is_current(get_engine()):
             console.print("[yellow]The database schema is behind: run `mimamori db upgrade`.[/]")
-    uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=False)
+    embedded = settings.embedded_scheduler
+    if embedded is None:
+        embedded = settings.is_sqlite
+    stop = None
+    if embedded:
+        _thread, stop = start_in_thread(_job_context())
+    try:
+        uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=False)
+    finally:
+        if stop is not None:
+            stop.set()
 
 
 @app.command()
 def scheduler() -> None:
-    """Run the clock: due rounds, deadline sweeps, outbox dispatch and the watchdog."""
-    _not_yet("The scheduler")
+    """Run the clock: due rounds, deadline sweeps, outbox dispatch and the watchdog.
+
+    Several may run at once: one is active, the others stand by and take over within
+    seconds if it stops (a PostgreSQL advisory lock elects the active one)."""
+    import signal
+    import threading
+
+    from scheduler.runner import run
+    from service.logging_setup import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if settings.is_sqlite:
+        _upgrade_schema()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run(_job_context(), stop)
 
 
 @db_app.command("upgrade")
@@ -339,9 +378,55 @@ def export_residents(
 
 
 @round_app.command("start")
-def round_start() -> None:
-    """Start a check-in round now (a broadcast to chosen sites)."""
-    _not_yet("Starting rounds")
+def round_start(
+    site: Annotated[
+        list[str] | None,
+        typer.Option("--site", help="Site name (repeat for several); all residents when omitted."),
+    ] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
+    override_quiet_hours: Annotated[
+        bool,
+        typer.Option(
+            "--override-quiet-hours", help="Send even during quiet hours (say so explicitly)."
+        ),
+    ] = False,
+    cause: Annotated[str | None, typer.Option(help="Why, shown to staff and members.")] = None,
+) -> None:
+    """Start a check-in round now (a broadcast to chosen sites), as the API does."""
+    from service.checkins import flows
+    from service.checkins import service as checkins
+    from service.clock import get_clock
+    from service.db import get_engine
+    from service.registry.service import find_site_by_name
+
+    if get_settings().is_sqlite:
+        _upgrade_schema()
+    engine = get_engine()
+    with Session(engine) as session:
+        organization = _resolve_org(session, org)
+        site_ids = []
+        for name in site or []:
+            found = find_site_by_name(session=session, organization_id=organization.id, name=name)
+            if found is None:
+                console.print(f"[red]No site named {name!r}.[/]")
+                raise typer.Exit(1)
+            site_ids.append(found.id)
+        org_id = organization.id
+    round_id = flows.start_broadcast(
+        engine,
+        organization_id=org_id,
+        started_by=_cli_actor().label,
+        now_fn=get_clock().now,
+        site_ids=site_ids,
+        override_quiet_hours=override_quiet_hours,
+        cause=cause,
+    )
+    with Session(engine) as session:
+        counts = checkins.round_counts(session, round_id)
+    out.print(
+        f"Round {round_id} started: {counts['total']} residents, "
+        f"{counts['waiting']} being contacted, {counts['visit_list']} on the visit list."
+    )
 
 
 @i18n_app.command("status")
@@ -357,22 +442,135 @@ def i18n_status(
     print_status(json=as_json)
 
 
+def _post_signed(path: str, params: dict[str, str], url: str | None) -> str:
+    import httpx
+
+    from service.telephony.signature import sign
+
+    settings = get_settings()
+    signed_for = f"{settings.public_url}{path}"
+    target = f"{(url or settings.public_url).rstrip('/')}{path}"
+    signature = sign(signed_for, params, settings.webhook_auth_tokens()[0])
+    response = httpx.post(
+        target, data=params, headers={"X-Twilio-Signature": signature}, timeout=15
+    )
+    if response.status_code >= 400:
+        console.print(f"[red]{path}: HTTP {response.status_code} {response.text}[/]")
+        raise typer.Exit(1)
+    return response.text
+
+
+def _twiml_text(xml: str) -> str:
+    from xml.etree import ElementTree
+
+    root = ElementTree.fromstring(xml)
+    return " ".join((el.text or "").strip() for el in root.iter() if el.tag in ("Message", "Say"))
+
+
 @simulate_app.command("sms")
-def simulate_sms() -> None:
-    """Post a signed inbound SMS, as Twilio would."""
-    _not_yet("Simulating SMS")
+def simulate_sms(
+    text: Annotated[str, typer.Argument(help="The message text.")],
+    from_: Annotated[str, typer.Option("--from", help="Sender's number.")],
+    to: Annotated[str, typer.Option(help="Our number.")] = "+815000000000",
+    url: Annotated[str | None, typer.Option(help="Server (default: MIMAMORI_PUBLIC_URL).")] = None,
+) -> None:
+    """Post a signed inbound SMS, as Twilio would, and print the reply."""
+    import uuid
+
+    from service.registry.phones import PhoneError, parse_phone
+
+    try:
+        sender = parse_phone(from_).e164
+    except PhoneError as exc:
+        console.print(f"[red]--from: {exc}[/]")
+        raise typer.Exit(1) from None
+    params = {
+        "MessageSid": "SM" + uuid.uuid4().hex,
+        "AccountSid": "AC" + "0" * 32,
+        "From": sender,
+        "To": to,
+        "Body": text,
+        "NumMedia": "0",
+    }
+    reply = _twiml_text(_post_signed("/twilio/sms", params, url))
+    out.print(f"Reply: {reply}" if reply else "No reply.")
 
 
 @simulate_app.command("call")
-def simulate_call() -> None:
-    """Post signed call webhooks with keypad digits, as Twilio would."""
-    _not_yet("Simulating calls")
+def simulate_call(
+    to: Annotated[str, typer.Option("--to", help="The resident's number we called.")],
+    digits: Annotated[str, typer.Option(help="Keys pressed (empty for none).")] = "1",
+    machine: Annotated[
+        bool, typer.Option("--machine", help="An answering machine answers.")
+    ] = False,
+    url: Annotated[str | None, typer.Option(help="Server (default: MIMAMORI_PUBLIC_URL).")] = None,
+) -> None:
+    """Answer our latest call to a number: post the signed call webhooks, with keypad digits."""
+    from sqlalchemy import select as sa_select
+
+    from service.db import get_engine
+    from service.registry.phones import PhoneError, parse_phone
+    from service.telephony.models import OutboxMessage
+
+    try:
+        number = parse_phone(to).e164
+    except PhoneError as exc:
+        console.print(f"[red]--to: {exc}[/]")
+        raise typer.Exit(1) from None
+    with Session(get_engine()) as session:
+        call = (
+            session.execute(
+                sa_select(OutboxMessage)
+                .where(
+                    OutboxMessage.to_phone == number,
+                    OutboxMessage.channel == "call",
+                    OutboxMessage.sid.is_not(None),
+                )
+                .order_by(  # type: ignore[union-attr]
+                    OutboxMessage.created_at.desc()
+                )
+                .limit(1)
+            )
+            .scalars()
+            .first()
+        )  # type: ignore[attr-defined]
+    if call is None:
+        console.print(f"[red]No call has been placed to {to} yet.[/]")
+        raise typer.Exit(1)
+    query = f"?attempt={call.id}"
+    base = {
+        "CallSid": call.sid or "",
+        "AccountSid": "AC" + "0" * 32,
+        "To": number,
+        "From": "+815000000000",
+        "Direction": "outbound-api",
+    }
+    answered = {
+        **base,
+        "CallStatus": "in-progress",
+        "AnsweredBy": "machine_end_beep" if machine else "human",
+    }
+    out.print(f"Call: {_twiml_text(_post_signed('/twilio/voice' + query, answered, url))}")
+    if not machine:
+        gathered = {**base, "CallStatus": "in-progress", "Digits": digits}
+        result = _post_signed("/twilio/voice/gather" + query, gathered, url)
+        out.print(f"After keys {digits!r}: {_twiml_text(result)}")
+    _post_signed("/twilio/voice/status" + query, {**base, "CallStatus": "completed"}, url)
 
 
 @simulate_app.command("status")
-def simulate_status() -> None:
+def simulate_status(
+    sid: Annotated[str, typer.Option(help="The message SID.")],
+    status: Annotated[str, typer.Argument(help="queued, sent, delivered, undelivered, failed")],
+    error_code: Annotated[str | None, typer.Option(help="Twilio ErrorCode, e.g. 30003.")] = None,
+    url: Annotated[str | None, typer.Option(help="Server (default: MIMAMORI_PUBLIC_URL).")] = None,
+) -> None:
     """Post a signed delivery status callback, as Twilio would."""
-    _not_yet("Simulating status callbacks")
+    params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC" + "0" * 32}
+    if error_code:
+        params["ErrorCode"] = error_code
+    _post_signed("/twilio/status", params, url)
+    out.print(f"Posted {status} for {sid}.")
 
 
 @app.command()

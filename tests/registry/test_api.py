@@ -293,8 +293,17 @@ def test_login_with_a_wrong_password_is_401(client, coordinator):
     assert r.status_code == 401
 
 
-def test_health_and_readiness(client):
+def test_health_and_readiness_needs_a_recent_scheduler_heartbeat(client, engine):
+    from service.common import utcnow
+    from service.ops.models import Heartbeat
+
     assert client.get("/healthz").json() == {"status": "ok"}
+    not_ready = client.get("/readyz")
+    assert not_ready.status_code == 503
+    assert "no heartbeat" in not_ready.json()["checks"]["scheduler"]
+    with Session(engine) as s:
+        s.add(Heartbeat(name="scheduler", holder="test", at=utcnow()))
+        s.commit()
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"database": "ok", "migrations": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "scheduler": "ok"}

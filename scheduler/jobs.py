@@ -1,0 +1,105 @@
+"""The few fixed recurring jobs. Each is a small module-level function with a fixed id; all
+per-resident timing lives in database columns that these jobs read."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from service.checkins import flows
+from service.clock import Clock
+from service.config import Settings
+from service.ops.models import Heartbeat
+from service.telephony import outbox
+from service.telephony.provider import TelephonyProvider
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobContext:
+    engine: Engine
+    clock: Clock
+    settings: Settings
+    provider: TelephonyProvider
+    holder: str = field(default_factory=lambda: f"{socket.gethostname()}")
+    loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+
+    def run_async(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """The provider's HTTP client lives on one event loop, for the process's lifetime."""
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self.loop.run_forever, daemon=True, name="dispatch-loop"
+            )
+            self._thread.start()
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def close(self) -> None:
+        if self.loop is not None:
+            try:
+                self.run_async(self.provider.aclose())
+            except Exception:
+                pass
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def start_due_rounds(ctx: JobContext) -> None:
+    flows.start_due_rounds(ctx.engine, ctx.clock.now)
+
+
+def sweep_due_deadlines(ctx: JobContext) -> None:
+    flows.continue_fan_outs(ctx.engine, ctx.clock.now)
+    flows.sweep_checkins(ctx.engine, ctx.clock.now)
+    flows.sweep_escalations(ctx.engine, ctx.clock.now)
+
+
+def dispatch_outbox(ctx: JobContext) -> None:
+    ctx.run_async(
+        outbox.dispatch_until_empty(
+            engine=ctx.engine, provider=ctx.provider, settings=ctx.settings, now_fn=ctx.clock.now
+        )
+    )
+
+
+def watchdog(ctx: JobContext) -> None:
+    now = ctx.clock.now()
+    with Session(ctx.engine) as session:
+        beat = session.get(Heartbeat, "scheduler")
+        if beat is None:
+            beat = Heartbeat(name="scheduler", holder=ctx.holder, at=now)
+        beat.holder, beat.at = ctx.holder, now
+        session.add(beat)
+        session.commit()
+    released = outbox.release_stuck(ctx.engine, now=now)
+    if released:
+        log.warning("released %s outbox rows left sending by a stopped dispatcher", released)
+    overdue = flows.overdue_counts(ctx.engine, now)
+    if overdue["checkins"] or overdue["escalations"]:
+        log.warning("overdue work: %s", overdue, extra={"event": "watchdog.overdue"})
+
+
+def run_all_once(ctx: JobContext) -> None:
+    """Every job once, in order: what a simulated clock tick does in tests and the demo."""
+    start_due_rounds(ctx)
+    sweep_due_deadlines(ctx)
+    dispatch_outbox(ctx)
+    watchdog(ctx)
+
+
+# (id, function, seconds between runs). APScheduler holds only these.
+JOBS = (
+    ("start_due_rounds", start_due_rounds, 15),
+    ("sweep_due_deadlines", sweep_due_deadlines, 5),
+    ("dispatch_outbox", dispatch_outbox, 1),
+    ("watchdog", watchdog, 10),
+)

@@ -1,0 +1,170 @@
+"""What the telephony layer tells the rest of the service: deliveries, failures, replies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlmodel import Session
+
+from service.checkins import service as checkins
+from service.checkins.models import AttemptStatus, StaffTask, TaskKind
+from service.escalations.models import Alert, AlertState, Escalation, EscalationState
+from service.registry.models import Member, Organization, Resident
+from service.telephony.models import InboundMessage, OutboxMessage, OutboxStatus
+
+ATTEMPT_STATUS = {
+    OutboxStatus.sent: AttemptStatus.sent,
+    OutboxStatus.delivered: AttemptStatus.delivered,
+    OutboxStatus.answered: AttemptStatus.answered,
+    OutboxStatus.failed: AttemptStatus.failed,
+    OutboxStatus.undelivered: AttemptStatus.failed,
+    OutboxStatus.ambiguous: AttemptStatus.ambiguous,
+    OutboxStatus.no_answer: AttemptStatus.no_answer,
+    OutboxStatus.busy: AttemptStatus.no_answer,
+    OutboxStatus.machine: AttemptStatus.machine,
+}
+
+
+def on_outbox_failed(session: Session, message: OutboxMessage, now: datetime) -> None:
+    """A message or call will not reach its recipient (or may not have: ambiguous)."""
+    if message.attempt_id is not None:
+        status = ATTEMPT_STATUS.get(OutboxStatus(message.status), AttemptStatus.failed)
+        if message.status == OutboxStatus.ambiguous:
+            # Not resent (see errors.py): the plan's next step, on schedule, is the retry.
+            checkins.set_attempt_status(
+                session, attempt_id=message.attempt_id, status=status, now=now
+            )
+            return
+        checkins.attempt_failed(
+            session,
+            attempt_id=message.attempt_id,
+            now=now,
+            status=status,
+            error_code=message.last_error_code,
+        )
+    elif message.alert_id is not None:
+        _alert_failed(session, message.alert_id, now)
+
+
+def _alert_failed(session: Session, alert_id: uuid.UUID, now: datetime) -> None:
+    """An alert that cannot reach its member counts as a decline: the chain moves on."""
+    alert = session.get(Alert, alert_id)
+    if alert is None or alert.state != AlertState.sent:
+        return
+    escalation = session.get(Escalation, alert.escalation_id)
+    if escalation is None:
+        return
+    from service.escalations import service as escalations
+
+    escalations.timeline(
+        session,
+        resident_id=escalation.resident_id,
+        organization_id=escalation.organization_id,
+        kind="escalation.alert_failed",
+        at=now,
+        escalation_id=escalation.id,
+        member_id=alert.member_id,
+    )
+    if escalation.state == EscalationState.alerting:
+        escalations.decline(session, escalation=escalation, alert=alert, now=now)
+
+
+def on_outbox_status(
+    session: Session, message: OutboxMessage, status: OutboxStatus, now: datetime
+) -> None:
+    if message.attempt_id is not None and status in ATTEMPT_STATUS:
+        checkins.set_attempt_status(
+            session,
+            attempt_id=message.attempt_id,
+            status=ATTEMPT_STATUS[status],
+            now=now,
+            sid=message.sid,
+        )
+
+
+def find_sender(session: Session, phone: str) -> tuple[Resident | None, Member | None]:
+    resident = (
+        session.execute(
+            select(Resident)
+            .where(or_(Resident.phone == phone, Resident.phone2 == phone))
+            .order_by(Resident.updated_at.desc())
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )  # type: ignore[attr-defined]
+    if resident is not None:
+        return resident, None
+    member = (
+        session.execute(
+            select(Member).where(Member.phone == phone, Member.active.is_(True)).limit(1)
+        )
+        .scalars()
+        .first()
+    )  # type: ignore[attr-defined]
+    return None, member
+
+
+def organization_for_unknown(session: Session) -> uuid.UUID | None:
+    """An SMS from an unknown number still belongs to someone's inbox: with one
+    organization on this installation, to that one."""
+    ids = list(session.execute(select(Organization.id).limit(2)).scalars())
+    return ids[0] if len(ids) == 1 else None
+
+
+def on_inbound_sms(
+    session: Session, inbound: InboundMessage, now: datetime
+) -> tuple[str | None, str]:
+    """Route an inbound SMS. Returns (reply text or None, the reply's locale)."""
+    resident, member = find_sender(session, inbound.from_phone)
+    if resident is not None:
+        inbound.organization_id = resident.organization_id
+        inbound.resident_id = resident.id
+        reply = checkins.handle_resident_reply(
+            session,
+            resident=resident,
+            text=inbound.body,
+            channel="sms",
+            now=now,
+            inbound_id=inbound.id,
+        )
+        session.flush()
+        latest = checkins.current_checkin(session, resident.id)
+        inbound.classification = latest.last_reply_kind if latest else None
+        inbound.needs_staff = bool(latest and latest.flagged)
+        session.add(inbound)
+        return reply, resident.language
+    if member is not None:
+        from service.escalations import service as escalations
+
+        inbound.organization_id = member.organization_id
+        inbound.member_id = member.id
+        session.add(inbound)
+        reply = escalations.handle_member_reply(
+            session, member=member, text=inbound.body, now=now, inbound_id=inbound.id
+        )
+        return reply, (member.languages or ["ja"])[0]
+    inbound.organization_id = organization_for_unknown(session)
+    inbound.needs_staff = True
+    session.add(inbound)
+    session.add(
+        StaffTask(
+            organization_id=inbound.organization_id,
+            kind=TaskKind.unknown_sender,
+            inbound_id=inbound.id,
+            created_at=now,
+        )
+    )
+    return None, "easy_ja"
+
+
+def unanswered_inbound_count(session: Session, organization_id: uuid.UUID) -> int:
+    return session.execute(
+        select(func.count())
+        .select_from(InboundMessage)
+        .where(
+            InboundMessage.organization_id == organization_id, InboundMessage.needs_staff.is_(True)
+        )
+    ).scalar_one()  # type: ignore[attr-defined]

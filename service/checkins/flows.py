@@ -1,0 +1,206 @@
+"""The multi-step workflows the scheduler runs. Each takes an engine and a time, opens its own
+sessions, and on error logs and rolls back that unit of work without losing the rest."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from service.checkins import service as checkins
+from service.checkins.models import CheckIn, CheckInState, Round, RoundKind
+from service.escalations import service as escalations
+from service.escalations.models import Escalation, EscalationState
+
+log = logging.getLogger(__name__)
+SWEEP_BATCH = 500
+
+
+def start_due_rounds(engine: Engine, now_fn: Callable[[], datetime]) -> list[uuid.UUID]:
+    started: list[uuid.UUID] = []
+    with Session(engine) as session:
+        due = [s.id for s in checkins.due_schedules(session, now_fn())]
+    for schedule_id in due:
+        try:
+            with Session(engine) as session:
+                schedule = session.get(checkins.Schedule, schedule_id)
+                if schedule is None:
+                    continue
+                round_ = checkins.start_due_schedule(session, schedule, now_fn())
+                session.commit()
+                if round_ is not None:
+                    started.append(round_.id)
+        except Exception:
+            log.exception("could not start the round of schedule %s", schedule_id)
+    continue_fan_outs(engine, now_fn)
+    return started
+
+
+def continue_fan_outs(engine: Engine, now_fn: Callable[[], datetime]) -> int:
+    """Finish every round still fanning out: a crash mid-way resumes here, chunk by chunk."""
+    with Session(engine) as session:
+        pending = checkins.open_rounds_fanning_out(session)
+    total = 0
+    for round_id in pending:
+        try:
+            total += checkins.fan_out_round(lambda: Session(engine), round_id, now_fn)
+        except Exception:
+            log.exception("fan-out of round %s failed; it resumes on the next run", round_id)
+    return total
+
+
+def start_broadcast(
+    engine: Engine,
+    *,
+    organization_id: uuid.UUID,
+    started_by: str,
+    now_fn: Callable[[], datetime],
+    site_ids: list[uuid.UUID] | None = None,
+    resident_ids: list[uuid.UUID] | None = None,
+    override_quiet_hours: bool = False,
+    plan: list[dict] | None = None,
+    cause: str | None = None,
+    kind: RoundKind = RoundKind.broadcast,
+) -> uuid.UUID:
+    """Start a round now and fan it out. If fan-out is interrupted, the scheduler finishes it."""
+    with Session(engine) as session:
+        round_ = checkins.start_round(
+            session,
+            organization_id=organization_id,
+            kind=kind,
+            started_by=started_by,
+            now=now_fn(),
+            site_ids=site_ids,
+            resident_ids=resident_ids,
+            override_quiet_hours=override_quiet_hours,
+            plan=plan,
+            cause=cause,
+        )
+        session.commit()
+        round_id = round_.id
+    checkins.fan_out_round(lambda: Session(engine), round_id, now_fn)
+    return round_id
+
+
+def _lock_batch(session: Session, model: type, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if session.get_bind().dialect.name != "postgresql":
+        return ids
+    return list(
+        session.execute(
+            select(model.id)
+            .where(model.id.in_(ids))  # type: ignore[attr-defined]
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+
+
+def sweep_checkins(
+    engine: Engine,
+    now_fn: Callable[[], datetime],
+    batch: int = SWEEP_BATCH,
+    max_batches: int = 1000,
+) -> int:
+    """Advance every check-in whose deadline has passed, oldest deadline first."""
+    done = 0
+    for _ in range(max_batches):
+        now = now_fn()
+        with Session(engine) as session:
+            ids = checkins.due_checkin_ids(session, now, batch)
+            if not ids:
+                break
+            ids = _lock_batch(session, CheckIn, ids)
+            try:
+                moved = sum(
+                    checkins.advance_checkin(session, checkin_id, now) for checkin_id in ids
+                )
+                session.commit()
+                done += moved
+                if moved == 0:
+                    break  # what is due is locked by another worker, or not ours to move
+                continue
+            except Exception:
+                session.rollback()
+                log.exception("check-in sweep batch failed; retrying one by one")
+        done += _one_by_one(engine, ids, lambda s, i, at=now: checkins.advance_checkin(s, i, at))
+        if not ids:
+            break
+    return done
+
+
+def sweep_escalations(
+    engine: Engine, now_fn: Callable[[], datetime], batch: int = SWEEP_BATCH, max_batches: int = 100
+) -> int:
+    done = 0
+    for _ in range(max_batches):
+        now = now_fn()
+        with Session(engine) as session:
+            due = escalations.due_escalation_ids(session, now, batch)
+            if not due:
+                break
+            try:
+                moved = 0
+                for escalation_id, version in due:
+                    moved += escalations.advance_escalation(session, escalation_id, version, now)
+                session.commit()
+                done += len(due)
+                if moved == 0:
+                    break
+                continue
+            except Exception:
+                session.rollback()
+                log.exception("escalation sweep batch failed; retrying one by one")
+        for escalation_id, version in due:
+            try:
+                with Session(engine) as session:
+                    escalations.advance_escalation(session, escalation_id, version, now)
+                    session.commit()
+                    done += 1
+            except Exception:
+                log.exception("escalation %s could not advance; it stays due", escalation_id)
+    return done
+
+
+def _one_by_one(
+    engine: Engine, ids: list[uuid.UUID], step: Callable[[Session, uuid.UUID], object]
+) -> int:
+    done = 0
+    for item in ids:
+        try:
+            with Session(engine) as session:
+                step(session, item)
+                session.commit()
+                done += 1
+        except Exception:
+            # It stays due, so the next sweep tries again; the watchdog reports it.
+            log.exception("could not advance %s; it stays due", item)
+    return done
+
+
+def overdue_counts(engine: Engine, now: datetime, grace_seconds: int = 120) -> dict[str, int]:
+    """For the watchdog and /metrics: how much is past its deadline and not yet processed."""
+    from datetime import timedelta
+
+    cutoff = now - timedelta(seconds=grace_seconds)
+    with Session(engine) as session:
+        checkins_late = session.execute(
+            select(CheckIn.id).where(
+                CheckIn.state == CheckInState.waiting, CheckIn.next_action_at < cutoff
+            )
+        ).all()
+        escalations_late = session.execute(
+            select(Escalation.id).where(
+                Escalation.state.in_([EscalationState.alerting, EscalationState.acknowledged]),  # type: ignore[attr-defined]
+                Escalation.next_action_at < cutoff,
+            )
+        ).all()
+        rounds = session.execute(select(Round.id).where(Round.status == "fanning_out")).all()
+    return {
+        "checkins": len(checkins_late),
+        "escalations": len(escalations_late),
+        "rounds_fanning_out": len(rounds),
+    }

@@ -1,0 +1,967 @@
+"""Rounds, check-ins and replies.
+
+Every deadline is a column (``checkin.next_action_at``); sweeps process what is due, so a
+scheduler that was down catches up when it returns and nothing depends on in-memory timers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, func, insert, select, update
+from sqlmodel import Session
+
+from i18n.classifier import ReplyKind, classify
+from i18n.languages import get_language
+from i18n.render import render
+from service.audit.service import Actor, record
+from service.checkins.models import (
+    DEFAULT_PLAN,
+    Attempt,
+    AttemptStatus,
+    CheckIn,
+    CheckInState,
+    Round,
+    RoundKind,
+    RoundStatus,
+    Schedule,
+    StaffTask,
+    TargetKind,
+    TaskKind,
+)
+from service.common import aware
+from service.escalations import service as escalations
+from service.escalations.models import Escalation, EscalationReason
+from service.registry.models import (
+    Channel,
+    Member,
+    MemberKind,
+    Organization,
+    Resident,
+    ResidentStatus,
+)
+from service.registry.phones import PhoneKind
+from service.telephony.models import OutboxChannel, OutboxMessage, OutboxPurpose, OutboxStatus
+from service.telephony.outbox import enqueue, outbox_row
+
+FANOUT_CHUNK = 2000
+SCHEDULER = Actor(label="scheduler")
+
+
+# --- Time helpers -------------------------------------------------------------------------------
+
+
+def _hhmm(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def in_quiet_hours(now: datetime, tz: str, start: str, end: str) -> bool:
+    local = now.astimezone(ZoneInfo(tz)).time()
+    begin, finish = _hhmm(start), _hhmm(end)
+    if begin == finish:
+        return False
+    if begin < finish:
+        return begin <= local < finish
+    return local >= begin or local < finish
+
+
+def quiet_hours_end(now: datetime, tz: str, end: str) -> datetime:
+    """The next moment routine rounds may send again."""
+    zone = ZoneInfo(tz)
+    local = now.astimezone(zone)
+    candidate = datetime.combine(local.date(), _hhmm(end), zone)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), _hhmm(end), zone)
+    return candidate.astimezone(now.tzinfo)
+
+
+def next_run_after(schedule: Schedule, after: datetime, tz: str) -> datetime:
+    zone = ZoneInfo(tz)
+    local = after.astimezone(zone)
+    at = _hhmm(schedule.time_of_day)
+    for offset in range(0, 8):
+        day = local.date() + timedelta(days=offset)
+        candidate = datetime.combine(day, at, zone)
+        if candidate > local and day.weekday() in schedule.weekdays:
+            return candidate.astimezone(after.tzinfo)
+    raise ValueError("schedule has no weekdays")  # pragma: no cover - validated on input
+
+
+# --- Plans ----------------------------------------------------------------------------------------
+
+
+def resident_plan(
+    plan: list[dict[str, Any]],
+    resident_channel: str,
+    phone_kind: str | None,
+    phone2_kind: str | None,
+) -> list[dict[str, Any]]:
+    """Fit the schedule's plan to one resident: landlines and voice-preferring residents get
+    calls where the plan says SMS; nobody is sent an SMS to a number that cannot take one."""
+    has_mobile = PhoneKind.mobile in (phone_kind, phone2_kind)
+    voice_only = not has_mobile or resident_channel == Channel.voice
+    out = []
+    for step in plan:
+        step = dict(step)
+        if step["channel"] == "sms" and voice_only:
+            step["channel"] = "voice"
+        out.append(step)
+    return out
+
+
+def pick_number(resident: Any, channel: str) -> str | None:
+    if channel == "sms":
+        for phone, kind in (
+            (resident.phone, resident.phone_kind),
+            (resident.phone2, resident.phone2_kind),
+        ):
+            if phone and kind == PhoneKind.mobile:
+                return phone
+        return None
+    return resident.phone or resident.phone2
+
+
+def _eligible(resident: Any, today: date) -> tuple[bool, str | None]:
+    """(contact by phone?, reason for the visit list instead). Away and moved-out residents
+    are outside the round; everyone else is either contacted or visited."""
+    if resident.status == ResidentStatus.moved_out:
+        return False, None
+    if (
+        resident.status == ResidentStatus.away
+        and resident.away_until
+        and resident.away_until >= today
+    ):
+        return False, None
+    if resident.status == ResidentStatus.opted_out:
+        return False, "opted_out"
+    if resident.consent_at is None:
+        return False, "no_consent"
+    if not (resident.phone or resident.phone2):
+        return False, "no_phone"
+    return True, None
+
+
+# --- Rounds ---------------------------------------------------------------------------------------
+
+
+def start_round(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    kind: RoundKind,
+    started_by: str,
+    now: datetime,
+    site_ids: list[uuid.UUID] | None = None,
+    resident_ids: list[uuid.UUID] | None = None,
+    override_quiet_hours: bool = False,
+    plan: list[dict[str, Any]] | None = None,
+    cause: str | None = None,
+    schedule: Schedule | None = None,
+    scheduled_for: datetime | None = None,
+) -> Round:
+    """Create the round. Fan-out follows, in chunks, by :func:`fan_out_round`."""
+    if schedule is not None:
+        target_kind = schedule.target_kind
+        target_sites = list(schedule.target_site_ids)
+        target_flag = schedule.target_flag
+        target_residents = list(schedule.target_resident_ids)
+        plan = plan or schedule.plan
+        quiet = (schedule.quiet_start, schedule.quiet_end)
+    else:
+        target_sites = [str(s) for s in site_ids or []]
+        target_residents = [str(r) for r in resident_ids or []]
+        target_flag = None
+        target_kind = (
+            TargetKind.residents
+            if target_residents
+            else TargetKind.sites
+            if target_sites
+            else TargetKind.all
+        )
+        quiet = ("21:00", "08:00")
+    round_ = Round(
+        organization_id=organization_id,
+        schedule_id=schedule.id if schedule else None,
+        scheduled_for=scheduled_for,
+        kind=kind,
+        cause=cause,
+        target_kind=target_kind,
+        target_site_ids=target_sites,
+        target_flag=target_flag,
+        target_resident_ids=target_residents,
+        plan=list(plan or DEFAULT_PLAN),
+        override_quiet_hours=override_quiet_hours,
+        quiet_start=quiet[0],
+        quiet_end=quiet[1],
+        started_by=started_by,
+        started_at=now,
+    )
+    session.add(round_)
+    session.flush()
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=Actor(label=started_by),
+        action="start",
+        entity_type="round",
+        entity_id=round_.id,
+        detail={
+            "kind": kind.value,
+            "sites": len(target_sites),
+            "override_quiet_hours": override_quiet_hours,
+            "cause": cause,
+        },
+    )
+    return round_
+
+
+def _target_filter(round_: Round) -> Any:
+    conditions = [Resident.organization_id == round_.organization_id]
+    if round_.target_kind == TargetKind.sites:
+        conditions.append(Resident.site_id.in_([uuid.UUID(s) for s in round_.target_site_ids]))  # type: ignore[union-attr]
+    elif round_.target_kind == TargetKind.residents:
+        conditions.append(Resident.id.in_([uuid.UUID(r) for r in round_.target_resident_ids]))  # type: ignore[attr-defined]
+    elif round_.target_kind == TargetKind.flag and round_.target_flag:
+        conditions.append(getattr(Resident, round_.target_flag).is_(True))
+    return and_(*conditions)
+
+
+def fan_out_chunk(session: Session, round_: Round, now: datetime, limit: int = FANOUT_CHUNK) -> int:
+    """Create check-ins, first attempts and outbox rows for the next residents of the round.
+
+    One transaction per chunk (the caller commits). The unique key (round, resident) and the
+    NOT EXISTS filter make a chunk that was interrupted by a crash simply run again.
+    """
+    org = session.get(Organization, round_.organization_id)
+    assert org is not None
+    tz = org.timezone
+    today = now.astimezone(ZoneInfo(tz)).date()
+    columns = [
+        Resident.id,
+        Resident.name,
+        Resident.language,
+        Resident.phone,
+        Resident.phone_kind,
+        Resident.phone2,
+        Resident.phone2_kind,
+        Resident.preferred_channel,
+        Resident.status,
+        Resident.away_until,
+        Resident.consent_at,
+    ]
+    already = exists().where(CheckIn.round_id == round_.id, CheckIn.resident_id == Resident.id)
+    rows = session.execute(
+        select(*columns).where(_target_filter(round_), ~already).order_by(Resident.id).limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    quiet = not round_.override_quiet_hours and in_quiet_hours(
+        now, tz, round_.quiet_start, round_.quiet_end
+    )
+    start_at = quiet_hours_end(now, tz, round_.quiet_end) if quiet else now
+    checkins: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
+    outbox: list[dict[str, Any]] = []
+    visits: list[tuple[uuid.UUID, uuid.UUID, str]] = []
+    skipped = 0
+    for resident in rows:
+        contact, visit_reason = _eligible(resident, today)
+        checkin_id = uuid.uuid4()
+        base = {
+            "id": checkin_id,
+            "organization_id": round_.organization_id,
+            "round_id": round_.id,
+            "resident_id": resident.id,
+            "step_index": 0,
+            "flagged": False,
+            "last_reply_kind": None,
+            "replied_at": None,
+            "escalation_id": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if not contact and visit_reason is None:
+            # Away or moved out: recorded in the round so it is visible, never contacted.
+            checkins.append(
+                {
+                    **base,
+                    "state": CheckInState.superseded.value,
+                    "plan": [],
+                    "next_action_at": None,
+                    "closed_at": now,
+                }
+            )
+            skipped += 1
+            continue
+        if not contact:
+            checkins.append(
+                {
+                    **base,
+                    "state": CheckInState.visit_list.value,
+                    "plan": [],
+                    "next_action_at": None,
+                    "closed_at": now,
+                }
+            )
+            visits.append((resident.id, checkin_id, visit_reason or "visit"))
+            continue
+        plan = resident_plan(
+            round_.plan, resident.preferred_channel, resident.phone_kind, resident.phone2_kind
+        )
+        checkins.append(
+            {
+                **base,
+                "state": CheckInState.waiting.value,
+                "plan": plan,
+                "next_action_at": start_at + timedelta(minutes=plan[0]["wait_minutes"]),
+                "closed_at": None,
+            }
+        )
+        attempt_row, message = _attempt_rows(
+            round_, org, resident, plan[0], 0, checkin_id, now, start_at
+        )
+        attempts.append(attempt_row)
+        outbox.append(message)
+    ids = [r.id for r in rows]
+    # A newer round supersedes a resident's older open check-in, unless it is escalated.
+    session.execute(
+        update(CheckIn)
+        .where(
+            CheckIn.resident_id.in_(ids),
+            CheckIn.state == CheckInState.waiting,  # type: ignore[attr-defined]
+            CheckIn.round_id != round_.id,
+        )
+        .values(state=CheckInState.superseded, closed_at=now, next_action_at=None, updated_at=now)
+    )
+    session.execute(insert(CheckIn), checkins)
+    if attempts:
+        session.execute(insert(Attempt), attempts)
+        session.execute(insert(OutboxMessage), outbox)
+    if skipped:
+        round_.skipped_away += skipped
+        session.add(round_)
+    for resident_id, checkin_id, reason in visits:
+        resident_obj = session.get(Resident, resident_id)
+        assert resident_obj is not None
+        escalation = escalations.open_escalation(
+            session,
+            resident=resident_obj,
+            reason=EscalationReason.visit_list,
+            now=now,
+            checkin_id=checkin_id,
+            cause=round_.cause,
+        )
+        session.execute(
+            update(CheckIn).where(CheckIn.id == checkin_id).values(escalation_id=escalation.id)
+        )
+        escalations.timeline(
+            session,
+            resident_id=resident_id,
+            organization_id=round_.organization_id,
+            kind="checkin.visit_list",
+            at=now,
+            checkin_id=checkin_id,
+            detail={"why": reason},
+        )
+    return len(rows)
+
+
+def _attempt_rows(
+    round_: Round,
+    org: Organization,
+    resident: Any,
+    step: dict[str, Any],
+    step_index: int,
+    checkin_id: uuid.UUID,
+    now: datetime,
+    start_at: datetime,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    channel = step["channel"]
+    phone = pick_number(resident, channel)
+    assert phone is not None
+    attempt_id = uuid.uuid4()
+    language = resident.language
+    message_id = (
+        "resident.checkin"
+        if step.get("message", "prompt") == "prompt"
+        else "resident.checkin.reminder"
+    )
+    body = (
+        render(message_id, language, org=org.name, name=resident.name) if channel == "sms" else None
+    )
+    attempt = {
+        "id": attempt_id,
+        "checkin_id": checkin_id,
+        "step_index": step_index,
+        "channel": channel,
+        "message": step.get("message", "prompt"),
+        "phone": phone,
+        "status": AttemptStatus.queued.value,
+        "sid": None,
+        "error_code": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    message = outbox_row(
+        organization_id=round_.organization_id,
+        channel=OutboxChannel.sms if channel == "sms" else OutboxChannel.call,
+        purpose=OutboxPurpose.checkin,
+        to_phone=phone,
+        body=body,
+        locale=language,
+        resident_id=resident.id,
+        attempt_id=attempt_id,
+        now=now,
+        not_before=start_at,
+        deadline=timedelta(minutes=max(10, int(step["wait_minutes"]) // 2)),
+    )
+    return attempt, message
+
+
+def fan_out_round(
+    session_factory: Any, round_id: uuid.UUID, now_fn: Any, chunk: int = FANOUT_CHUNK
+) -> int:
+    """Run every remaining chunk, each in its own transaction."""
+    total = 0
+    while True:
+        with session_factory() as session:
+            round_ = session.get(Round, round_id)
+            if round_ is None or round_.status != RoundStatus.fanning_out:
+                return total
+            done = fan_out_chunk(session, round_, now_fn(), chunk)
+            if done == 0:
+                round_.status = RoundStatus.open
+                round_.fanned_out_at = now_fn()
+                session.add(round_)
+            session.commit()
+        total += done
+        if done == 0:
+            return total
+
+
+# --- The check-in sweep -------------------------------------------------------------------------
+
+
+def due_checkin_ids(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:
+    return list(
+        session.execute(
+            select(CheckIn.id)
+            .where(CheckIn.state == CheckInState.waiting, CheckIn.next_action_at <= now)
+            .order_by(CheckIn.next_action_at)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def advance_checkin(session: Session, checkin_id: uuid.UUID, now: datetime) -> bool:
+    """Take the next step of one due check-in under its row lock: the next attempt, or,
+    when the plan is exhausted, escalation."""
+    query = select(CheckIn).where(CheckIn.id == checkin_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    checkin = session.execute(query).scalars().first()
+    if checkin is None or checkin.state != CheckInState.waiting:
+        return False
+    due = aware(checkin.next_action_at)
+    if due is None or due > now:
+        return False
+    round_ = session.get(Round, checkin.round_id)
+    resident = session.get(Resident, checkin.resident_id)
+    org = session.get(Organization, checkin.organization_id)
+    assert round_ is not None and resident is not None and org is not None
+    lateness = (now - due).total_seconds()
+    if lateness > 60:
+        record(
+            session=session,
+            organization_id=checkin.organization_id,
+            actor=SCHEDULER,
+            action="late",
+            entity_type="checkin",
+            entity_id=checkin.id,
+            detail={"late_seconds": round(lateness)},
+        )
+    if not round_.override_quiet_hours and in_quiet_hours(
+        now, org.timezone, round_.quiet_start, round_.quiet_end
+    ):
+        checkin.next_action_at = quiet_hours_end(now, org.timezone, round_.quiet_end)
+        checkin.updated_at = now
+        session.add(checkin)
+        return True
+    next_step = checkin.step_index + 1
+    while next_step < len(checkin.plan):
+        step = checkin.plan[next_step]
+        if pick_number(resident, step["channel"]) is not None:
+            break
+        next_step += 1
+    if next_step >= len(checkin.plan):
+        _escalate_exhausted_plan(session, checkin, resident, round_, now)
+        return True
+    step = checkin.plan[next_step]
+    attempt, message = _attempt_rows(round_, org, resident, step, next_step, checkin.id, now, now)
+    session.execute(insert(Attempt), [attempt])
+    session.execute(insert(OutboxMessage), [message])
+    checkin.step_index = next_step
+    checkin.next_action_at = now + timedelta(minutes=int(step["wait_minutes"]))
+    checkin.updated_at = now
+    session.add(checkin)
+    return True
+
+
+def _escalate_exhausted_plan(
+    session: Session, checkin: CheckIn, resident: Resident, round_: Round, now: datetime
+) -> None:
+    statuses = list(
+        session.execute(select(Attempt.status).where(Attempt.checkin_id == checkin.id)).scalars()
+    )
+    failed = {AttemptStatus.failed, AttemptStatus.no_answer}
+    unreachable = bool(statuses) and all(s in failed for s in statuses)
+    checkin.state = CheckInState.unreachable if unreachable else CheckInState.no_reply
+    checkin.next_action_at = None
+    checkin.closed_at = now
+    checkin.updated_at = now
+    reason = EscalationReason.unreachable if unreachable else EscalationReason.no_reply
+    escalation = escalations.open_escalation(
+        session,
+        resident=resident,
+        reason=reason,
+        now=now,
+        checkin_id=checkin.id,
+        cause=round_.cause,
+        last_contact=_last_contact(session, resident.id),
+    )
+    checkin.escalation_id = escalation.id
+    session.add(checkin)
+
+
+def _last_contact(session: Session, resident_id: uuid.UUID) -> datetime | None:
+    from service.telephony.models import InboundMessage
+
+    value = session.execute(
+        select(func.max(InboundMessage.received_at)).where(
+            InboundMessage.resident_id == resident_id
+        )
+    ).scalar_one()
+    return aware(value)
+
+
+# --- Replies -------------------------------------------------------------------------------------
+
+
+def current_checkin(session: Session, resident_id: uuid.UUID) -> CheckIn | None:
+    """The resident's newest check-in that a reply can still matter to."""
+    return (
+        session.execute(
+            select(CheckIn)
+            .where(CheckIn.resident_id == resident_id, CheckIn.state != CheckInState.superseded)
+            .order_by(CheckIn.created_at.desc())
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )  # type: ignore[attr-defined]
+
+
+def open_escalation_for(session: Session, resident_id: uuid.UUID) -> Escalation | None:
+    return (
+        session.execute(
+            select(Escalation).where(
+                Escalation.resident_id == resident_id, Escalation.state.in_(escalations.OPEN_STATES)
+            )
+        )
+        .scalars()
+        .first()
+    )  # type: ignore[attr-defined]
+
+
+ANSWER_IDS = {
+    ReplyKind.FINE: "answer.ok",
+    ReplyKind.HELP: "answer.help",
+    ReplyKind.TALK: "answer.talk",
+    ReplyKind.UNCLEAR: "answer.unclear",
+}
+
+
+def handle_resident_reply(
+    session: Session,
+    *,
+    resident: Resident,
+    text: str,
+    channel: str,
+    now: datetime,
+    inbound_id: uuid.UUID | None = None,
+) -> str | None:
+    """Classify a reply and act on it. Returns the answer to send back (or None).
+
+    Only a recognisable "fine" closes a check-in; when in doubt, nothing is closed.
+    """
+    verdict = classify(text, resident.language)
+    org = session.get(Organization, resident.organization_id)
+    assert org is not None
+    checkin = current_checkin(session, resident.id)
+    waiting = checkin is not None and checkin.state == CheckInState.waiting
+    escalation = open_escalation_for(session, resident.id)
+    kind = verdict.kind
+    escalations.timeline(
+        session,
+        resident_id=resident.id,
+        organization_id=org.id,
+        kind=f"reply.{channel}",
+        at=now,
+        inbound_id=inbound_id,
+        checkin_id=checkin.id if checkin else None,
+        detail={"class": kind.value, "matched": verdict.matched},
+    )
+    if checkin is not None and kind not in (ReplyKind.CHANGE_LANGUAGE, ReplyKind.START):
+        checkin.last_reply_kind = kind.value
+        checkin.replied_at = now
+        checkin.updated_at = now
+        session.add(checkin)
+
+    if kind == ReplyKind.CHANGE_LANGUAGE and verdict.language:
+        resident.language = verdict.language
+        resident.updated_at = now
+        session.add(resident)
+        record(
+            session=session,
+            organization_id=org.id,
+            actor=Actor(label="resident"),
+            action="update",
+            entity_type="resident",
+            entity_id=resident.id,
+            fields=["language"],
+            detail={"source": "reply"},
+        )
+        language = get_language(verdict.language)
+        return render(
+            "resident.language_changed",
+            verdict.language,
+            org=org.name,
+            language=language.native_name if language else verdict.language,
+        )
+
+    if kind == ReplyKind.STOP:
+        resident.status = ResidentStatus.opted_out
+        resident.updated_at = now
+        session.add(resident)
+        record(
+            session=session,
+            organization_id=org.id,
+            actor=Actor(label="resident"),
+            action="update",
+            entity_type="resident",
+            entity_id=resident.id,
+            fields=["status"],
+            detail={"source": "reply STOP"},
+        )
+        _task(session, org.id, TaskKind.opt_out, resident, checkin, inbound_id, now)
+        if waiting:
+            assert checkin is not None
+            _close(checkin, CheckInState.opted_out, now)
+            esc = escalations.open_escalation(
+                session,
+                resident=resident,
+                reason=EscalationReason.visit_list,
+                now=now,
+                checkin_id=checkin.id,
+            )
+            checkin.escalation_id = esc.id
+            session.add(checkin)
+        return render("resident.optout", resident.language, org=org.name)
+
+    if kind == ReplyKind.START:
+        if resident.status == ResidentStatus.opted_out:
+            resident.status = ResidentStatus.active
+            resident.updated_at = now
+            session.add(resident)
+            record(
+                session=session,
+                organization_id=org.id,
+                actor=Actor(label="resident"),
+                action="update",
+                entity_type="resident",
+                entity_id=resident.id,
+                fields=["status"],
+                detail={"source": "reply START"},
+            )
+        return render("resident.optin", resident.language, org=org.name)
+
+    if escalation is not None and not waiting and kind in ANSWER_IDS:
+        # A late reply: recorded, and whoever holds the case is told. The case stays open
+        # until someone records the outcome of a visit.
+        escalations.notify_late_reply(
+            session, escalation=escalation, answer_id=ANSWER_IDS[kind], now=now
+        )
+
+    if kind == ReplyKind.FINE:
+        if waiting:
+            assert checkin is not None
+            _close(checkin, CheckInState.ok, now)
+        return render("resident.reply.ok", resident.language, org=org.name)
+
+    if kind == ReplyKind.HELP:
+        if waiting:
+            assert checkin is not None
+            _close(checkin, CheckInState.needs_help, now)
+        esc = escalations.open_escalation(
+            session,
+            resident=resident,
+            reason=EscalationReason.needs_help,
+            now=now,
+            checkin_id=checkin.id if checkin else None,
+            last_contact=now,
+        )
+        if checkin is not None and waiting:
+            checkin.escalation_id = esc.id
+            session.add(checkin)
+        return render("resident.reply.help", resident.language, org=org.name)
+
+    if kind == ReplyKind.TALK:
+        if waiting:
+            assert checkin is not None
+            _close(checkin, CheckInState.wants_talk, now)
+        _task(
+            session,
+            org.id,
+            TaskKind.callback,
+            resident,
+            checkin,
+            inbound_id,
+            now,
+            interpreter=resident.needs_interpreter,
+        )
+        return render("resident.reply.talk", resident.language, org=org.name)
+
+    # Unclear: ask again, flag for staff; it is not an answer.
+    if checkin is not None:
+        checkin.flagged = True
+        session.add(checkin)
+    _task(session, org.id, TaskKind.unclear, resident, checkin, inbound_id, now)
+    return render("resident.reply.unclear", resident.language, org=org.name)
+
+
+def _close(checkin: CheckIn, state: CheckInState, now: datetime) -> None:
+    checkin.state = state
+    checkin.next_action_at = None
+    checkin.closed_at = now
+    checkin.updated_at = now
+
+
+def _task(
+    session: Session,
+    organization_id: uuid.UUID,
+    kind: TaskKind,
+    resident: Resident,
+    checkin: CheckIn | None,
+    inbound_id: uuid.UUID | None,
+    now: datetime,
+    interpreter: bool = False,
+) -> StaffTask:
+    assigned = None
+    if interpreter:
+        for member in session.execute(
+            select(Member)
+            .where(
+                Member.organization_id == organization_id,
+                Member.active.is_(True),  # type: ignore[attr-defined]
+                Member.kind.in_([MemberKind.interpreter, MemberKind.supporter]),
+            )  # type: ignore[attr-defined]
+            .order_by(Member.kind, Member.name)
+        ).scalars():
+            if resident.language in (member.languages or []):
+                assigned = member.id
+                break
+    task = StaffTask(
+        organization_id=organization_id,
+        kind=kind,
+        resident_id=resident.id,
+        checkin_id=checkin.id if checkin else None,
+        inbound_id=inbound_id,
+        language=resident.language,
+        assigned_member_id=assigned,
+        created_at=now,
+    )
+    session.add(task)
+    return task
+
+
+def record_reply_sent(
+    session: Session,
+    *,
+    organization_id: uuid.UUID | None,
+    to_phone: str,
+    body: str,
+    locale: str,
+    resident_id: uuid.UUID | None,
+    member_id: uuid.UUID | None,
+    now: datetime,
+) -> None:
+    """A TwiML reply is sent by Twilio as the webhook's answer; it is stored as an outbox
+    row already sent, so the timeline shows it and it counts against the recipient's cap."""
+    if organization_id is None:
+        return
+    message = enqueue(
+        session,
+        organization_id=organization_id,
+        channel=OutboxChannel.sms,
+        purpose=OutboxPurpose.resident_notice if resident_id else OutboxPurpose.member_notice,
+        to_phone=to_phone,
+        body=body,
+        locale=locale,
+        resident_id=resident_id,
+        member_id=member_id,
+        now=now,
+    )
+    message.status = OutboxStatus.sent
+    message.sent_at = now
+    message.final_at = now
+
+
+# --- Attempts and delivery ------------------------------------------------------------------------
+
+
+def attempt_failed(
+    session: Session,
+    *,
+    attempt_id: uuid.UUID,
+    now: datetime,
+    status: AttemptStatus = AttemptStatus.failed,
+    error_code: int | None = None,
+) -> None:
+    """A channel failed for good: move the check-in on now instead of waiting out the step."""
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is None:
+        return
+    attempt.status = status
+    attempt.error_code = error_code
+    attempt.updated_at = now
+    session.add(attempt)
+    checkin = session.get(CheckIn, attempt.checkin_id)
+    if (
+        checkin is not None
+        and checkin.state == CheckInState.waiting
+        and checkin.step_index == attempt.step_index
+    ):
+        checkin.next_action_at = now
+        checkin.updated_at = now
+        session.add(checkin)
+
+
+def set_attempt_status(
+    session: Session,
+    *,
+    attempt_id: uuid.UUID,
+    status: AttemptStatus,
+    now: datetime,
+    sid: str | None = None,
+) -> None:
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is None:
+        return
+    attempt.status = status
+    if sid:
+        attempt.sid = sid
+    attempt.updated_at = now
+    session.add(attempt)
+
+
+# --- Counts -------------------------------------------------------------------------------------
+
+
+def round_counts(session: Session, round_id: uuid.UUID) -> dict[str, int]:
+    counts = {state.value: 0 for state in CheckInState}
+    for state, count in session.execute(
+        select(CheckIn.state, func.count())
+        .where(CheckIn.round_id == round_id)
+        .group_by(CheckIn.state)
+    ):
+        counts[str(state)] = count
+    counts["unclear"] = session.execute(
+        select(func.count())
+        .select_from(CheckIn)
+        .where(
+            CheckIn.round_id == round_id,
+            CheckIn.state == CheckInState.waiting,
+            CheckIn.flagged.is_(True),
+        )
+    ).scalar_one()  # type: ignore[attr-defined]
+    counts["total"] = sum(counts[s.value] for s in CheckInState)
+    return counts
+
+
+def due_schedules(session: Session, now: datetime) -> list[Schedule]:
+    return list(
+        session.execute(
+            select(Schedule).where(
+                Schedule.active.is_(True),
+                Schedule.next_run_at.is_not(None),  # type: ignore[attr-defined,union-attr]
+                Schedule.next_run_at <= now,
+            )
+        ).scalars()
+    )  # type: ignore[operator]
+
+
+def start_due_schedule(session: Session, schedule: Schedule, now: datetime) -> Round | None:
+    """Start one round for a due schedule. Runs missed while the scheduler was down are
+    coalesced into this one, and the lateness goes to the audit log."""
+    org = session.get(Organization, schedule.organization_id)
+    assert org is not None
+    scheduled_for = aware(schedule.next_run_at)
+    assert scheduled_for is not None
+    already = session.execute(
+        select(Round.id).where(
+            Round.schedule_id == schedule.id, Round.scheduled_for == scheduled_for
+        )
+    ).first()
+    schedule.last_run_at = now
+    schedule.next_run_at = next_run_after(schedule, now, org.timezone)
+    session.add(schedule)
+    if already:
+        return None
+    lateness = (now - scheduled_for).total_seconds()
+    if lateness > 60:
+        record(
+            session=session,
+            organization_id=org.id,
+            actor=SCHEDULER,
+            action="late",
+            entity_type="schedule",
+            entity_id=schedule.id,
+            detail={"late_seconds": round(lateness)},
+        )
+    return start_round(
+        session,
+        organization_id=org.id,
+        kind=RoundKind.scheduled,
+        started_by=f"schedule:{schedule.name}",
+        now=now,
+        schedule=schedule,
+        scheduled_for=scheduled_for,
+    )
+
+
+def open_rounds_fanning_out(session: Session) -> list[uuid.UUID]:
+    return list(
+        session.execute(
+            select(Round.id)
+            .where(Round.status == RoundStatus.fanning_out)
+            .order_by(Round.started_at)
+        ).scalars()
+    )
+
+
+def resident_open_items(session: Session, resident_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "checkin": current_checkin(session, resident_id),
+        "escalation": open_escalation_for(session, resident_id),
+        "tasks": list(
+            session.execute(
+                select(StaffTask).where(
+                    StaffTask.resident_id == resident_id, StaffTask.closed_at.is_(None)
+                )
+            ).scalars()
+        ),  # type: ignore[union-attr]
+    }

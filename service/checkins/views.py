@@ -1,0 +1,587 @@
+"""Rounds, schedules, check-ins, escalations, tasks and timelines under /api/v1."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import case, func, select
+from sqlmodel import Session, SQLModel
+
+from service.audit.service import record
+from service.auth.deps import Coordinator, CurrentUser, actor_for
+from service.checkins import flows
+from service.checkins import service as checkins
+from service.checkins.models import (
+    CheckIn,
+    CheckInState,
+    Round,
+    RoundKind,
+    RoundPublic,
+    RoundStart,
+    Schedule,
+    ScheduleCreate,
+    SchedulePublic,
+    ScheduleUpdate,
+    StaffTask,
+    StaffTaskPublic,
+    TimelineEvent,
+    TimelineEventPublic,
+)
+from service.clock import get_clock
+from service.common import Page, aware
+from service.db import SessionDep, get_engine
+from service.errors import Invalid, NotFound
+from service.escalations import service as escalations
+from service.escalations.models import (
+    AcknowledgeRequest,
+    Escalation,
+    EscalationPublic,
+    EscalationState,
+    ReassignRequest,
+    ResolveRequest,
+)
+from service.registry import service as registry
+from service.registry.models import Organization, Resident
+from service.telephony.models import InboundMessage, OutboxMessage
+
+router = APIRouter()
+
+# --- Schedules ------------------------------------------------------------------------------------
+
+
+def _schedule(session: Session, organization_id: uuid.UUID, schedule_id: uuid.UUID) -> Schedule:
+    schedule = session.get(Schedule, schedule_id)
+    if schedule is None or schedule.organization_id != organization_id:
+        raise NotFound("schedule not found")
+    return schedule
+
+
+def _refresh_next_run(session: Session, schedule: Schedule) -> None:
+    org = session.get(Organization, schedule.organization_id)
+    assert org is not None
+    schedule.next_run_at = (
+        checkins.next_run_after(schedule, get_clock().now(), org.timezone)
+        if schedule.active
+        else None
+    )
+
+
+def _check_targets(session: Session, organization_id: uuid.UUID, site_ids: list[str]) -> None:
+    for site_id in site_ids:
+        try:
+            registry.get_site(
+                session=session, organization_id=organization_id, site_id=uuid.UUID(site_id)
+            )
+        except (NotFound, ValueError):
+            raise Invalid(f"no such site {site_id}", field="target_site_ids") from None
+
+
+@router.get("/schedules", response_model=Page[SchedulePublic], tags=["schedules"])
+def list_schedules(session: SessionDep, user: CurrentUser) -> Page[SchedulePublic]:
+    rows = (
+        session.execute(
+            select(Schedule)
+            .where(Schedule.organization_id == user.organization_id)
+            .order_by(Schedule.name)
+        )
+        .scalars()
+        .all()
+    )
+    return Page(data=[SchedulePublic.model_validate(s) for s in rows], count=len(rows))
+
+
+@router.post("/schedules", response_model=SchedulePublic, status_code=201, tags=["schedules"])
+def create_schedule(session: SessionDep, user: Coordinator, data: ScheduleCreate) -> SchedulePublic:
+    _check_targets(session, user.organization_id, data.target_site_ids)
+    schedule = Schedule.model_validate(data, update={"organization_id": user.organization_id})
+    _refresh_next_run(session, schedule)
+    session.add(schedule)
+    session.flush()
+    record(
+        session=session,
+        organization_id=user.organization_id,
+        actor=actor_for(user),
+        action="create",
+        entity_type="schedule",
+        entity_id=schedule.id,
+        fields=data.model_fields_set,
+    )
+    session.commit()
+    return SchedulePublic.model_validate(schedule)
+
+
+@router.patch("/schedules/{schedule_id}", response_model=SchedulePublic, tags=["schedules"])
+def update_schedule(
+    session: SessionDep, user: Coordinator, schedule_id: uuid.UUID, data: ScheduleUpdate
+) -> SchedulePublic:
+    schedule = _schedule(session, user.organization_id, schedule_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "target_site_ids" in changes:
+        _check_targets(session, user.organization_id, changes["target_site_ids"] or [])
+    schedule.sqlmodel_update(changes)
+    _refresh_next_run(session, schedule)
+    session.add(schedule)
+    record(
+        session=session,
+        organization_id=user.organization_id,
+        actor=actor_for(user),
+        action="update",
+        entity_type="schedule",
+        entity_id=schedule.id,
+        fields=changes.keys(),
+    )
+    session.commit()
+    return SchedulePublic.model_validate(schedule)
+
+
+@router.delete("/schedules/{schedule_id}", status_code=204, tags=["schedules"])
+def delete_schedule(session: SessionDep, user: Coordinator, schedule_id: uuid.UUID) -> Response:
+    schedule = _schedule(session, user.organization_id, schedule_id)
+    session.delete(schedule)
+    record(
+        session=session,
+        organization_id=user.organization_id,
+        actor=actor_for(user),
+        action="delete",
+        entity_type="schedule",
+        entity_id=schedule_id,
+    )
+    session.commit()
+    return Response(status_code=204)
+
+
+# --- Rounds ---------------------------------------------------------------------------------------
+
+
+def _round_public(session: Session, round_: Round) -> RoundPublic:
+    public = RoundPublic.model_validate(round_, from_attributes=True)
+    public.counts = checkins.round_counts(session, round_.id)
+    return public
+
+
+@router.post("/rounds", response_model=RoundPublic, status_code=201, tags=["rounds"])
+def start_broadcast(session: SessionDep, user: Coordinator, data: RoundStart) -> RoundPublic:
+    """Check on chosen sites (or residents) now. Quiet hours hold unless overridden here."""
+    for site_id in data.site_ids:
+        try:
+            registry.get_site(
+                session=session, organization_id=user.organization_id, site_id=site_id
+            )
+        except NotFound:
+            raise Invalid(f"no such site {site_id}", field="site_ids") from None
+    for resident_id in data.resident_ids:
+        try:
+            registry.get_resident(
+                session=session, organization_id=user.organization_id, resident_id=resident_id
+            )
+        except NotFound:
+            raise Invalid(f"no such resident {resident_id}", field="resident_ids") from None
+    kind = RoundKind.one_off if data.resident_ids and not data.site_ids else RoundKind.broadcast
+    round_id = flows.start_broadcast(
+        get_engine(),
+        organization_id=user.organization_id,
+        started_by=actor_for(user).label,
+        now_fn=get_clock().now,
+        site_ids=data.site_ids,
+        resident_ids=data.resident_ids,
+        override_quiet_hours=data.override_quiet_hours,
+        plan=data.plan,
+        cause=data.cause,
+        kind=kind,
+    )
+    round_ = session.get(Round, round_id)
+    assert round_ is not None
+    return _round_public(session, round_)
+
+
+@router.get("/rounds", response_model=Page[RoundPublic], tags=["rounds"])
+def list_rounds(
+    session: SessionDep,
+    user: CurrentUser,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Page[RoundPublic]:
+    query = select(Round).where(Round.organization_id == user.organization_id)
+    count = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = (
+        session.execute(
+            query.order_by(Round.started_at.desc()).offset(skip).limit(limit)  # type: ignore[attr-defined]
+        )
+        .scalars()
+        .all()
+    )
+    return Page(data=[_round_public(session, r) for r in rows], count=count)
+
+
+def _round(session: Session, organization_id: uuid.UUID, round_id: uuid.UUID) -> Round:
+    round_ = session.get(Round, round_id)
+    if round_ is None or round_.organization_id != organization_id:
+        raise NotFound("round not found")
+    return round_
+
+
+@router.get("/rounds/{round_id}", response_model=RoundPublic, tags=["rounds"])
+def read_round(session: SessionDep, user: CurrentUser, round_id: uuid.UUID) -> RoundPublic:
+    return _round_public(session, _round(session, user.organization_id, round_id))
+
+
+class CheckInPublic(SQLModel):
+    id: uuid.UUID
+    round_id: uuid.UUID
+    resident_id: uuid.UUID
+    resident_name: str
+    state: CheckInState
+    flagged: bool
+    last_reply_kind: str | None
+    replied_at: datetime | None
+    next_action_at: datetime | None
+    escalation_id: uuid.UUID | None
+
+
+@router.get("/rounds/{round_id}/checkins", response_model=Page[CheckInPublic], tags=["rounds"])
+def list_round_checkins(
+    session: SessionDep,
+    user: CurrentUser,
+    round_id: uuid.UUID,
+    state: CheckInState | None = None,
+    flagged: bool | None = None,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[CheckInPublic]:
+    _round(session, user.organization_id, round_id)
+    query = (
+        select(CheckIn, Resident.name)
+        .join(Resident, Resident.id == CheckIn.resident_id)
+        .where(CheckIn.round_id == round_id)
+    )
+    if state is not None:
+        query = query.where(CheckIn.state == state)
+    if flagged is not None:
+        query = query.where(CheckIn.flagged.is_(flagged))  # type: ignore[attr-defined]
+    count = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = session.execute(
+        query.order_by(Resident.name_kana, Resident.name).offset(skip).limit(limit)
+    ).all()
+    return Page(
+        data=[CheckInPublic(resident_name=name, **c.model_dump()) for c, name in rows], count=count
+    )
+
+
+# --- Escalations ----------------------------------------------------------------------------------
+
+
+# Urgency: help first, then exhausted chains, then unacknowledged, then the rest.
+def _urgency() -> Any:
+    return (
+        Escalation.priority,
+        case(
+            (Escalation.state == EscalationState.exhausted, 0),
+            (Escalation.state == EscalationState.alerting, 1),
+            else_=2,
+        ),
+        Escalation.created_at,
+    )
+
+
+def _escalation_public(escalation: Escalation) -> EscalationPublic:
+    public = EscalationPublic.model_validate(escalation, from_attributes=True)
+    public.chain_length = len(escalation.chain)
+    return public
+
+
+@router.get("/escalations", response_model=Page[EscalationPublic], tags=["escalations"])
+def list_escalations(
+    session: SessionDep,
+    user: CurrentUser,
+    state: EscalationState | None = None,
+    open_only: bool = True,
+    resident_id: uuid.UUID | None = None,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[EscalationPublic]:
+    query = select(Escalation).where(Escalation.organization_id == user.organization_id)
+    if state is not None:
+        query = query.where(Escalation.state == state)
+    elif open_only:
+        query = query.where(Escalation.state.in_(escalations.OPEN_STATES))  # type: ignore[attr-defined]
+    if resident_id is not None:
+        query = query.where(Escalation.resident_id == resident_id)
+    count = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = session.execute(query.order_by(*_urgency()).offset(skip).limit(limit)).scalars().all()
+    return Page(data=[_escalation_public(e) for e in rows], count=count)
+
+
+def _escalation(
+    session: Session, organization_id: uuid.UUID, escalation_id: uuid.UUID
+) -> Escalation:
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None or escalation.organization_id != organization_id:
+        raise NotFound("escalation not found")
+    return escalation
+
+
+@router.get("/escalations/{escalation_id}", response_model=EscalationPublic, tags=["escalations"])
+def read_escalation(
+    session: SessionDep, user: CurrentUser, escalation_id: uuid.UUID
+) -> EscalationPublic:
+    return _escalation_public(_escalation(session, user.organization_id, escalation_id))
+
+
+@router.post(
+    "/escalations/{escalation_id}/acknowledge",
+    response_model=EscalationPublic,
+    tags=["escalations"],
+)
+def acknowledge(
+    session: SessionDep, user: Coordinator, escalation_id: uuid.UUID, data: AcknowledgeRequest
+) -> EscalationPublic:
+    """Acknowledge on a member's behalf (for example after a phone call with them)."""
+    escalation = _escalation(session, user.organization_id, escalation_id)
+    if escalation.state == EscalationState.resolved:
+        raise Invalid("this case is already resolved", field="escalation_id")
+    member_id = data.member_id
+    if member_id is None:
+        raise Invalid("say which member will visit", field="member_id")
+    registry.get_member(session=session, organization_id=user.organization_id, member_id=member_id)
+    actor = actor_for(user)
+    escalations.acknowledge(
+        session,
+        escalation=escalation,
+        member_id=member_id,
+        now=get_clock().now(),
+        actor=actor.label,
+        note=data.note,
+    )
+    record(
+        session=session,
+        organization_id=user.organization_id,
+        actor=actor,
+        action="acknowledge",
+        entity_type="escalation",
+        entity_id=escalation.id,
+        detail={"member_id": str(member_id)},
+    )
+    session.commit()
+    return _escalation_public(escalation)
+
+
+@router.post(
+    "/escalations/{escalation_id}/resolve", response_model=EscalationPublic, tags=["escalations"]
+)
+def resolve(
+    session: SessionDep, user: Coordinator, escalation_id: uuid.UUID, data: ResolveRequest
+) -> EscalationPublic:
+    escalation = _escalation(session, user.organization_id, escalation_id)
+    if escalation.state == EscalationState.resolved:
+        raise Invalid("this case is already resolved", field="escalation_id")
+    if data.member_id is not None:
+        registry.get_member(
+            session=session, organization_id=user.organization_id, member_id=data.member_id
+        )
+    actor = actor_for(user)
+    escalations.resolve(
+        session,
+        escalation=escalation,
+        outcome=data.outcome,
+        now=get_clock().now(),
+        actor=actor.label,
+        member_id=data.member_id,
+        note=data.note,
+    )
+    record(
+        session=session,
+        organization_id=user.organization_id,
+        actor=actor,
+        action="resolve",
+        entity_type="escalation",
+        entity_id=escalation.id,
+        fields=["outcome"] + (["note"] if data.note else []),
+    )
+    session.commit()
+    return _escalation_public(escalation)
+
+
+@router.post(
+    "/escalations/{escalation_id}/reassign", response_model=EscalationPublic, tags=["escalations"]
+)
+def reassign(
+    session: SessionDep, user: Coordinator, escalation_id: uuid.UUID, data: ReassignRequest
+) -> EscalationPublic:
+    escalation = _escalation(session, user.organization_id, escalation_id)
+    if escalation.state == EscalationState.resolved:
+        raise Invalid("this case is already resolved", field="escalation_id")
+    member = registry.get_member(
+        session=session, organization_id=user.organization_id, member_id=data.member_id
+    )
+    actor = actor_for(user)
+    escalations.reassign(
+        session, escalation=escalation, member=member, now=get_clock().now(), actor=actor.label
+    )
+    record(
+        session=session,
+        organization_id=user.organization_id,
+        actor=actor,
+        action="reassign",
+        entity_type="escalation",
+        entity_id=escalation.id,
+        detail={"member_id": str(member.id)},
+    )
+    session.commit()
+    return _escalation_public(escalation)
+
+
+# --- Tasks, inbox and timeline -------------------------------------------------------------
+
+
+@router.get("/tasks", response_model=Page[StaffTaskPublic], tags=["tasks"])
+def list_tasks(
+    session: SessionDep, user: CurrentUser, open_only: bool = True, kind: str | None = None
+) -> Page[StaffTaskPublic]:
+    query = select(StaffTask).where(StaffTask.organization_id == user.organization_id)
+    if open_only:
+        query = query.where(StaffTask.closed_at.is_(None))  # type: ignore[union-attr]
+    if kind:
+        query = query.where(StaffTask.kind == kind)
+    rows = session.execute(query.order_by(StaffTask.created_at)).scalars().all()
+    return Page(data=[StaffTaskPublic.model_validate(t) for t in rows], count=len(rows))
+
+
+class CloseTask(SQLModel):
+    note: str | None = None
+
+
+@router.post("/tasks/{task_id}/close", response_model=StaffTaskPublic, tags=["tasks"])
+def close_task(
+    session: SessionDep, user: Coordinator, task_id: uuid.UUID, data: CloseTask
+) -> StaffTaskPublic:
+    task = session.get(StaffTask, task_id)
+    if task is None or task.organization_id != user.organization_id:
+        raise NotFound("task not found")
+    actor = actor_for(user)
+    task.closed_at = get_clock().now()
+    task.closed_by = actor.label
+    task.note = data.note
+    session.add(task)
+    record(
+        session=session,
+        organization_id=user.organization_id,
+        actor=actor,
+        action="close",
+        entity_type="task",
+        entity_id=task.id,
+    )
+    session.commit()
+    return StaffTaskPublic.model_validate(task)
+
+
+@router.get(
+    "/residents/{resident_id}/timeline",
+    response_model=list[TimelineEventPublic],
+    tags=["residents"],
+)
+def resident_timeline(
+    session: SessionDep, user: CurrentUser, resident_id: uuid.UUID
+) -> list[TimelineEventPublic]:
+    """Every message, call, reply, escalation step and note for a resident, in order."""
+    registry.get_resident(
+        session=session,
+        organization_id=user.organization_id,
+        resident_id=resident_id,
+        actor=actor_for(user),
+    )
+    items = build_timeline(session, resident_id)
+    session.commit()
+    return items
+
+
+def build_timeline(session: Session, resident_id: uuid.UUID) -> list[TimelineEventPublic]:
+    items: list[TimelineEventPublic] = []
+    for event in session.execute(
+        select(TimelineEvent).where(TimelineEvent.resident_id == resident_id)
+    ).scalars():
+        items.append(
+            TimelineEventPublic(
+                at=aware(event.at),
+                kind=event.kind,
+                actor=event.actor,  # type: ignore[arg-type]
+                member_id=event.member_id,
+                checkin_id=event.checkin_id,
+                escalation_id=event.escalation_id,
+                detail=event.detail or {},
+            )
+        )
+    for message in session.execute(
+        select(OutboxMessage).where(OutboxMessage.resident_id == resident_id)
+    ).scalars():
+        kind = "call.out" if message.channel == "call" else f"sms.out.{message.purpose}"
+        items.append(
+            TimelineEventPublic(
+                at=aware(message.created_at),
+                kind=kind,
+                actor=None,  # type: ignore[arg-type]
+                member_id=message.member_id,
+                checkin_id=None,
+                escalation_id=None,
+                detail={
+                    "body": message.body,
+                    "to": message.to_phone,
+                    "error_code": message.last_error_code,
+                },
+                delivery_status=message.status,
+            )
+        )
+    for inbound in session.execute(
+        select(InboundMessage).where(InboundMessage.resident_id == resident_id)
+    ).scalars():
+        items.append(
+            TimelineEventPublic(
+                at=aware(inbound.received_at),
+                kind=f"{inbound.channel}.in",  # type: ignore[arg-type]
+                actor=None,
+                member_id=None,
+                checkin_id=None,
+                escalation_id=None,
+                detail={"body": inbound.body, "class": inbound.classification},
+            )
+        )
+    items.sort(key=lambda item: item.at)
+    return items
+
+
+class NoteCreate(SQLModel):
+    text: str
+
+
+@router.post("/residents/{resident_id}/notes", status_code=201, tags=["residents"])
+def add_note(
+    session: SessionDep, user: Coordinator, resident_id: uuid.UUID, data: NoteCreate
+) -> dict[str, str]:
+    text = data.text.strip()
+    if not text:
+        raise Invalid("a note cannot be empty", field="text")
+    resident = registry.get_resident(
+        session=session, organization_id=user.organization_id, resident_id=resident_id
+    )
+    actor = actor_for(user)
+    escalations.timeline(
+        session,
+        resident_id=resident.id,
+        organization_id=resident.organization_id,
+        kind="note",
+        at=get_clock().now(),
+        actor=actor.label,
+        detail={"text": text[:4000]},
+    )
+    record(
+        session=session,
+        organization_id=user.organization_id,
+        actor=actor,
+        action="note",
+        entity_type="resident",
+        entity_id=resident.id,
+    )
+    session.commit()
+    return {"status": "ok"}

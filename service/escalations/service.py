@@ -1,0 +1,792 @@
+"""The escalation engine: a frozen chain of members, stepped by a sweep, never dropped.
+
+- The chain is the resident's assigned members by rank, then the staff on duty, copied when
+  the escalation starts; later edits to assignments do not change it.
+- Each step alerts by SMS and waits ``ack_minutes``; no acknowledgement moves to the next.
+- "1" acknowledges, "2" declines (the next step starts at once when everyone in the step has
+  declined), and after the visit a digit 1-5 records the outcome.
+- A member who acknowledged but sends no outcome is reminded after ``outcome_hours``, then
+  un-acknowledged, and the chain goes on.
+- When the chain runs out the escalation is "exhausted": it stays on staff's list and is
+  never closed by itself.
+- Stale-job guard: transitions happen under the row lock and only if the version the sweep
+  read is still current, so duplicated or late sweeps are harmless.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+import unicodedata
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from i18n.languages import display_name
+from i18n.render import format_datetime, render
+from service.audit.service import Actor, record
+from service.checkins.models import TimelineEvent
+from service.common import aware
+from service.escalations.models import (
+    OUTCOME_BY_DIGIT,
+    REASON_PRIORITY,
+    Alert,
+    AlertState,
+    Escalation,
+    EscalationReason,
+    EscalationState,
+    Outcome,
+)
+from service.registry.models import (
+    Assignment,
+    Member,
+    MemberKind,
+    Organization,
+    Resident,
+    Site,
+)
+from service.telephony.models import OutboxChannel, OutboxPurpose
+from service.telephony.outbox import enqueue
+
+OPEN_STATES = (EscalationState.alerting, EscalationState.acknowledged, EscalationState.exhausted)
+DEFAULT_ACK_MINUTES = 30
+DEFAULT_OUTCOME_HOURS = 4
+REMINDER_GRACE = timedelta(hours=1)
+
+
+def _recipient(member: Member) -> dict[str, Any]:
+    return {
+        "member_id": str(member.id),
+        "name": member.name,
+        "phone": member.phone,
+        "language": (member.languages or ["ja"])[0],
+        "kind": member.kind,
+    }
+
+
+def build_chain(
+    session: Session, resident: Resident, reason: EscalationReason
+) -> list[list[dict[str, Any]]]:
+    """Assigned members by rank, one step each, then one step with every staff on duty."""
+    rows = (
+        session.execute(
+            select(Member)
+            .join(Assignment, Assignment.member_id == Member.id)
+            .where(Assignment.resident_id == resident.id, Member.active.is_(True))  # type: ignore[attr-defined]
+            .order_by(Assignment.rank)
+        )
+        .scalars()
+        .all()
+    )
+    chain = [[_recipient(m)] for m in rows]
+    if (
+        reason == EscalationReason.needs_help
+        and resident.needs_interpreter
+        and resident.language not in ("ja", "easy_ja")
+    ):
+        interpreter = _interpreter_for(session, resident)
+        if interpreter is not None:
+            if not chain:
+                chain.append([])
+            if all(r["member_id"] != str(interpreter.id) for r in chain[0]):
+                chain[0].append(_recipient(interpreter))
+    staff = (
+        session.execute(
+            select(Member)
+            .where(
+                Member.organization_id == resident.organization_id,
+                Member.kind == MemberKind.staff_on_duty,
+                Member.active.is_(True),
+            )  # type: ignore[attr-defined]
+            .order_by(Member.name)
+        )
+        .scalars()
+        .all()
+    )
+    in_chain = {r["member_id"] for step in chain for r in step}
+    staff_step = [_recipient(m) for m in staff if str(m.id) not in in_chain]
+    if staff_step:
+        chain.append(staff_step)
+    return chain
+
+
+def _interpreter_for(session: Session, resident: Resident) -> Member | None:
+    """A supporter or interpreter who speaks the resident's language."""
+    candidates = (
+        session.execute(
+            select(Member)
+            .where(
+                Member.organization_id == resident.organization_id,
+                Member.active.is_(True),  # type: ignore[attr-defined]
+                Member.kind.in_([MemberKind.interpreter, MemberKind.supporter]),
+            )  # type: ignore[attr-defined]
+            .order_by(Member.kind, Member.name)
+        )
+        .scalars()
+        .all()
+    )
+    for member in candidates:
+        if resident.language in (member.languages or []):
+            return member
+    return None
+
+
+def _new_case_code(session: Session, organization_id: uuid.UUID) -> str:
+    used = set(
+        session.execute(
+            select(Escalation.case_code).where(
+                Escalation.organization_id == organization_id, Escalation.state.in_(OPEN_STATES)
+            )
+        ).scalars()
+    )  # type: ignore[attr-defined]
+    for _ in range(1000):
+        code = f"{random.choice(string.ascii_uppercase)}{random.randint(1, 99)}"
+        if code not in used:
+            return code
+    return uuid.uuid4().hex[:6].upper()
+
+
+def timeline(
+    session: Session,
+    *,
+    resident_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    kind: str,
+    at: datetime,
+    **fields: Any,
+) -> None:
+    detail = fields.pop("detail", {})
+    session.add(
+        TimelineEvent(
+            organization_id=organization_id,
+            resident_id=resident_id,
+            at=at,
+            kind=kind,
+            detail=detail,
+            **fields,
+        )
+    )
+
+
+def open_escalation(
+    session: Session,
+    *,
+    resident: Resident,
+    reason: EscalationReason,
+    now: datetime,
+    checkin_id: uuid.UUID | None = None,
+    cause: str | None = None,
+    last_contact: datetime | None = None,
+) -> Escalation:
+    """Start (or raise the priority of) the resident's escalation, and alert step one."""
+    existing = (
+        session.execute(
+            select(Escalation)
+            .where(Escalation.resident_id == resident.id, Escalation.state.in_(OPEN_STATES))
+            .with_for_update()
+        )
+        .scalars()
+        .first()
+    )  # type: ignore[attr-defined]
+    if existing is not None:
+        if REASON_PRIORITY[reason] < existing.priority:
+            existing.priority = REASON_PRIORITY[reason]
+            existing.reason = reason
+            existing.updated_at = now
+            session.add(existing)
+            timeline(
+                session,
+                resident_id=resident.id,
+                organization_id=resident.organization_id,
+                kind="escalation.priority",
+                at=now,
+                escalation_id=existing.id,
+                detail={"reason": reason.value},
+            )
+        return existing
+    chain = build_chain(session, resident, reason)
+    escalation = Escalation(
+        organization_id=resident.organization_id,
+        resident_id=resident.id,
+        checkin_id=checkin_id,
+        reason=reason,
+        priority=REASON_PRIORITY[reason],
+        chain=chain,
+        case_code=_new_case_code(session, resident.organization_id),
+        cause=cause,
+        ack_minutes=DEFAULT_ACK_MINUTES,
+        outcome_hours=DEFAULT_OUTCOME_HOURS,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(escalation)
+    session.flush()
+    timeline(
+        session,
+        resident_id=resident.id,
+        organization_id=resident.organization_id,
+        kind="escalation.opened",
+        at=now,
+        escalation_id=escalation.id,
+        checkin_id=checkin_id,
+        detail={"reason": reason.value, "steps": len(chain)},
+    )
+    _start_step(session, escalation, resident, 0, now, last_contact)
+    return escalation
+
+
+def _start_step(
+    session: Session,
+    escalation: Escalation,
+    resident: Resident,
+    step: int,
+    now: datetime,
+    last_contact: datetime | None = None,
+) -> None:
+    escalation.step_index = step
+    escalation.version += 1
+    escalation.updated_at = now
+    if step >= len(escalation.chain):
+        escalation.state = EscalationState.exhausted
+        escalation.next_action_at = None
+        session.add(escalation)
+        timeline(
+            session,
+            resident_id=resident.id,
+            organization_id=resident.organization_id,
+            kind="escalation.exhausted",
+            at=now,
+            escalation_id=escalation.id,
+        )
+        return
+    escalation.state = EscalationState.alerting
+    escalation.next_action_at = now + timedelta(minutes=escalation.ack_minutes)
+    session.add(escalation)
+    org = session.get(Organization, resident.organization_id)
+    assert org is not None
+    for recipient in escalation.chain[step]:
+        member_id = uuid.UUID(recipient["member_id"])
+        alert = Alert(
+            organization_id=resident.organization_id,
+            escalation_id=escalation.id,
+            member_id=member_id,
+            step_index=step,
+            language=recipient["language"],
+            sent_at=now,
+        )
+        session.add(alert)
+        session.flush()
+        coded = _open_case_count(session, member_id, exclude=escalation.id) > 0
+        body = alert_text(
+            session, escalation, resident, org, recipient["language"], coded, last_contact
+        )
+        enqueue(
+            session,
+            organization_id=resident.organization_id,
+            channel=OutboxChannel.sms,
+            purpose=OutboxPurpose.alert,
+            to_phone=recipient["phone"],
+            body=body,
+            locale=recipient["language"],
+            resident_id=resident.id,
+            member_id=member_id,
+            alert_id=alert.id,
+            now=now,
+            deadline=timedelta(hours=2),
+        )
+        timeline(
+            session,
+            resident_id=resident.id,
+            organization_id=resident.organization_id,
+            kind="escalation.alert",
+            at=now,
+            escalation_id=escalation.id,
+            member_id=member_id,
+            detail={
+                "step": step + 1,
+                "member": recipient["name"],
+                "language": recipient["language"],
+            },
+        )
+
+
+def _open_case_count(session: Session, member_id: uuid.UUID, exclude: uuid.UUID) -> int:
+    pending = session.execute(
+        select(func.count())
+        .select_from(Alert)
+        .join(Escalation, Escalation.id == Alert.escalation_id)
+        .where(
+            Alert.member_id == member_id,
+            Alert.state == AlertState.sent,
+            Escalation.state == EscalationState.alerting,
+            Escalation.id != exclude,
+        )
+    ).scalar_one()
+    held = session.execute(
+        select(func.count())
+        .select_from(Escalation)
+        .where(
+            Escalation.acknowledged_by == member_id,
+            Escalation.state == EscalationState.acknowledged,
+            Escalation.id != exclude,
+        )
+    ).scalar_one()
+    return pending + held
+
+
+def _where(session: Session, resident: Resident) -> tuple[str, str]:
+    site = session.get(Site, resident.site_id) if resident.site_id else None
+    return (site.name if site else "-"), (resident.unit or "")
+
+
+def alert_text(
+    session: Session,
+    escalation: Escalation,
+    resident: Resident,
+    org: Organization,
+    locale: str,
+    coded: bool,
+    last_contact: datetime | None,
+) -> str:
+    """Only what a visitor needs: name, site, unit, language and last contact."""
+    site, unit = _where(session, resident)
+    values = {
+        "org": org.name,
+        "name": resident.name,
+        "site": site,
+        "unit": unit,
+        "language": display_name(resident.language, locale),
+        "last_contact": format_datetime(last_contact, locale, org.timezone)
+        if last_contact
+        else "-",
+        "code": escalation.case_code,
+    }
+    if escalation.reason == EscalationReason.visit_list:
+        base = "member.alert.visit"
+    elif escalation.reason == EscalationReason.needs_help:
+        base = "member.alert.help"
+    else:
+        base = "member.alert"
+    text = render(f"{base}.coded" if coded else base, locale, **values)
+    if escalation.cause:
+        text = render("member.alert.cause", locale, cause=escalation.cause) + " " + text
+    return text
+
+
+def _member_notice(
+    session: Session,
+    escalation: Escalation,
+    member_id: uuid.UUID,
+    message_id: str,
+    now: datetime,
+    **values: Any,
+) -> None:
+    member = session.get(Member, member_id)
+    if member is None:
+        return
+    locale = (member.languages or ["ja"])[0]
+    enqueue(
+        session,
+        organization_id=escalation.organization_id,
+        channel=OutboxChannel.sms,
+        purpose=OutboxPurpose.member_notice,
+        to_phone=member.phone,
+        body=render(message_id, locale, **values),
+        locale=locale,
+        resident_id=escalation.resident_id,
+        member_id=member.id,
+        now=now,
+    )
+
+
+def _resident_values(session: Session, escalation: Escalation) -> dict[str, Any]:
+    resident = session.get(Resident, escalation.resident_id)
+    org = session.get(Organization, escalation.organization_id)
+    assert resident is not None and org is not None
+    site, unit = _where(session, resident)
+    return {
+        "org": org.name,
+        "name": resident.name,
+        "site": site,
+        "unit": unit,
+        "code": escalation.case_code,
+    }
+
+
+# --- The sweep ------------------------------------------------------------------------------------
+
+
+def due_escalation_ids(session: Session, now: datetime, limit: int) -> list[tuple[uuid.UUID, int]]:
+    query = (
+        select(Escalation.id, Escalation.version)
+        .where(
+            Escalation.state.in_([EscalationState.alerting, EscalationState.acknowledged]),  # type: ignore[attr-defined]
+            Escalation.next_action_at <= now,
+        )
+        .order_by(Escalation.priority, Escalation.next_action_at)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def advance_escalation(
+    session: Session, escalation_id: uuid.UUID, expected_version: int, now: datetime
+) -> bool:
+    """Take the escalation's due step, if it is still the step the sweep saw."""
+    query = select(Escalation).where(Escalation.id == escalation_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    escalation = session.execute(query).scalars().first()
+    if escalation is None or escalation.version != expected_version:
+        return False
+    due = aware(escalation.next_action_at)
+    if due is None or due > now:
+        return False
+    resident = session.get(Resident, escalation.resident_id)
+    assert resident is not None
+    lateness = (now - due).total_seconds()
+    if lateness > 60:
+        record(
+            session=session,
+            organization_id=escalation.organization_id,
+            actor=Actor(label="scheduler"),
+            action="late",
+            entity_type="escalation",
+            entity_id=escalation.id,
+            detail={"late_seconds": round(lateness)},
+        )
+    if escalation.state == EscalationState.alerting:
+        _expire_step(session, escalation, now)
+        _start_step(session, escalation, resident, escalation.step_index + 1, now)
+        return True
+    if escalation.state == EscalationState.acknowledged:
+        holder = escalation.acknowledged_by
+        assert holder is not None
+        if escalation.reminded_at is None:
+            escalation.reminded_at = now
+            escalation.next_action_at = now + REMINDER_GRACE
+            escalation.version += 1
+            escalation.updated_at = now
+            session.add(escalation)
+            _member_notice(
+                session,
+                escalation,
+                holder,
+                "member.reminder",
+                now,
+                **_resident_values(session, escalation),
+            )
+            timeline(
+                session,
+                resident_id=resident.id,
+                organization_id=resident.organization_id,
+                kind="escalation.reminded",
+                at=now,
+                escalation_id=escalation.id,
+                member_id=holder,
+            )
+            return True
+        # Acknowledged, reminded, still silent: hand the case on.
+        _member_notice(
+            session,
+            escalation,
+            holder,
+            "member.handed_on",
+            now,
+            **_resident_values(session, escalation),
+        )
+        timeline(
+            session,
+            resident_id=resident.id,
+            organization_id=resident.organization_id,
+            kind="escalation.unacknowledged",
+            at=now,
+            escalation_id=escalation.id,
+            member_id=holder,
+        )
+        escalation.acknowledged_by = None
+        escalation.acknowledged_at = None
+        escalation.reminded_at = None
+        _start_step(session, escalation, resident, escalation.step_index + 1, now)
+        return True
+    return False
+
+
+def _expire_step(session: Session, escalation: Escalation, now: datetime) -> None:
+    for alert in session.execute(
+        select(Alert).where(Alert.escalation_id == escalation.id, Alert.state == AlertState.sent)
+    ).scalars():
+        alert.state = AlertState.expired
+        alert.answered_at = now
+        session.add(alert)
+
+
+# --- Member replies -------------------------------------------------------------------------------
+
+_REPLY = re.compile(r"^(?:([a-z]\d{1,3})\s*)?([1-5])(?:\s*([a-z]\d{1,3}))?$")
+
+
+def parse_member_reply(text: str) -> tuple[str | None, str] | None:
+    """ "1", "A7 1", "1 A7", "１　ａ７" -> (code, digit); anything else -> None."""
+    normalized = unicodedata.normalize("NFKC", text).strip().lower()
+    normalized = re.sub(r"[\s,.、。:;!！-]+", " ", normalized).strip()
+    match = _REPLY.match(normalized)
+    if not match:
+        return None
+    code = match.group(1) or match.group(3)
+    return (code.upper() if code else None), match.group(2)
+
+
+def handle_member_reply(
+    session: Session,
+    *,
+    member: Member,
+    text: str,
+    now: datetime,
+    inbound_id: uuid.UUID | None = None,
+) -> str:
+    """Apply a member's SMS reply; return the text to answer with, in their language."""
+    locale = (member.languages or ["ja"])[0]
+    parsed = parse_member_reply(text)
+    if parsed is None:
+        return render("member.unclear", locale)
+    code, digit = parsed
+    pending = session.execute(
+        select(Escalation, Alert)
+        .join(Alert, Alert.escalation_id == Escalation.id)
+        .where(
+            Alert.member_id == member.id,
+            Alert.state == AlertState.sent,
+            Escalation.state == EscalationState.alerting,
+        )
+    ).all()
+    held = (
+        session.execute(
+            select(Escalation).where(
+                Escalation.acknowledged_by == member.id,
+                Escalation.state == EscalationState.acknowledged,
+            )
+        )
+        .scalars()
+        .all()
+    )
+    cases: dict[str, tuple[Escalation, Alert | None]] = {}
+    for escalation, alert in pending:
+        cases[escalation.case_code] = (escalation, alert)
+    for escalation in held:
+        cases[escalation.case_code] = (escalation, None)
+    if code is not None:
+        target = cases.get(code)
+        if target is None:
+            return render("member.unclear", locale)
+    elif len(cases) == 1:
+        target = next(iter(cases.values()))
+    elif not cases:
+        return render("member.unclear", locale)
+    else:
+        return render("member.which_case", locale, codes=", ".join(sorted(cases)))
+    escalation, alert = target
+    values = _resident_values(session, escalation)
+    actor = f"member:{member.name}"
+    if alert is not None:  # an alert awaiting "1" or "2"
+        if digit == "1":
+            acknowledge(session, escalation=escalation, member_id=member.id, now=now, actor=actor)
+            return (
+                render("member.ack", locale, **values)
+                + " "
+                + render("member.outcome_request", locale, **values)
+            )
+        if digit == "2":
+            decline(session, escalation=escalation, alert=alert, now=now)
+            return render("member.declined", locale, **values)
+        return render("member.unclear", locale)
+    outcome = OUTCOME_BY_DIGIT[digit]
+    resolve(
+        session, escalation=escalation, outcome=outcome, now=now, actor=actor, member_id=member.id
+    )
+    return render("member.outcome_recorded", locale, **values)
+
+
+def acknowledge(
+    session: Session,
+    *,
+    escalation: Escalation,
+    member_id: uuid.UUID,
+    now: datetime,
+    actor: str,
+    note: str | None = None,
+) -> None:
+    if escalation.state not in (
+        EscalationState.alerting,
+        EscalationState.exhausted,
+        EscalationState.acknowledged,
+    ):
+        return
+    escalation.state = EscalationState.acknowledged
+    escalation.acknowledged_by = member_id
+    escalation.acknowledged_at = now
+    escalation.reminded_at = None
+    escalation.next_action_at = now + timedelta(hours=escalation.outcome_hours)
+    escalation.version += 1
+    escalation.updated_at = now
+    session.add(escalation)
+    for other in session.execute(
+        select(Alert).where(Alert.escalation_id == escalation.id, Alert.state == AlertState.sent)
+    ).scalars():
+        other.state = (
+            AlertState.acknowledged if other.member_id == member_id else AlertState.withdrawn
+        )
+        other.answered_at = now
+        session.add(other)
+    timeline(
+        session,
+        resident_id=escalation.resident_id,
+        organization_id=escalation.organization_id,
+        kind="escalation.acknowledged",
+        at=now,
+        escalation_id=escalation.id,
+        member_id=member_id,
+        actor=actor,
+        detail={"note": bool(note)},
+    )
+
+
+def decline(session: Session, *, escalation: Escalation, alert: Alert, now: datetime) -> None:
+    alert.state = AlertState.declined
+    alert.answered_at = now
+    session.add(alert)
+    timeline(
+        session,
+        resident_id=escalation.resident_id,
+        organization_id=escalation.organization_id,
+        kind="escalation.declined",
+        at=now,
+        escalation_id=escalation.id,
+        member_id=alert.member_id,
+    )
+    session.flush()
+    still_waiting = session.execute(
+        select(func.count())
+        .select_from(Alert)
+        .where(
+            Alert.escalation_id == escalation.id,
+            Alert.step_index == escalation.step_index,
+            Alert.state == AlertState.sent,
+        )
+    ).scalar_one()
+    if still_waiting == 0 and escalation.state == EscalationState.alerting:
+        resident = session.get(Resident, escalation.resident_id)
+        assert resident is not None
+        _start_step(session, escalation, resident, escalation.step_index + 1, now)
+
+
+def resolve(
+    session: Session,
+    *,
+    escalation: Escalation,
+    outcome: Outcome,
+    now: datetime,
+    actor: str,
+    member_id: uuid.UUID | None = None,
+    note: str | None = None,
+) -> None:
+    escalation.state = EscalationState.resolved
+    escalation.outcome = outcome
+    escalation.outcome_note = note
+    escalation.resolved_at = now
+    escalation.resolved_by = actor
+    escalation.next_action_at = None
+    escalation.version += 1
+    escalation.updated_at = now
+    session.add(escalation)
+    for alert in session.execute(
+        select(Alert).where(Alert.escalation_id == escalation.id, Alert.state == AlertState.sent)
+    ).scalars():
+        alert.state = AlertState.withdrawn
+        alert.answered_at = now
+        session.add(alert)
+    timeline(
+        session,
+        resident_id=escalation.resident_id,
+        organization_id=escalation.organization_id,
+        kind="escalation.resolved",
+        at=now,
+        escalation_id=escalation.id,
+        member_id=member_id,
+        actor=actor,
+        detail={"outcome": outcome.value},
+    )
+
+
+def reassign(
+    session: Session, *, escalation: Escalation, member: Member, now: datetime, actor: str
+) -> None:
+    """Staff hand the case to someone specific: alert them now, as a step of their own."""
+    resident = session.get(Resident, escalation.resident_id)
+    assert resident is not None
+    _expire_step(session, escalation, now)
+    chain = [list(step) for step in escalation.chain]
+    chain.insert(escalation.step_index + 1, [_recipient(member)])
+    escalation.chain = chain
+    escalation.acknowledged_by = None
+    escalation.acknowledged_at = None
+    escalation.reminded_at = None
+    timeline(
+        session,
+        resident_id=resident.id,
+        organization_id=resident.organization_id,
+        kind="escalation.reassigned",
+        at=now,
+        escalation_id=escalation.id,
+        member_id=member.id,
+        actor=actor,
+    )
+    _start_step(session, escalation, resident, escalation.step_index + 1, now)
+
+
+def notify_late_reply(
+    session: Session, *, escalation: Escalation, answer_id: str, now: datetime
+) -> None:
+    """The resident answered after the alert went out: tell whoever holds the case."""
+    holders: list[uuid.UUID] = []
+    if escalation.state == EscalationState.acknowledged and escalation.acknowledged_by:
+        holders = [escalation.acknowledged_by]
+    elif escalation.state == EscalationState.alerting:
+        holders = list(
+            session.execute(
+                select(Alert.member_id).where(
+                    Alert.escalation_id == escalation.id, Alert.state == AlertState.sent
+                )
+            ).scalars()
+        )
+    org = session.get(Organization, escalation.organization_id)
+    assert org is not None
+    values = _resident_values(session, escalation)
+    for member_id in holders:
+        member = session.get(Member, member_id)
+        if member is None:
+            continue
+        locale = (member.languages or ["ja"])[0]
+        _member_notice(
+            session,
+            escalation,
+            member_id,
+            "member.resident_replied",
+            now,
+            answer=render(answer_id, locale),
+            time=format_datetime(now, locale, org.timezone, format="short"),
+            **values,
+        )
+    timeline(
+        session,
+        resident_id=escalation.resident_id,
+        organization_id=escalation.organization_id,
+        kind="escalation.late_reply",
+        at=now,
+        escalation_id=escalation.id,
+        detail={"answer": answer_id, "notified": len(holders)},
+    )

@@ -1,0 +1,119 @@
+"""Outbox, inbound messages and webhook idempotency keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from service.common import id_field, timestamp_field
+
+
+class OutboxChannel(StrEnum):
+    sms = "sms"
+    call = "call"
+
+
+class OutboxStatus(StrEnum):
+    pending = "pending"  # waiting to be sent (next_try_at says when)
+    sending = "sending"  # claimed by a dispatcher
+    sent = "sent"  # Twilio accepted it: it has a SID and is never sent again
+    delivered = "delivered"
+    undelivered = "undelivered"
+    failed = "failed"  # permanent failure, or transient failures past the deadline
+    ambiguous = "ambiguous"  # may or may not have reached Twilio; not resent (see errors.py)
+    cancelled = "cancelled"
+    # Call outcomes
+    answered = "answered"
+    no_answer = "no_answer"
+    busy = "busy"
+    machine = "machine"
+
+
+FINAL_FAILURES = {
+    OutboxStatus.failed,
+    OutboxStatus.undelivered,
+    OutboxStatus.no_answer,
+    OutboxStatus.busy,
+    OutboxStatus.machine,
+}
+
+
+class OutboxPurpose(StrEnum):
+    checkin = "checkin"  # a check-in attempt to a resident (SMS or call)
+    resident_notice = "resident_notice"  # confirmations to a resident outside TwiML
+    alert = "alert"  # escalation alert to a member or staff
+    member_notice = "member_notice"  # reminders, confirmations, late-reply notices
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One outbound SMS or call, written in the same transaction as the change that needs it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_try_at"),
+        Index("ix_outbox_recipient", "to_phone", "created_at"),
+    )
+    id: uuid.UUID = id_field()
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", index=True)
+    channel: OutboxChannel = Field(sa_type=String(8))
+    purpose: OutboxPurpose = Field(sa_type=String(20))
+    to_phone: str = Field(max_length=20)
+    body: str | None = Field(default=None, sa_type=Text)
+    locale: str = Field(default="ja", max_length=16)
+    resident_id: uuid.UUID | None = Field(
+        default=None, foreign_key="resident.id", ondelete="SET NULL", index=True
+    )
+    member_id: uuid.UUID | None = Field(default=None, foreign_key="member.id", ondelete="SET NULL")
+    attempt_id: uuid.UUID | None = Field(default=None, index=True)
+    alert_id: uuid.UUID | None = Field(default=None, index=True)
+    status: OutboxStatus = Field(default=OutboxStatus.pending, sa_type=String(16))
+    sid: str | None = Field(default=None, max_length=64, sa_column_kwargs={"unique": True})
+    tries: int = 0
+    next_try_at: datetime = timestamp_field()
+    give_up_at: datetime = timestamp_field()
+    claimed_at: datetime | None = timestamp_field(nullable=True)
+    sent_at: datetime | None = timestamp_field(nullable=True)
+    final_at: datetime | None = timestamp_field(nullable=True)
+    last_error_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
+class InboundMessage(SQLModel, table=True):
+    """Every inbound SMS is stored, including one from a number nobody knows."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (Index("ix_inbound_org_received", "organization_id", "received_at"),)
+    id: uuid.UUID = id_field()
+    organization_id: uuid.UUID | None = Field(default=None, foreign_key="organization.id")
+    channel: str = Field(default="sms", max_length=8)  # sms, or keypad for voice digits
+    message_sid: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    from_phone: str = Field(max_length=32)
+    to_phone: str | None = Field(default=None, max_length=32)
+    body: str = Field(default="", sa_type=Text)
+    received_at: datetime = timestamp_field()
+    resident_id: uuid.UUID | None = Field(
+        default=None, foreign_key="resident.id", ondelete="SET NULL", index=True
+    )
+    member_id: uuid.UUID | None = Field(default=None, foreign_key="member.id", ondelete="SET NULL")
+    classification: str | None = Field(default=None, max_length=32)
+    needs_staff: bool = False
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class WebhookEvent(SQLModel, table=True):
+    """Twilio retries a webhook it did not hear back from; the unique key makes it a no-op."""
+
+    __tablename__ = "webhook_event"
+    __table_args__ = (UniqueConstraint("kind", "sid", "status"),)
+    id: uuid.UUID = id_field()
+    kind: str = Field(max_length=20)
+    sid: str = Field(max_length=64)
+    status: str = Field(max_length=32)
+    received_at: datetime = timestamp_field()

@@ -1,0 +1,470 @@
+"""The transactional outbox and its dispatcher.
+
+Whatever needs a message writes an outbox row in its own transaction; the dispatcher sends
+it later. That keeps state and sending consistent across crashes: a state change without
+its message, or a message without its state change, cannot happen.
+
+Dispatch rules (DESIGN.md, "The rules that keep people safe", 3):
+- rows are claimed in batches (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so several
+  dispatchers are safe;
+- transient failures are retried with exponential backoff and full jitter until the row's
+  deadline, then the row fails and whatever it was for moves on;
+- permanent failures fail the row at once;
+- a row that has a SID is never sent again; an ambiguous send is not repeated (the policy
+  is written in ``errors.py``), and neither is a row a crashed dispatcher left "sending";
+- per-recipient caps defer (never drop) messages to a number that already had many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from service.common import aware
+from service.config import Settings
+from service.privacy import mask_phone
+from service.telephony.errors import PermanentSendError, TransientSendError
+from service.telephony.models import (
+    OutboxChannel,
+    OutboxMessage,
+    OutboxPurpose,
+    OutboxStatus,
+)
+from service.telephony.provider import (
+    TelephonyProvider,
+    call_status_callback_url,
+    call_twiml_url,
+    sms_status_callback_url,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEADLINE = timedelta(minutes=30)
+STUCK_SENDING_AFTER = timedelta(minutes=5)
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_MAX_SECONDS = 300.0
+
+
+def enqueue(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    channel: OutboxChannel,
+    purpose: OutboxPurpose,
+    to_phone: str,
+    now: datetime,
+    body: str | None = None,
+    locale: str = "ja",
+    resident_id: uuid.UUID | None = None,
+    member_id: uuid.UUID | None = None,
+    attempt_id: uuid.UUID | None = None,
+    alert_id: uuid.UUID | None = None,
+    not_before: datetime | None = None,
+    deadline: timedelta = DEFAULT_DEADLINE,
+) -> OutboxMessage:
+    """Add a message to the caller's transaction. It is sent only if that commits."""
+    start = max(now, not_before) if not_before else now
+    message = OutboxMessage(
+        organization_id=organization_id,
+        channel=channel,
+        purpose=purpose,
+        to_phone=to_phone,
+        body=body,
+        locale=locale,
+        resident_id=resident_id,
+        member_id=member_id,
+        attempt_id=attempt_id,
+        alert_id=alert_id,
+        next_try_at=start,
+        give_up_at=start + deadline,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    return message
+
+
+def outbox_row(
+    *,
+    organization_id: uuid.UUID,
+    channel: OutboxChannel,
+    purpose: OutboxPurpose,
+    to_phone: str,
+    now: datetime,
+    body: str | None = None,
+    locale: str = "ja",
+    resident_id: uuid.UUID | None = None,
+    attempt_id: uuid.UUID | None = None,
+    not_before: datetime | None = None,
+    deadline: timedelta = DEFAULT_DEADLINE,
+) -> dict[str, Any]:
+    """The same row as a plain dict, for bulk inserts during fan-out."""
+    start = max(now, not_before) if not_before else now
+    return {
+        "id": uuid.uuid4(),
+        "organization_id": organization_id,
+        "channel": channel.value,
+        "purpose": purpose.value,
+        "to_phone": to_phone,
+        "body": body,
+        "locale": locale,
+        "resident_id": resident_id,
+        "member_id": None,
+        "attempt_id": attempt_id,
+        "alert_id": None,
+        "status": OutboxStatus.pending.value,
+        "sid": None,
+        "tries": 0,
+        "next_try_at": start,
+        "give_up_at": start + deadline,
+        "claimed_at": None,
+        "sent_at": None,
+        "final_at": None,
+        "last_error_code": None,
+        "last_error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def backoff_delay(tries: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter; Twilio's Retry-After is a floor, not a target."""
+    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * (2 ** max(tries - 1, 0)))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+def recent_sms_count(session: Session, to_phone: str, now: datetime) -> int:
+    """SMS to this number in the past hour, sent or replied through TwiML."""
+    return session.execute(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.to_phone == to_phone,
+            OutboxMessage.channel == OutboxChannel.sms,
+            OutboxMessage.sent_at.is_not(None),  # type: ignore[union-attr]
+            OutboxMessage.sent_at >= now - timedelta(hours=1),  # type: ignore[operator]
+        )
+    ).scalar_one()
+
+
+# --- Dispatch -------------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """A token bucket per channel: never more than ``rate`` sends in any second, on average."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = max(rate, 0.001)
+        self._next = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            if self._next < now:
+                self._next = now
+            delay = self._next - now
+            self._next += 1.0 / self.rate
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+@dataclass
+class _Claimed:
+    id: uuid.UUID
+    channel: str
+    purpose: str
+    to_phone: str
+    body: str | None
+    tries: int
+    give_up_at: datetime
+
+
+@dataclass
+class _Result:
+    claimed: _Claimed
+    sid: str | None = None
+    status: str | None = None
+    error: TransientSendError | PermanentSendError | None = None
+
+
+FailureHook = Callable[[Session, OutboxMessage, datetime], None]
+
+
+def _failure_hook() -> FailureHook:
+    from service.checkins.events import on_outbox_failed
+
+    return on_outbox_failed
+
+
+def claim_batch(engine: Engine, *, now: datetime, limit: int) -> list[_Claimed]:
+    """Mark up to ``limit`` due rows as ours. Committed before anything is sent."""
+    with Session(engine) as session, session.begin():
+        query = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == OutboxStatus.pending, OutboxMessage.next_try_at <= now)
+            .order_by(OutboxMessage.next_try_at)
+            .limit(limit)
+        )
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.execute(query).scalars())
+        if not ids:
+            return []
+        rows = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == OutboxStatus.pending)  # type: ignore[attr-defined]
+            .values(status=OutboxStatus.sending, claimed_at=now, updated_at=now)
+            .returning(
+                OutboxMessage.id,
+                OutboxMessage.channel,
+                OutboxMessage.purpose,
+                OutboxMessage.to_phone,
+                OutboxMessage.body,
+                OutboxMessage.tries,
+                OutboxMessage.give_up_at,
+            )
+        ).all()
+    return [_Claimed(*row) for row in rows]
+
+
+async def _send(
+    provider: TelephonyProvider,
+    settings: Settings,
+    claimed: _Claimed,
+    limiters: dict[str, RateLimiter],
+    semaphore: asyncio.Semaphore,
+) -> _Result:
+    async with semaphore:
+        await limiters[claimed.channel].wait()
+        try:
+            if claimed.channel == OutboxChannel.sms:
+                result = await provider.send_sms(
+                    to=claimed.to_phone,
+                    body=claimed.body or "",
+                    status_callback=sms_status_callback_url(settings, attempt_id=claimed.id),
+                )
+            else:
+                result = await provider.place_call(
+                    to=claimed.to_phone,
+                    twiml_url=call_twiml_url(settings, attempt_id=claimed.id),
+                    status_callback=call_status_callback_url(settings, attempt_id=claimed.id),
+                )
+        except (TransientSendError, PermanentSendError) as error:
+            return _Result(claimed, error=error)
+        except Exception as exc:
+            log.exception("unexpected error sending %s", claimed.id)
+            return _Result(claimed, error=TransientSendError(repr(exc), ambiguous=True))
+        return _Result(claimed, sid=result.sid, status=result.status)
+
+
+def _record(engine: Engine, results: list[_Result], now: datetime) -> None:
+    """Write what happened. Only rows still "sending" change, so a status callback that
+    arrived first (it carries our row id) is never overwritten."""
+    hook = _failure_hook()
+    with Session(engine) as session, session.begin():
+        for result in results:
+            claimed = result.claimed
+            values: dict[str, Any] = {"updated_at": now, "tries": claimed.tries + 1}
+            failed = False
+            if result.sid:
+                values.update(status=OutboxStatus.sent, sid=result.sid, sent_at=now)
+            elif isinstance(result.error, PermanentSendError):
+                values.update(
+                    status=OutboxStatus.failed,
+                    final_at=now,
+                    last_error_code=result.error.code,
+                    last_error=str(result.error)[:500],
+                )
+                failed = True
+            elif isinstance(result.error, TransientSendError):
+                error = result.error
+                resend_ambiguous = claimed.purpose == OutboxPurpose.alert and claimed.tries == 0
+                retry_at = now + timedelta(
+                    seconds=backoff_delay(claimed.tries + 1, error.retry_after)
+                )
+                if error.ambiguous and not resend_ambiguous:
+                    values.update(
+                        status=OutboxStatus.ambiguous, final_at=now, last_error=str(error)[:500]
+                    )
+                elif retry_at > aware(claimed.give_up_at):  # type: ignore[operator]
+                    values.update(
+                        status=OutboxStatus.failed,
+                        final_at=now,
+                        last_error=f"gave up: {error}"[:500],
+                    )
+                    failed = True
+                else:
+                    values.update(
+                        status=OutboxStatus.pending,
+                        next_try_at=retry_at,
+                        last_error=str(error)[:500],
+                    )
+            changed = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == claimed.id, OutboxMessage.status == OutboxStatus.sending)
+                .values(**values)
+            ).rowcount
+            if not changed and result.sid:
+                # A callback got here first: keep its status, but the SID must be stored.
+                session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        and_(OutboxMessage.id == claimed.id, OutboxMessage.sid.is_(None))  # type: ignore[union-attr]
+                    )
+                    .values(sid=result.sid)
+                )
+            if changed and failed:
+                message = session.get(OutboxMessage, claimed.id)
+                assert message is not None
+                hook(session, message, now)
+            if result.sid:
+                log.info(
+                    "sent %s to %s",
+                    claimed.channel,
+                    mask_phone(claimed.to_phone),
+                    extra={"event": "outbox.sent", "sid": result.sid},
+                )
+            elif result.error is not None:
+                log.warning(
+                    "send of %s to %s failed: %s",
+                    claimed.channel,
+                    mask_phone(claimed.to_phone),
+                    result.error,
+                    extra={"event": "outbox.failed"},
+                )
+
+
+def _defer_capped(
+    engine: Engine, claimed: list[_Claimed], settings: Settings, now: datetime
+) -> list[_Claimed]:
+    """Messages to a number over its hourly cap wait; they are never dropped."""
+    cap = settings.sms_per_recipient_per_hour
+    allowed: list[_Claimed] = []
+    with Session(engine) as session, session.begin():
+        counts: dict[str, int] = {}
+        for item in claimed:
+            if item.channel != OutboxChannel.sms:
+                allowed.append(item)
+                continue
+            if item.to_phone not in counts:
+                counts[item.to_phone] = recent_sms_count(session, item.to_phone, now)
+            if counts[item.to_phone] >= cap:
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == item.id)
+                    .values(
+                        status=OutboxStatus.pending,
+                        next_try_at=now + timedelta(minutes=10),
+                        give_up_at=now + timedelta(minutes=10) + DEFAULT_DEADLINE,
+                        last_error=f"deferred: over {cap} SMS per hour to this number",
+                        updated_at=now,
+                    )
+                )
+                log.warning("deferred an SMS to %s: per-recipient cap", mask_phone(item.to_phone))
+                continue
+            counts[item.to_phone] += 1
+            allowed.append(item)
+    return allowed
+
+
+async def dispatch_once(
+    *,
+    engine: Engine,
+    provider: TelephonyProvider,
+    settings: Settings,
+    now: datetime,
+    batch: int = 500,
+    concurrency: int = 64,
+    limiters: dict[str, RateLimiter] | None = None,
+) -> int:
+    """Claim one batch, send it with bounded concurrency, record the results."""
+    claimed = claim_batch(engine, now=now, limit=batch)
+    if not claimed:
+        return 0
+    claimed = _defer_capped(engine, claimed, settings, now)
+    limiters = limiters or make_limiters(settings)
+    semaphore = asyncio.Semaphore(concurrency)
+    results = await asyncio.gather(
+        *(_send(provider, settings, item, limiters, semaphore) for item in claimed)
+    )
+    _record(engine, list(results), now)
+    return len(claimed)
+
+
+def make_limiters(settings: Settings) -> dict[str, RateLimiter]:
+    return {
+        OutboxChannel.sms.value: RateLimiter(settings.sms_per_second),
+        OutboxChannel.call.value: RateLimiter(settings.calls_per_second),
+    }
+
+
+async def dispatch_until_empty(
+    *,
+    engine: Engine,
+    provider: TelephonyProvider,
+    settings: Settings,
+    now_fn: Callable[[], datetime],
+    batch: int = 500,
+    concurrency: int = 64,
+    max_batches: int = 1000,
+) -> int:
+    total = 0
+    limiters = make_limiters(settings)
+    for _ in range(max_batches):
+        sent = await dispatch_once(
+            engine=engine,
+            provider=provider,
+            settings=settings,
+            now=now_fn(),
+            batch=batch,
+            concurrency=concurrency,
+            limiters=limiters,
+        )
+        total += sent
+        if sent == 0:
+            break
+    return total
+
+
+def release_stuck(engine: Engine, *, now: datetime) -> int:
+    """Rows left "sending" by a dispatcher that died: we cannot know whether Twilio has
+    them, so they are ambiguous, like a timeout; the plan's next step is the retry."""
+    hook = _failure_hook()
+    with Session(engine) as session, session.begin():
+        rows = (
+            session.execute(
+                select(OutboxMessage).where(
+                    OutboxMessage.status == OutboxStatus.sending,
+                    OutboxMessage.claimed_at < now - STUCK_SENDING_AFTER,
+                )
+            )
+            .scalars()
+            .all()
+        )  # type: ignore[operator]
+        for message in rows:
+            if message.purpose == OutboxPurpose.alert:
+                # An alert is resent: a duplicate to a volunteer beats a lost alert.
+                message.status = OutboxStatus.pending
+                message.next_try_at = now
+                message.give_up_at = now + DEFAULT_DEADLINE
+            else:
+                message.status = OutboxStatus.ambiguous
+                message.final_at = now
+                message.last_error = "dispatcher stopped while sending"
+                hook(session, message, now)
+            message.updated_at = now
+            session.add(message)
+        return len(rows)

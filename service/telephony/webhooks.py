@@ -1,0 +1,301 @@
+"""The five Twilio webhooks. Signed, stored, idempotent, and quick: nothing here calls
+Twilio, and the only work is a few database writes in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from i18n.voice import voice_prompt
+from service.checkins import events
+from service.checkins import service as checkins
+from service.clock import get_clock
+from service.config import get_settings
+from service.db import SessionDep
+from service.privacy import mask_phone
+from service.registry.models import Organization, Resident
+from service.telephony import twiml
+from service.telephony.errors import classify_twilio_error_code
+from service.telephony.models import (
+    InboundMessage,
+    OutboxMessage,
+    OutboxStatus,
+    WebhookEvent,
+)
+from service.telephony.outbox import recent_sms_count
+from service.telephony.provider import gather_action_url
+from service.telephony.signature import TwilioForm
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
+AttemptParam = Annotated[str | None, Query(alias="attempt")]
+
+XML = "application/xml"
+
+# The order a message moves in; a late or repeated callback never moves it backwards.
+_PROGRESS = {
+    OutboxStatus.pending: 0,
+    OutboxStatus.sending: 1,
+    OutboxStatus.ambiguous: 1,
+    OutboxStatus.sent: 2,
+    OutboxStatus.delivered: 3,
+    OutboxStatus.answered: 3,
+}
+_FINAL_FAILURE = {
+    OutboxStatus.failed,
+    OutboxStatus.undelivered,
+    OutboxStatus.no_answer,
+    OutboxStatus.busy,
+    OutboxStatus.machine,
+}
+_SMS_STATUS = {
+    "accepted": OutboxStatus.sent,
+    "queued": OutboxStatus.sent,
+    "sending": OutboxStatus.sent,
+    "sent": OutboxStatus.sent,
+    "delivered": OutboxStatus.delivered,
+    "read": OutboxStatus.delivered,
+    "undelivered": OutboxStatus.undelivered,
+    "failed": OutboxStatus.failed,
+}
+_CALL_STATUS = {
+    "completed": OutboxStatus.answered,
+    "busy": OutboxStatus.busy,
+    "no-answer": OutboxStatus.no_answer,
+    "failed": OutboxStatus.failed,
+    "canceled": OutboxStatus.no_answer,
+}
+
+
+def _xml(body: str) -> Response:
+    return Response(content=body, media_type=XML)
+
+
+def _require(form: dict[str, str], *names: str) -> None:
+    missing = [n for n in names if not form.get(n)]
+    if missing:
+        raise HTTPException(status_code=400, detail=f"missing webhook fields: {', '.join(missing)}")
+
+
+def _first_time(session: Session, kind: str, sid: str, status: str) -> bool:
+    """Record the event's key in the caller's transaction; False if it was seen before."""
+    seen = session.execute(
+        select(WebhookEvent.id).where(
+            WebhookEvent.kind == kind, WebhookEvent.sid == sid, WebhookEvent.status == status
+        )
+    ).first()
+    if seen:
+        return False
+    session.add(WebhookEvent(kind=kind, sid=sid, status=status, received_at=get_clock().now()))
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()  # the same event, racing in on another worker
+        return False
+    return True
+
+
+def _find_message(session: Session, sid: str | None, row_id: str | None) -> OutboxMessage | None:
+    if sid:
+        found = (
+            session.execute(select(OutboxMessage).where(OutboxMessage.sid == sid)).scalars().first()
+        )
+        if found is not None:
+            return found
+    if row_id:
+        try:
+            message = session.get(OutboxMessage, uuid.UUID(row_id))
+        except ValueError:
+            return None
+        if message is not None and sid and message.sid is None:
+            # The callback arrived before the dispatcher recorded the send (or the send was
+            # ambiguous): the SID in the callback is the proof Twilio has it.
+            message.sid = sid
+        return message
+    return None
+
+
+def _apply_status(
+    session: Session, message: OutboxMessage, status: OutboxStatus, error_code: int | None
+) -> None:
+    now = get_clock().now()
+    current = OutboxStatus(message.status)
+    if current in _FINAL_FAILURE or current == OutboxStatus.cancelled:
+        return
+    if status in _FINAL_FAILURE:
+        message.status = status
+        message.last_error_code = error_code
+        message.final_at = now
+        message.updated_at = now
+        session.add(message)
+        session.flush()
+        events.on_outbox_failed(session, message, now)
+        return
+    if _PROGRESS.get(status, 0) <= _PROGRESS.get(current, 0):
+        return
+    message.status = status
+    if message.sent_at is None:
+        message.sent_at = now
+    message.updated_at = now
+    session.add(message)
+    events.on_outbox_status(session, message, status, now)
+
+
+@router.post("/sms")
+def inbound_sms(form: TwilioForm, session: SessionDep) -> Response:
+    """An SMS to our number. Stored whoever sent it; answered in the sender's language."""
+    _require(form, "MessageSid", "From")
+    sid = form["MessageSid"]
+    now = get_clock().now()
+    if not _first_time(session, "sms", sid, "received"):
+        return _xml(twiml.sms_reply(None))
+    inbound = InboundMessage(
+        message_sid=sid,
+        from_phone=form["From"],
+        to_phone=form.get("To"),
+        body=form.get("Body", ""),
+        received_at=now,
+        params=form,
+    )
+    session.add(inbound)
+    session.flush()
+    reply, locale = events.on_inbound_sms(session, inbound, now)
+    settings = get_settings()
+    if (
+        reply
+        and recent_sms_count(session, inbound.from_phone, now)
+        >= settings.sms_per_recipient_per_hour
+    ):
+        log.warning("not replying to %s: per-recipient cap", mask_phone(inbound.from_phone))
+        reply = None
+    if reply:
+        checkins.record_reply_sent(
+            session,
+            organization_id=inbound.organization_id,
+            to_phone=inbound.from_phone,
+            body=reply,
+            locale=locale,
+            resident_id=inbound.resident_id,
+            member_id=inbound.member_id,
+            now=now,
+        )
+    session.commit()
+    log.info(
+        "inbound sms from %s",
+        mask_phone(inbound.from_phone),
+        extra={"event": "webhook.sms", "sid": sid},
+    )
+    return _xml(twiml.sms_reply(reply))
+
+
+@router.post("/status")
+def message_status(form: TwilioForm, session: SessionDep, attempt: AttemptParam = None) -> Response:
+    _require(form, "MessageSid")
+    sid = form["MessageSid"]
+    raw_status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    if not _first_time(session, "status", sid, raw_status):
+        return Response(status_code=204)
+    message = _find_message(session, sid, attempt)
+    status = _SMS_STATUS.get(raw_status)
+    if message is not None and status is not None:
+        code = form.get("ErrorCode")
+        error_code = int(code) if code and code.isdigit() else None
+        if status == OutboxStatus.failed and classify_twilio_error_code(error_code) == "transient":
+            status = OutboxStatus.undelivered
+        _apply_status(session, message, status, error_code)
+    session.commit()
+    return Response(status_code=204)
+
+
+def _org_name(session: Session, message: OutboxMessage) -> str:
+    org = session.get(Organization, message.organization_id)
+    return org.name if org else ""
+
+
+@router.post("/voice")
+def voice(form: TwilioForm, session: SessionDep, attempt: AttemptParam = None) -> Response:
+    """TwiML for a check-in call we placed. A machine is not an answer."""
+    _require(form, "CallSid")
+    message = _find_message(session, form["CallSid"], attempt)
+    if message is None:
+        return _xml(twiml.hangup())
+    locale, org = message.locale, _org_name(session, message)
+    answered_by = form.get("AnsweredBy", "").lower()
+    if answered_by.startswith("machine") or answered_by == "fax":
+        _apply_status(session, message, OutboxStatus.machine, None)
+        session.commit()
+        return _xml(twiml.machine_message(voice_prompt("voice.voicemail", locale, org=org)))
+    session.commit()
+    settings = get_settings()
+    return _xml(
+        twiml.checkin_call(
+            greeting=voice_prompt("voice.greeting", locale, org=org),
+            menu=voice_prompt("voice.menu", locale),
+            gather_action_url=gather_action_url(settings, attempt_id=message.id),
+            no_input=voice_prompt("voice.no_input", locale),
+        )
+    )
+
+
+@router.post("/voice/gather")
+def voice_gather(form: TwilioForm, session: SessionDep, attempt: AttemptParam = None) -> Response:
+    """Keypad digits from a check-in call: the same reply handling as an SMS."""
+    _require(form, "CallSid")
+    call_sid = form["CallSid"]
+    digits = form.get("Digits", "").strip()
+    message = _find_message(session, call_sid, attempt)
+    locale = message.locale if message else "easy_ja"
+    if not digits:
+        return _xml(twiml.gather_result(voice_prompt("voice.no_input", locale)))
+    if not _first_time(session, "gather", call_sid, digits):
+        return _xml(twiml.gather_result(voice_prompt("voice.thanks", locale)))
+    now = get_clock().now()
+    if message is not None and message.resident_id is not None:
+        resident = session.get(Resident, message.resident_id)
+        if resident is not None:
+            inbound = InboundMessage(
+                message_sid=f"{call_sid}/gather/{digits}",
+                channel="keypad",
+                from_phone=form.get("To") or resident.phone or "",
+                body=digits,
+                received_at=now,
+                organization_id=resident.organization_id,
+                resident_id=resident.id,
+                params=form,
+            )
+            session.add(inbound)
+            session.flush()
+            checkins.handle_resident_reply(
+                session,
+                resident=resident,
+                text=digits,
+                channel="voice",
+                now=now,
+                inbound_id=inbound.id,
+            )
+            _apply_status(session, message, OutboxStatus.answered, None)
+    session.commit()
+    return _xml(twiml.gather_result(voice_prompt("voice.thanks", locale)))
+
+
+@router.post("/voice/status")
+def call_status(form: TwilioForm, session: SessionDep, attempt: AttemptParam = None) -> Response:
+    _require(form, "CallSid")
+    sid = form["CallSid"]
+    raw_status = form.get("CallStatus", "").lower()
+    if not _first_time(session, "call", sid, raw_status):
+        return Response(status_code=204)
+    message = _find_message(session, sid, attempt)
+    status = _CALL_STATUS.get(raw_status)
+    if message is not None and status is not None:
+        if status == OutboxStatus.answered and message.status == OutboxStatus.machine:
+            status = OutboxStatus.machine
+        _apply_status(session, message, status, None)
+    session.commit()
+    return Response(status_code=204)

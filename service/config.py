@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_api_url: str = "https://api.twilio.com"
+    # auto: Twilio when an account is configured, else the console provider. In production
+    # "auto" without Twilio is refused: a service that silently sends nothing is dangerous.
+    telephony_provider: Literal["auto", "twilio", "console"] = "auto"
 
     # Dispatch limits: Twilio's account rate, and a cap per recipient against floods and
     # auto-reply loops (messages over the cap wait; they are never dropped).
@@ -57,6 +60,12 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "MIMAMORI_SECRET_KEY must be set to a random value of at least 32 "
                     "characters in production"
+                )
+            if self.telephony_provider == "auto" and not self.twilio_configured:
+                raise ValueError(
+                    "no Twilio account is configured, so nothing would reach residents: set "
+                    "MIMAMORI_TWILIO_ACCOUNT_SID and MIMAMORI_TWILIO_AUTH_TOKEN, or set "
+                    "MIMAMORI_TELEPHONY_PROVIDER=console to run without sending on purpose"
                 )
         return self
 

@@ -271,8 +271,16 @@ def test_env_example_loads_and_refuses_the_missing_secret(
     text = ENV_EXAMPLE.read_text(encoding="utf-8")
     uncommented = re.sub(r"^#\s*(MIMAMORI_[A-Z0-9_]+=)", r"\1", text, flags=re.MULTILINE)
     filled = tmp_path / "filled.env"
+    with_secret = uncommented.replace(
+        "MIMAMORI_SECRET_KEY=\n", f"MIMAMORI_SECRET_KEY={'a' * 64}\n"
+    )
+    filled.write_text(with_secret)
+    # Production without a Twilio account would send nothing: refused unless said on purpose.
+    with pytest.raises(ValueError, match="MIMAMORI_TELEPHONY_PROVIDER=console"):
+        Settings(_env_file=filled)  # type: ignore[call-arg]
     filled.write_text(
-        uncommented.replace("MIMAMORI_SECRET_KEY=\n", f"MIMAMORI_SECRET_KEY={'a' * 64}\n")
+        with_secret.replace("MIMAMORI_TWILIO_ACCOUNT_SID=\n", f"MIMAMORI_TWILIO_ACCOUNT_SID=AC{'0' * 32}\n")
+        .replace("MIMAMORI_TWILIO_AUTH_TOKEN=\n", "MIMAMORI_TWILIO_AUTH_TOKEN=token\n")
     )
     settings = Settings(_env_file=filled)  # type: ignore[call-arg]
     assert settings.environment == "production"

@@ -74,7 +74,10 @@ PROVIDERS: dict[str, ProviderFactory] = {
 
 
 def provider_name_for(settings: Settings) -> str:
-    """Twilio when an account is configured; otherwise the console, which needs nothing."""
+    """Twilio when an account is configured; otherwise the console, which needs nothing.
+    An explicit MIMAMORI_TELEPHONY_PROVIDER wins."""
+    if settings.telephony_provider != "auto":
+        return settings.telephony_provider
     return "twilio" if settings.twilio_configured else "console"
 
 

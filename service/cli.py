@@ -29,6 +29,7 @@ import_app = typer.Typer(
 )
 export_app = typer.Typer(help="Export the registry to CSV.", no_args_is_help=True)
 round_app = typer.Typer(help="Check-in rounds.", no_args_is_help=True)
+schedule_app = typer.Typer(help="Recurring check-in schedules.", no_args_is_help=True)
 i18n_app = typer.Typer(help="Languages and message catalogs.", no_args_is_help=True)
 simulate_app = typer.Typer(
     help="Post signed Twilio-style webhooks to a running server.", no_args_is_help=True
@@ -38,6 +39,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(round_app, name="round")
+app.add_typer(schedule_app, name="schedule")
 app.add_typer(i18n_app, name="i18n")
 app.add_typer(simulate_app, name="simulate")
 
@@ -427,6 +429,112 @@ def round_start(
         f"Round {round_id} started: {counts['total']} residents, "
         f"{counts['waiting']} being contacted, {counts['visit_list']} on the visit list."
     )
+
+
+@schedule_app.command("create")
+def schedule_create(
+    name: Annotated[str, typer.Option(help="A name staff recognise, e.g. 毎朝の見守り.")],
+    time_of_day: Annotated[str, typer.Option("--at", help="Local time, HH:MM.")] = "10:00",
+    weekday: Annotated[list[int] | None, typer.Option(
+        "--weekday", help="0 = Monday … 6 = Sunday (repeat); every day when omitted.")] = None,
+    site: Annotated[list[str] | None, typer.Option(
+        "--site", help="Only these sites (repeat); all residents when omitted.")] = None,
+    flag: Annotated[str | None, typer.Option(
+        help="Only residents with this flag, e.g. lives_alone.")] = None,
+    quiet_start: Annotated[str, typer.Option(help="Quiet hours start.")] = "21:00",
+    quiet_end: Annotated[str, typer.Option(help="Quiet hours end.")] = "08:00",
+    org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
+) -> None:
+    """Create a recurring schedule (the same as POST /api/v1/schedules)."""
+    from pydantic import ValidationError
+
+    from service.audit.service import record
+    from service.checkins import service as checkins
+    from service.checkins.models import Schedule, ScheduleCreate, TargetKind
+    from service.clock import get_clock
+    from service.db import session_scope
+    from service.registry.service import find_site_by_name
+
+    if get_settings().is_sqlite:
+        _upgrade_schema()
+    with session_scope() as session:
+        organization = _resolve_org(session, org)
+        site_ids = []
+        for site_name in site or []:
+            found = find_site_by_name(session=session, organization_id=organization.id,
+                                      name=site_name)
+            if found is None:
+                console.print(f"[red]No site named {site_name!r}.[/]")
+                raise typer.Exit(1)
+            site_ids.append(str(found.id))
+        kind = TargetKind.sites if site_ids else TargetKind.flag if flag else TargetKind.all
+        try:
+            data = ScheduleCreate(name=name, time_of_day=time_of_day,
+                                  weekdays=weekday or [0, 1, 2, 3, 4, 5, 6], target_kind=kind,
+                                  target_site_ids=site_ids, target_flag=flag,
+                                  quiet_start=quiet_start, quiet_end=quiet_end)
+        except ValidationError as exc:
+            for err in exc.errors():
+                console.print(f"[red]{'.'.join(map(str, err['loc']))}: {err['msg']}[/]")
+            raise typer.Exit(1) from None
+        schedule = Schedule.model_validate(data, update={"organization_id": organization.id})
+        schedule.next_run_at = checkins.next_run_after(schedule, get_clock().now(),
+                                                       organization.timezone)
+        session.add(schedule)
+        session.flush()
+        record(session=session, organization_id=organization.id, actor=_cli_actor(),
+               action="create", entity_type="schedule", entity_id=schedule.id,
+               fields=data.model_fields_set)
+        out.print(f"Schedule {schedule.id} created; next run {schedule.next_run_at}.")
+
+
+@schedule_app.command("list")
+def schedule_list(
+    org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
+) -> None:
+    """List schedules and when each runs next."""
+    from service.checkins.models import Schedule
+    from service.db import get_engine
+
+    with Session(get_engine()) as session:
+        organization = _resolve_org(session, org)
+        rows = session.exec(select(Schedule).where(
+            Schedule.organization_id == organization.id).order_by(Schedule.name)).all()
+        table = Table(title="Schedules")
+        for heading in ("id", "name", "at", "weekdays", "target", "active", "next run"):
+            table.add_column(heading)
+        for row in rows:
+            table.add_row(str(row.id), row.name, row.time_of_day,
+                          ",".join(map(str, row.weekdays)), row.target_kind,
+                          "yes" if row.active else "no", str(row.next_run_at or "-"))
+        out.print(table)
+
+
+@schedule_app.command("delete")
+def schedule_delete(
+    schedule_id: Annotated[str, typer.Argument(help="The schedule's id.")],
+    org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
+) -> None:
+    """Delete a schedule. Rounds it already started are kept."""
+    import uuid
+
+    from service.audit.service import record
+    from service.checkins.models import Schedule
+    from service.db import session_scope
+
+    with session_scope() as session:
+        organization = _resolve_org(session, org)
+        try:
+            schedule = session.get(Schedule, uuid.UUID(schedule_id))
+        except ValueError:
+            schedule = None
+        if schedule is None or schedule.organization_id != organization.id:
+            console.print(f"[red]No schedule {schedule_id}.[/]")
+            raise typer.Exit(1)
+        session.delete(schedule)
+        record(session=session, organization_id=organization.id, actor=_cli_actor(),
+               action="delete", entity_type="schedule", entity_id=schedule.id)
+    out.print("Deleted.")
 
 
 @i18n_app.command("status")

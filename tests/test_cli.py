@@ -176,3 +176,26 @@ def test_import_of_a_missing_file_is_a_clear_error(tmp_path, database_url):
 def test_commands_of_later_issues_say_they_are_not_available_yet():
     result = run("demo")
     assert result.returncode == 2 and "not available yet" in result.stderr
+
+
+def test_round_start_and_schedules_from_the_command_line(tmp_path, database_url):
+    env = {"MIMAMORI_DATABASE_URL": database_url}
+    run("user", "create", "--email", "a@b.jp", "--name", "A", "--org", "輪島市社会福祉協議会",
+        "--password", "a long enough password", env=env, check=True)
+    source = tmp_path / "residents.csv"
+    source.write_bytes(cp932_file(GOOD_ROWS))
+    run("import", "residents", str(source), env=env, check=True)
+    created = run("schedule", "create", "--name", "毎朝の見守り", "--at", "10:00",
+                  "--site", "河井町団地", env=env, check=True)
+    assert "next run" in created.stdout
+    bad = run("schedule", "create", "--name", "x", "--at", "25:00", env=env)
+    assert bad.returncode == 1 and "HH:MM" in bad.stderr
+    listed = run("schedule", "list", env=env, check=True)
+    assert "毎朝の見守り" in listed.stdout and "sites" in listed.stdout
+    started = run("round", "start", "--site", "河井町団地", "--override-quiet-hours", env=env,
+                  check=True)
+    # 河井町団地 has W-003, W-004 (away) and W-005; nobody has recorded consent in that file,
+    # so those who are not away go on the visit list rather than silently nowhere.
+    assert "3 residents" in started.stdout and "2 on the visit list" in started.stdout
+    missing = run("round", "start", "--site", "どこにもない団地", env=env)
+    assert missing.returncode == 1 and "No site named" in missing.stderr

@@ -85,18 +85,35 @@ def on_outbox_status(
 
 
 def find_sender(session: Session, phone: str) -> tuple[Resident | None, Member | None]:
-    resident = (
+    """Who sent this? A household may share one phone: prefer the resident whose check-in
+    is waiting for an answer, the most recent first."""
+    from service.checkins.models import CheckIn, CheckInState
+
+    residents = list(
         session.execute(
-            select(Resident)
-            .where(or_(Resident.phone == phone, Resident.phone2 == phone))
-            .order_by(Resident.updated_at.desc())
-            .limit(1)
+            select(Resident).where(or_(Resident.phone == phone, Resident.phone2 == phone))
+        ).scalars()
+    )
+    if len(residents) > 1:
+        waiting = (
+            session.execute(
+                select(CheckIn.resident_id)
+                .where(
+                    CheckIn.resident_id.in_([r.id for r in residents]),  # type: ignore[attr-defined]
+                    CheckIn.state == CheckInState.waiting,
+                )
+                .order_by(CheckIn.created_at.desc())  # type: ignore[attr-defined]
+                .limit(1)
+            )
+            .scalars()
+            .first()
         )
-        .scalars()
-        .first()
-    )  # type: ignore[attr-defined]
-    if resident is not None:
-        return resident, None
+        chosen = next((r for r in residents if r.id == waiting), None)
+        residents = (
+            [chosen] if chosen else sorted(residents, key=lambda r: r.updated_at, reverse=True)
+        )
+    if residents:
+        return residents[0], None
     member = (
         session.execute(
             select(Member).where(Member.phone == phone, Member.active.is_(True)).limit(1)

@@ -689,9 +689,9 @@ def handle_resident_reply(
             )
         return render("resident.optin", resident.language, org=org.name)
 
-    if escalation is not None and not waiting and kind in ANSWER_IDS:
-        # A late reply: recorded, and whoever holds the case is told. The case stays open
-        # until someone records the outcome of a visit.
+    if escalation is not None and kind in ANSWER_IDS:
+        # A late reply (or a reply while an older case is open): recorded, and whoever
+        # holds the case is told. The case stays open until someone records a visit.
         escalations.notify_late_reply(
             session, escalation=escalation, answer_id=ANSWER_IDS[kind], now=now
         )

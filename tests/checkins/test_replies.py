@@ -1,0 +1,99 @@
+"""Reply handling through the signed SMS webhook: only a clear "fine" closes a check-in."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from service.checkins import flows
+from service.checkins.models import CheckIn, StaffTask
+from service.escalations.models import Escalation
+from service.registry.models import Resident
+
+
+def _setup(world, *residents):
+    world.site("A団地")
+    world.member("M1", "080-3000-0001")
+    for key, phone, lang in residents:
+        world.resident(key, phone, language=lang, site="A団地")
+        world.assign(key, "M1", 1)
+    flows.start_broadcast(world.engine, organization_id=world.org_id, started_by="test",
+                          now_fn=world.clock.now)
+    world.tick()
+
+
+def _checkin(world, key):
+    with world.session() as s:
+        return s.exec(select(CheckIn).where(CheckIn.resident_id == world.residents[key])).one()
+
+
+def test_negated_ok_is_never_safe(world):
+    _setup(world, ("R1", "090-1000-0001", "ja"), ("R2", "090-1000-0002", "vi"))
+    world.sms("+819010000001", "大丈夫じゃない")
+    world.sms("+819010000002", "khong on")
+    for key in ("R1", "R2"):
+        checkin = _checkin(world, key)
+        assert checkin.state == "needs_help"
+        assert checkin.escalation_id is not None
+
+
+def test_unclear_reply_asks_again_and_flags_without_closing(world):
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    reply = world.sms("+819010000001", "明日は雨かな")
+    assert "1" in reply and "2" in reply and "3" in reply
+    checkin = _checkin(world, "R1")
+    assert checkin.state == "waiting" and checkin.flagged
+    with world.session() as s:
+        assert [t.kind for t in s.exec(select(StaffTask)).all()] == ["unclear"]
+
+
+def test_stop_opts_out_confirms_flags_staff_and_puts_resident_on_the_visit_list(world):
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    reply = world.sms("+819010000001", "STOP")
+    assert "START" in reply
+    with world.session() as s:
+        resident = s.get(Resident, world.residents["R1"])
+        assert resident.status == "opted_out"
+        assert [t.kind for t in s.exec(select(StaffTask)).all()] == ["opt_out"]
+        escalation = s.exec(select(Escalation)).one()
+        assert escalation.reason == "visit_list"
+    assert _checkin(world, "R1").state == "opted_out"
+    again = world.sms("+819010000001", "START")
+    assert "STOP" in again
+    with world.session() as s:
+        assert s.get(Resident, world.residents["R1"]).status == "active"
+
+
+def test_language_change_switches_and_confirms_in_the_new_language(world):
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    reply = world.sms("+819010000001", "Tiếng Việt")
+    assert "Tiếng Việt" in reply
+    with world.session() as s:
+        assert s.get(Resident, world.residents["R1"]).language == "vi"
+    assert _checkin(world, "R1").state == "waiting"
+
+
+def test_a_shared_household_phone_answers_for_the_resident_who_was_asked(world):
+    world.site("A団地")
+    world.member("M1", "080-3000-0001")
+    world.resident("R1", "090-1000-0001", site="A団地")
+    world.resident("R2", "090-1000-0001", site="A団地", name="同じ電話の家族")
+    flows.start_broadcast(world.engine, organization_id=world.org_id, started_by="test",
+                          now_fn=world.clock.now, resident_ids=[world.residents["R2"]])
+    world.tick()
+    world.sms("+819010000001", "1")
+    assert _checkin(world, "R2").state == "ok"
+
+
+def test_help_from_someone_with_no_open_check_in_still_escalates(world):
+    world.site("A団地")
+    world.member("M1", "080-3000-0001")
+    world.resident("R1", "090-1000-0001", site="A団地")
+    world.assign("R1", "M1", 1)
+    reply = world.sms("+819010000001", "たすけて")
+    assert reply
+    with world.session() as s:
+        escalation = s.exec(select(Escalation)).one()
+    assert escalation.reason == "needs_help" and escalation.priority == 0
+    world.tick()
+    alerts = [m for m in world.sent_to("+818030000001") if m.purpose == "alert"]
+    assert len(alerts) == 1

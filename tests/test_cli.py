@@ -94,7 +94,12 @@ def test_serve_on_a_fresh_directory_creates_its_database_and_answers(tmp_path):
                     raise AssertionError(output) from exc
                 time.sleep(0.3)
         assert health.json() == {"status": "ok"}
-        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        # The embedded scheduler writes its first heartbeat within seconds of starting.
+        for _ in range(40):
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            if ready.status_code == 200:
+                break
+            time.sleep(0.5)
         assert ready.status_code == 200, ready.text
         assert (tmp_path / "mimamori.db").exists()
     finally:

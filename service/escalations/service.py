@@ -592,9 +592,22 @@ def handle_member_reply(
     escalation, alert = target
     values = _resident_values(session, escalation)
     actor = f"member:{member.name}"
+
+    def audit(action: str, **detail: Any) -> None:
+        record(
+            session=session,
+            organization_id=escalation.organization_id,
+            actor=Actor(label=actor),
+            action=action,
+            entity_type="escalation",
+            entity_id=escalation.id,
+            detail={"via": "sms", **detail},
+        )
+
     if alert is not None:  # an alert awaiting "1" or "2"
         if digit == "1":
             acknowledge(session, escalation=escalation, member_id=member.id, now=now, actor=actor)
+            audit("acknowledge")
             return (
                 render("member.ack", locale, **values)
                 + " "
@@ -602,12 +615,14 @@ def handle_member_reply(
             )
         if digit == "2":
             decline(session, escalation=escalation, alert=alert, now=now)
+            audit("decline")
             return render("member.declined", locale, **values)
         return render("member.unclear", locale)
     outcome = OUTCOME_BY_DIGIT[digit]
     resolve(
         session, escalation=escalation, outcome=outcome, now=now, actor=actor, member_id=member.id
     )
+    audit("resolve", outcome=outcome.value)
     return render("member.outcome_recorded", locale, **values)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 from collections.abc import Coroutine
@@ -17,6 +18,8 @@ from sqlmodel import Session
 from service.checkins import flows
 from service.clock import Clock
 from service.config import Settings
+from service.jma import feed as jma_feed
+from service.jma import service as jma
 from service.ops.models import Heartbeat
 from service.telephony import outbox
 from service.telephony.provider import TelephonyProvider
@@ -30,7 +33,8 @@ class JobContext:
     clock: Clock
     settings: Settings
     provider: TelephonyProvider
-    holder: str = field(default_factory=lambda: f"{socket.gethostname()}")
+    # Host and process id: two schedulers on one machine must be told apart in the heartbeat.
+    holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
 
@@ -88,9 +92,26 @@ def watchdog(ctx: JobContext) -> None:
         log.warning("overdue work: %s", overdue, extra={"event": "watchdog.overdue"})
 
 
+def poll_jma_feed(ctx: JobContext) -> None:
+    """Off unless MIMAMORI_JMA_POLL_ENABLED. A bad feed or bulletin is logged and retried
+    on the next run; it never stops the other jobs."""
+    if not ctx.settings.jma_poll_enabled:
+        return
+    try:
+        jma_feed.poll_feed(ctx.engine, feed_url=ctx.settings.jma_feed_url, now_fn=ctx.clock.now)
+    except Exception:
+        log.exception("JMA feed poll failed; the next run tries again")
+
+
+def fire_due_jma_triggers(ctx: JobContext) -> None:
+    """Start the checks whose hold-off after an earthquake or tsunami report is over."""
+    jma.fire_due_triggers(ctx.engine, ctx.clock.now)
+
+
 def run_all_once(ctx: JobContext) -> None:
     """Every job once, in order: what a simulated clock tick does in tests and the demo."""
     start_due_rounds(ctx)
+    fire_due_jma_triggers(ctx)
     sweep_due_deadlines(ctx)
     dispatch_outbox(ctx)
     watchdog(ctx)
@@ -102,4 +123,6 @@ JOBS = (
     ("sweep_due_deadlines", sweep_due_deadlines, 5),
     ("dispatch_outbox", dispatch_outbox, 1),
     ("watchdog", watchdog, 10),
+    ("poll_jma_feed", poll_jma_feed, 60),
+    ("fire_due_jma_triggers", fire_due_jma_triggers, 5),
 )

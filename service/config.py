@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     sms_per_recipient_per_hour: int = 10
     # With SQLite (the embedded default) `mimamori serve` also runs the scheduler.
     embedded_scheduler: bool | None = None
+    # `mimamori scheduler` has no web server; with a port set it serves /metrics there too
+    # (dispatch latency is measured in the scheduler process).
+    scheduler_metrics_port: int | None = None
+
+    # JMA bulletins: the Atom feed the scheduler polls (only when enabled), and the shared
+    # secret a relay uses on POST /api/v1/jma/bulletins (unset: that endpoint answers 503).
+    jma_feed_url: str = "https://www.data.jma.go.jp/developer/xml/feed/eqvol.xml"
+    jma_poll_enabled: bool = False
+    jma_push_token: str | None = None
 
     @field_validator("public_url", "twilio_api_url")
     @classmethod

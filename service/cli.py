@@ -150,6 +150,10 @@ def scheduler() -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    if settings.scheduler_metrics_port:
+        import prometheus_client
+
+        prometheus_client.start_http_server(settings.scheduler_metrics_port)
     if settings.is_sqlite:
         _upgrade_schema()
     stop = threading.Event()
@@ -682,9 +686,29 @@ def simulate_status(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    database: Annotated[
+        Path | None,
+        typer.Option(help="Keep the demo in this new SQLite file (default: a temporary one)."),
+    ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve/--no-serve", help="Serve the dashboard afterwards, until Ctrl-C."),
+    ] = True,
+    port: Annotated[int, typer.Option(help="Port for the dashboard.")] = 8000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed replays the same morning.")] = 2024,
+) -> None:
     """Run a whole morning's welfare check on a fresh embedded database."""
-    _not_yet("The demo")
+    from service.demo import DemoError, DemoOptions, run_demo
+
+    options = DemoOptions(database=database, serve=serve, port=port, seed=seed)
+    try:
+        code = run_demo(options, out=out, err=console)
+    except DemoError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

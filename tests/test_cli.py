@@ -178,11 +178,6 @@ def test_import_of_a_missing_file_is_a_clear_error(tmp_path, database_url):
     assert result.returncode == 1 and "Cannot read" in result.stderr
 
 
-def test_commands_of_later_issues_say_they_are_not_available_yet():
-    result = run("demo")
-    assert result.returncode == 2 and "not available yet" in result.stderr
-
-
 def test_round_start_and_schedules_from_the_command_line(tmp_path, database_url):
     env = {"MIMAMORI_DATABASE_URL": database_url}
     run("user", "create", "--email", "a@b.jp", "--name", "A", "--org", "輪島市社会福祉協議会",

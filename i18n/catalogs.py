@@ -10,11 +10,18 @@ Command line::
     python -m i18n.catalogs check    # fails on a stale template or a bad translation
     python -m i18n.catalogs update   # re-extract messages.pot and merge it into every .po
     python -m i18n.catalogs compile  # optional: write .mo files next to the .po files
+
+``check`` and ``update`` also cover the staff dashboard's own domain, ``dashboard``
+(``locales/dashboard.pot`` and ``locales/{ja,en}/LC_MESSAGES/dashboard.po``), extracted
+from the Jinja2 templates and Python modules under ``service/web``. Its message ids are
+the English texts, so ``update`` fills new English entries with their id and leaves new
+Japanese entries empty for ``check`` to reject until someone translates them.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -261,6 +268,7 @@ def update_catalogs(locales_dir: Path | None = None, source: Path | None = None)
         catalog.fuzzy = False
         if write_catalog(catalog, path, review_status):
             written.append(path)
+    written += update_dashboard_catalogs(root)
     clear_cache()
     return written
 
@@ -275,6 +283,13 @@ def compile_to_files(locales_dir: Path | None = None) -> list[Path]:
         with target.open("wb") as handle:
             write_mo(handle, read_catalog(path), use_fuzzy=False)
         written.append(target)
+    for code in DASHBOARD_CODES:
+        path = dashboard_po_path(code, root)
+        if path.is_file():
+            target = path.with_suffix(".mo")
+            with target.open("wb") as handle:
+                write_mo(handle, _read_dashboard_catalog(path), use_fuzzy=False)
+            written.append(target)
     return written
 
 
@@ -382,7 +397,207 @@ def check_catalogs(
         for msgid in _message_ids(catalog):
             if msgid not in expected:
                 problems.append(CatalogProblem(code, msgid, "entry is not in the template (stale)"))
+    problems += check_dashboard_catalogs(root)
     return problems
+
+
+# --- The dashboard domain ---------------------------------------------------------------
+
+DASHBOARD_DOMAIN = "dashboard"
+#: The staff dashboard is Japanese first, with English switchable.
+DASHBOARD_CODES: tuple[str, ...] = ("ja", "en")
+DASHBOARD_SOURCE_LOCALE = "en"
+DASHBOARD_KEYWORDS: dict[str, None] = {"_": None, "N_": None, "gettext": None}
+_PYTHON_FORMAT = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)[sd]|%%")
+
+
+def dashboard_source_dir() -> Path:
+    """``service/web``, found without importing the service (i18n must not depend on it)."""
+    spec = importlib.util.find_spec("service")
+    if spec is None or not spec.submodule_search_locations:
+        return PACKAGE_DIR.parent / "service" / "web"
+    return Path(next(iter(spec.submodule_search_locations))) / "web"
+
+
+def dashboard_template_path(locales_dir: Path | None = None) -> Path:
+    return (locales_dir or LOCALES_DIR) / f"{DASHBOARD_DOMAIN}.pot"
+
+
+def dashboard_po_path(code: str, locales_dir: Path | None = None) -> Path:
+    return (locales_dir or LOCALES_DIR) / code / "LC_MESSAGES" / f"{DASHBOARD_DOMAIN}.po"
+
+
+def _dashboard_sources(source_dir: Path) -> list[tuple[str, Path]]:
+    """(extraction method, file) pairs in a stable order, so the template is reproducible."""
+    sources: list[tuple[str, Path]] = []
+    templates = source_dir / "templates"
+    if templates.is_dir():
+        for path in sorted(templates.rglob("*.html")):
+            sources.append(("jinja2.ext:babel_extract", path))
+    for path in sorted(source_dir.glob("*.py")):
+        sources.append(("python", path))
+    return sources
+
+
+def extract_dashboard_template(source_dir: Path | None = None) -> Catalog:
+    """The dashboard's template: every ``_()`` in the templates, every ``N_()``/``_()`` in
+    the Python modules, in file order, as ``pybabel extract`` with the Jinja2 extractor
+    would find them."""
+    template = Catalog(
+        project=_PROJECT,
+        version=_VERSION,
+        copyright_holder=_COPYRIGHT,
+        charset="utf-8",
+        fuzzy=False,
+    )
+    for method, path in _dashboard_sources(source_dir or dashboard_source_dir()):
+        options = {"silent": "false"} if method != "python" else {}
+        for _lineno, message, comments, context in extract_from_file(
+            method,
+            path,
+            keywords=DASHBOARD_KEYWORDS,
+            comment_tags=COMMENT_TAGS,
+            strip_comment_tags=True,
+            options=options,
+        ):
+            template.add(message, None, auto_comments=comments, context=context)
+    return template
+
+
+def _read_dashboard_catalog(path: Path, locale: str | None = None) -> Catalog:
+    try:
+        with path.open("rb") as handle:
+            return read_po(handle, locale=locale, domain=DASHBOARD_DOMAIN, abort_invalid=True)
+    except Exception as error:
+        raise CatalogError(f"cannot read catalog {path}: {error}") from error
+
+
+def update_dashboard_catalogs(
+    locales_dir: Path | None = None, source_dir: Path | None = None
+) -> list[Path]:
+    """Re-extract ``dashboard.pot`` and merge it into the Japanese and English catalogs."""
+    root = locales_dir or LOCALES_DIR
+    template = extract_dashboard_template(source_dir)
+    pot = dashboard_template_path(root)
+    if pot.is_file():
+        existing = _read_dashboard_catalog(pot)
+        if _template_signature(existing) == _template_signature(template):
+            template.creation_date = existing.creation_date
+    written: list[Path] = []
+    if write_catalog(template, pot, None):
+        written.append(pot)
+    for code in DASHBOARD_CODES:
+        path = dashboard_po_path(code, root)
+        if path.is_file():
+            catalog = _read_dashboard_catalog(path)
+            review_status = read_review_status(path) or "draft"
+        else:
+            catalog = Catalog(locale=code, domain=DASHBOARD_DOMAIN, charset="utf-8", fuzzy=False)
+            catalog.project, catalog.version = _PROJECT, _VERSION
+            review_status = "draft"
+        catalog.update(template, no_fuzzy_matching=True, update_creation_date=True)
+        catalog.fuzzy = False
+        if code == DASHBOARD_SOURCE_LOCALE:
+            for message in catalog:
+                if message.id and isinstance(message.id, str) and not message.string:
+                    message.string = message.id
+        if write_catalog(catalog, path, review_status):
+            written.append(path)
+    load_dashboard_translations.cache_clear()
+    return written
+
+
+def _python_format_names(text: str) -> set[str]:
+    return {m.group(1) for m in _PYTHON_FORMAT.finditer(text) if m.group(1)}
+
+
+def check_dashboard_catalogs(
+    locales_dir: Path | None = None, source_dir: Path | None = None
+) -> list[CatalogProblem]:
+    """Like :func:`check_catalogs`, for the dashboard: the template is current, every entry
+    of both catalogs is translated, and ``%(name)s`` placeholders match the message id."""
+    root = locales_dir or LOCALES_DIR
+    pot_name = f"{DASHBOARD_DOMAIN}.pot"
+    problems: list[CatalogProblem] = []
+    extracted = list(dict.fromkeys(_message_ids(extract_dashboard_template(source_dir))))
+    pot = dashboard_template_path(root)
+    if not pot.is_file():
+        problems.append(CatalogProblem(pot_name, None, f"missing: {pot}"))
+    else:
+        template_ids = _message_ids(_read_dashboard_catalog(pot))
+        hint = "run `python -m i18n.catalogs update`"
+        for msgid in sorted(set(extracted) - set(template_ids)):
+            problems.append(
+                CatalogProblem(
+                    pot_name, msgid, f"is in service/web but not in the template; {hint}"
+                )
+            )
+        for msgid in sorted(set(template_ids) - set(extracted)):
+            problems.append(
+                CatalogProblem(
+                    pot_name, msgid, f"is in the template but not in service/web; {hint}"
+                )
+            )
+    for code in DASHBOARD_CODES:
+        name = f"{DASHBOARD_DOMAIN}:{code}"
+        path = dashboard_po_path(code, root)
+        if not path.is_file():
+            problems.append(CatalogProblem(name, None, f"catalog missing: {path}"))
+            continue
+        try:
+            catalog = _read_dashboard_catalog(path)
+        except CatalogError as error:
+            problems.append(CatalogProblem(name, None, str(error)))
+            continue
+        status = read_review_status(path)
+        if status not in REVIEW_STATUSES:
+            problems.append(
+                CatalogProblem(
+                    name,
+                    None,
+                    f"header {REVIEW_HEADER} must be one of {', '.join(REVIEW_STATUSES)}, "
+                    f"got {status!r}",
+                )
+            )
+        for msgid in extracted:
+            message = catalog.get(msgid)
+            if message is None:
+                problems.append(CatalogProblem(name, msgid, "entry is missing"))
+                continue
+            text = str(message.string or "")
+            if not text.strip():
+                problems.append(CatalogProblem(name, msgid, "translation is empty"))
+                continue
+            if message.fuzzy:
+                problems.append(
+                    CatalogProblem(name, msgid, "translation is marked fuzzy; review it")
+                )
+            wanted, found = _python_format_names(msgid), _python_format_names(text)
+            for missing in sorted(wanted - found):
+                problems.append(
+                    CatalogProblem(name, msgid, f"placeholder %({missing})s is missing")
+                )
+            for unknown in sorted(found - wanted):
+                problems.append(
+                    CatalogProblem(name, msgid, f"placeholder %({unknown})s is unknown")
+                )
+        for msgid in _message_ids(catalog):
+            if msgid not in extracted:
+                problems.append(CatalogProblem(name, msgid, "entry is not in the template (stale)"))
+    return problems
+
+
+@cache
+def load_dashboard_translations(code: str, locales_dir: str | None = None) -> Translations:
+    """The compiled dashboard catalog for ``code`` (Japanese when unknown), once per process."""
+    if code not in DASHBOARD_CODES:
+        code = DASHBOARD_CODES[0]
+    root = Path(locales_dir) if locales_dir else LOCALES_DIR
+    catalog = _read_dashboard_catalog(dashboard_po_path(code, root), locale=code)
+    buffer = BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return Translations(fp=buffer, domain=DASHBOARD_DOMAIN)
 
 
 # --- Command line ---------------------------------------------------------------------

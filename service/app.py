@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from service import migrate
@@ -15,9 +14,12 @@ from service.clock import get_clock
 from service.common import aware
 from service.db import get_engine
 from service.errors import install_error_handlers
+from service.jma.views import router as jma_router
+from service.metrics import install_metrics
 from service.ops.models import Heartbeat
 from service.registry.views import router as registry_router
 from service.telephony.webhooks import router as webhooks_router
+from service.web import install_dashboard
 
 HEARTBEAT_MAX_AGE_SECONDS = 60
 
@@ -35,8 +37,10 @@ def create_app() -> FastAPI:
     api.include_router(registry_router)
     api.include_router(audit_router)
     api.include_router(checkins_router)
+    api.include_router(jma_router)
     app.include_router(api)
     app.include_router(webhooks_router)
+    install_dashboard(app)  # the staff dashboard under / (service/web)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -64,9 +68,7 @@ def create_app() -> FastAPI:
             ready = False
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"])
-    def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+    install_metrics(app)  # GET /metrics, and webhook latency (service/metrics.py)
 
     return app
 

@@ -889,7 +889,11 @@ def _apply(
             }
         )
     for start in range(0, len(rows), CHUNK):
-        session.execute(insert(model), rows[start : start + CHUNK])
+        # render_nulls: every row has the same keys, so each chunk is one executemany; without
+        # it the ORM leaves out None values and splits the chunk by which fields are empty.
+        session.execute(
+            insert(model).execution_options(render_nulls=True), rows[start : start + CHUNK]
+        )
     updates = []
     for values, changed in plan.updates:
         extra: dict[str, Any] = {"updated_at": now}

@@ -132,8 +132,11 @@ def list_residents(
             ),
         },
     )
+    # Serialize before committing: the commit expires the rows, and reading them afterwards
+    # would reload each resident with its own SELECT.
+    page = Page(data=[ResidentPublic.model_validate(r) for r in rows], count=count)
     session.commit()
-    return Page(data=[ResidentPublic.model_validate(r) for r in rows], count=count)
+    return page
 
 
 @router.post("/residents", response_model=ResidentPublic, status_code=201, tags=["residents"])
@@ -201,8 +204,9 @@ def read_resident_assignments(
     rows, count = service.list_assignments(
         session=session, organization_id=user.organization_id, resident_id=resident_id
     )
+    page = Page(data=[AssignmentPublic.model_validate(a) for a in rows], count=count)
     session.commit()
-    return Page(data=[AssignmentPublic.model_validate(a) for a in rows], count=count)
+    return page
 
 
 # --- Members ----------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def preview_broadcast(
         query = query.where(Resident.site_id.in_(site_ids))  # type: ignore[union-attr]
     lines: dict[str, LanguageLine] = defaultdict(lambda: LanguageLine(code=""))
     for resident in session.execute(query):
-        contact, visit_reason = checkins._eligible(resident, today)
+        contact, visit_reason = checkins.eligible(resident, today)
         if not contact:
             if visit_reason is None:
                 preview.skipped += 1

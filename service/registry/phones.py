@@ -112,3 +112,16 @@ def normalize_phone(raw: str | None) -> str | None:
 
 def phone_kind(e164: str | None) -> PhoneKind | None:
     return parse_phone(e164).kind if e164 else None
+
+
+def display_phone(e164: str | None) -> str:
+    """How staff write a number: 090-1234-5678 for Japan, +1 415-867-5309 abroad."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, DEFAULT_REGION)
+    except NumberParseException:
+        return e164
+    if phonenumbers.region_code_for_number(number) == DEFAULT_REGION:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

@@ -26,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from service.auth.models import Role, User
 from service.db import SessionDep
 from service.registry.models import Organization
+from service.registry.phones import display_phone
 from service.web import labels
 from service.web.translation import DEFAULT_UI_LANGUAGE, UI_LANGUAGES, UiText, pick_ui_language
 
@@ -77,6 +78,7 @@ environment = Environment(
     lstrip_blocks=True,
 )
 environment.globals["labels"] = labels
+environment.filters["phone"] = display_phone
 environment.globals["static_version"] = _static_version()
 environment.globals["ui_languages"] = UI_LANGUAGES
 # Each language is offered in its own name, so anyone can find theirs.

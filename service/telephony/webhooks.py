@@ -102,15 +102,20 @@ def _first_time(session: Session, kind: str, sid: str, status: str) -> bool:
 
 
 def _find_message(session: Session, sid: str | None, row_id: str | None) -> OutboxMessage | None:
+    """The outbox row a callback is about, locked until the request commits (on PostgreSQL):
+    two callbacks for one message on two workers would otherwise both start from the same
+    status, and the one committing last could move the message backwards."""
     if sid:
         found = (
-            session.execute(select(OutboxMessage).where(OutboxMessage.sid == sid)).scalars().first()
+            session.execute(select(OutboxMessage).where(OutboxMessage.sid == sid).with_for_update())
+            .scalars()
+            .first()
         )
         if found is not None:
             return found
     if row_id:
         try:
-            message = session.get(OutboxMessage, uuid.UUID(row_id))
+            message = session.get(OutboxMessage, uuid.UUID(row_id), with_for_update=True)
         except ValueError:
             return None
         if message is not None and sid and message.sid is None:
@@ -188,7 +193,7 @@ def inbound_sms(form: TwilioForm, session: SessionDep) -> Response:
     session.commit()
     log.info(
         "inbound sms from %s",
-        mask_phone(inbound.from_phone),
+        mask_phone(form["From"]),  # not inbound.from_phone: after commit it would reload
         extra={"event": "webhook.sms", "sid": sid},
     )
     return _xml(twiml.sms_reply(reply))

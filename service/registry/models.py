@@ -210,6 +210,9 @@ class Resident(ResidentBase, table=True):
         Index("ix_resident_org_site_kana", "organization_id", "site_id", "name_kana", "name"),
         Index("ix_resident_org_kana", "organization_id", "name_kana", "name"),
         Index("ix_resident_org_phone", "organization_id", "phone"),
+        # Inbound SMS are matched to their sender by number, across organizations.
+        Index("ix_resident_phone", "phone"),
+        Index("ix_resident_phone2", "phone2"),
     )
     id: uuid.UUID = id_field()
     organization_id: uuid.UUID = Field(foreign_key="organization.id")
@@ -301,7 +304,10 @@ class _MemberValidators(SQLModel):
 
 
 class Member(MemberBase, table=True):
-    __table_args__ = (UniqueConstraint("organization_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("organization_id", "external_id"),
+        Index("ix_member_phone", "phone"),
+    )
     id: uuid.UUID = id_field()
     organization_id: uuid.UUID = Field(foreign_key="organization.id", index=True)
     phone_kind: PhoneKind | None = Field(default=None, sa_type=String(10))

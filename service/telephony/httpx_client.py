@@ -7,6 +7,7 @@ timeouts, and tests mock the wire with respx instead of SDK internals.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +20,12 @@ from twilio.http.response import Response
 
 TWILIO_API_BASE = "https://api.twilio.com"
 
-# A round may send to a few hundred residents; the dispatcher runs up to ~100 sends at
-# once, so the pool must not be what limits it.
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+# The dispatcher runs up to ~100 sends at once. They are spread over several small pools:
+# httpcore's bookkeeping per request grows with the size of one pool, and with a single pool
+# of 100 connections it, not Twilio, becomes what limits a round (measured in
+# tests/bench/bench_telephony.py).
+DEFAULT_POOLS = 8
+DEFAULT_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
 
 # A long read timeout on purpose: a read timeout is an *ambiguous* failure (Twilio may
 # have created the message), which is not resent, so it must be rare. Connecting and
@@ -62,13 +66,18 @@ class HttpxTwilioClient(AsyncHttpClient):
         api_base_url: str = TWILIO_API_BASE,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        pools: int = DEFAULT_POOLS,
         transport: httpx.AsyncBaseTransport | None = None,
         log: logging.Logger = logger,
     ) -> None:
         super().__init__(log, is_async=True, timeout=None)
         self.api_base_url = api_base_url.rstrip("/")
         self._timeout = timeout
-        self._client = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+        self._clients = [
+            httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+            for _ in range(max(1, pools))
+        ]
+        self._next = itertools.cycle(self._clients)
 
     def rewrite_url(self, url: str) -> str:
         """Point an SDK URL at the configured API base; other hosts pass through."""
@@ -104,7 +113,7 @@ class HttpxTwilioClient(AsyncHttpClient):
         url = self.rewrite_url(uri)
         content_type = (headers or {}).get("Content-Type", "")
         body: dict[str, object] = {"json": data} if "json" in content_type else {"data": data}
-        response = await self._client.request(
+        response = await next(self._next).request(
             method.upper(),
             url,
             params=params,  # type: ignore[arg-type]
@@ -127,7 +136,8 @@ class HttpxTwilioClient(AsyncHttpClient):
         return result
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     async def __aenter__(self) -> HttpxTwilioClient:
         return self

@@ -467,7 +467,7 @@ async def dispatch_once(
     settings: Settings,
     now: datetime,
     batch: int = 500,
-    concurrency: int = 64,
+    concurrency: int = 100,
     limiters: dict[str, RateLimiter] | None = None,
 ) -> int:
     """Claim one batch, send it with bounded concurrency, record the results."""
@@ -498,7 +498,7 @@ async def dispatch_until_empty(
     settings: Settings,
     now_fn: Callable[[], datetime],
     batch: int = 500,
-    concurrency: int = 64,
+    concurrency: int = 100,
     max_batches: int = 1000,
 ) -> int:
     total = 0

@@ -930,7 +930,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--batch", type=int, default=500, help="dispatcher claim batch")
-    parser.add_argument("--concurrency", type=int, default=64, help="dispatcher sends in flight")
+    parser.add_argument("--concurrency", type=int, default=100, help="dispatcher sends in flight (the service default)")
     parser.add_argument(
         "--provider",
         choices=["twilio", "console"],

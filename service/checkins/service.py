@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Table, and_, exists, func, insert, select, update
+from sqlalchemy import JSON, DateTime, Table, and_, exists, func, insert, select, update
 from sqlmodel import Session
 
 from i18n.classifier import ReplyKind, classify
@@ -48,7 +48,10 @@ from service.registry.phones import PhoneKind
 from service.telephony.models import OutboxChannel, OutboxMessage, OutboxPurpose, OutboxStatus
 from service.telephony.outbox import enqueue, outbox_row
 
-FANOUT_CHUNK = 2000
+# Residents per fan-out transaction. Larger chunks mean fewer commits (and, on SQLite, fewer
+# WAL checkpoints): 5,000 starts a 100,000-resident round 15-20 % faster than 2,000, and a
+# chunk still commits in well under a second (tests/bench/bench_rounds.py).
+FANOUT_CHUNK = 5000
 SCHEDULER = Actor(label="scheduler")
 
 
@@ -420,7 +423,13 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if connection.dialect.name == "sqlite":
         dialect = connection.dialect
         processors = [
-            (n, table.c[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names
+            (
+                n,
+                _memoized(
+                    table.c[n].type, table.c[n].type.dialect_impl(dialect).bind_processor(dialect)
+                ),
+            )
+            for n in names
         ]
         connection.exec_driver_sql(
             f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({', '.join('?' * len(names))})",
@@ -438,6 +447,25 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
                 if as_json:
                     row = {**row, **{n: _json(row[n]) for n in as_json}}
                 copy.write_row([row[n] for n in names])
+
+
+def _memoized(column_type: Any, processor: Any) -> Any:
+    """A timestamp column of a fan-out holds a handful of distinct values (now, the start,
+    the deadline) over thousands of rows: convert each once."""
+    if processor is None or not isinstance(column_type, DateTime):
+        return processor
+    done: dict[Any, Any] = {}
+
+    def process(value: Any) -> Any:
+        # Keyed with the zone too: equal instants in two zones are stored differently.
+        key = (value, getattr(value, "tzinfo", None))
+        try:
+            return done[key]
+        except KeyError:
+            done[key] = converted = processor(value)
+            return converted
+
+    return process
 
 
 def _json(value: Any) -> str | None:

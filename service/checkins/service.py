@@ -692,19 +692,20 @@ def advance_checkins(session: Session, checkin_ids: list[uuid.UUID], now: dateti
                 entity_id=checkin.id,
                 detail={"late_seconds": round(lateness)},
             )
-        if not round_.override_quiet_hours and in_quiet_hours(
-            now, org.timezone, round_.quiet_start, round_.quiet_end
-        ):
-            checkin.next_action_at = quiet_hours_end(now, org.timezone, round_.quiet_end)
-            checkin.updated_at = now
-            continue
         next_step = checkin.step_index + 1
         while next_step < len(checkin.plan):
             if pick_number(resident, checkin.plan[next_step]["channel"]) is not None:
                 break
             next_step += 1
         if next_step >= len(checkin.plan):
+            # Escalation is not a message to the resident: quiet hours never delay it.
             exhausted.append((checkin, resident, round_))
+            continue
+        if not round_.override_quiet_hours and in_quiet_hours(
+            now, org.timezone, round_.quiet_start, round_.quiet_end
+        ):
+            checkin.next_action_at = quiet_hours_end(now, org.timezone, round_.quiet_end)
+            checkin.updated_at = now
             continue
         step = checkin.plan[next_step]
         attempt, message = _attempt_rows(

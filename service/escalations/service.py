@@ -228,6 +228,11 @@ def open_escalation(
                 escalation_id=existing.id,
                 detail={"reason": reason.value},
             )
+        if reason == EscalationReason.needs_help and existing.state == EscalationState.exhausted:
+            # Nobody holds an exhausted case: a new call for help starts the chain again,
+            # rather than only changing its place on the board.
+            existing.chain = build_chain(session, resident, reason)
+            _start_step(session, existing, resident, 0, now, last_contact)
         return existing
     chain = build_chain(session, resident, reason)
     escalation = Escalation(
@@ -645,12 +650,72 @@ def handle_member_reply(
             audit("decline")
             return render("member.declined", locale, **values)
         return render("member.unclear", locale)
+    # A case this member holds: the reply is the result of the visit. Guard the two ways a
+    # volunteer could close a case by accident, since a closed case leaves the board.
+    if code is None:
+        # Outcomes name their case ("1 A7"), as the outcome request asks.
+        return render("member.outcome_request", locale, **values)
+    acknowledged_at = aware(escalation.acknowledged_at)
+    if acknowledged_at is not None and now - acknowledged_at < ACK_GRACE:
+        if _repeats_last_message(session, member.id, text, acknowledged_at, inbound_id):
+            # The acknowledgement sent twice (the phone seemed not to send it): not a visit.
+            return render("member.outcome_request", locale, **values)
+        if digit == "2":
+            # "2" right after "1" reads as "I cannot go after all": hand the case on.
+            hand_on(session, escalation=escalation, now=now, actor=actor)
+            audit("decline")
+            return render("member.declined", locale, **values)
     outcome = OUTCOME_BY_DIGIT[digit]
     resolve(
         session, escalation=escalation, outcome=outcome, now=now, actor=actor, member_id=member.id
     )
     audit("resolve", outcome=outcome.value)
     return render("member.outcome_recorded", locale, **values)
+
+
+ACK_GRACE = timedelta(minutes=15)
+
+
+def _normalized(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def _repeats_last_message(
+    session: Session, member_id: uuid.UUID, text: str, since: datetime, inbound_id: uuid.UUID | None
+) -> bool:
+    from service.telephony.models import InboundMessage
+
+    query = select(InboundMessage.body).where(
+        InboundMessage.member_id == member_id,
+        InboundMessage.received_at >= since - timedelta(minutes=1),
+    )
+    if inbound_id is not None:
+        query = query.where(InboundMessage.id != inbound_id)
+    earlier = session.execute(
+        query.order_by(InboundMessage.received_at.desc()).limit(1)  # type: ignore[attr-defined]
+    ).scalar_one_or_none()
+    return earlier is not None and _normalized(earlier) == _normalized(text)
+
+
+def hand_on(session: Session, *, escalation: Escalation, now: datetime, actor: str) -> None:
+    """The member who acknowledged cannot go: the chain continues with the next step."""
+    resident = session.get(Resident, escalation.resident_id)
+    assert resident is not None
+    member_id = escalation.acknowledged_by
+    timeline(
+        session,
+        resident_id=resident.id,
+        organization_id=resident.organization_id,
+        kind="escalation.unacknowledged",
+        at=now,
+        escalation_id=escalation.id,
+        member_id=member_id,
+        actor=actor,
+    )
+    escalation.acknowledged_by = None
+    escalation.acknowledged_at = None
+    escalation.reminded_at = None
+    _start_step(session, escalation, resident, escalation.step_index + 1, now)
 
 
 def acknowledge(
@@ -736,11 +801,15 @@ def resolve(
     member_id: uuid.UUID | None = None,
     note: str | None = None,
 ) -> None:
-    escalation.state = EscalationState.resolved
+    # "Could not find" is recorded, but nobody has seen the resident: the case stays open on
+    # staff's list (exhausted) until someone records what happened.
+    escalation.state = (
+        EscalationState.exhausted if outcome == Outcome.not_found else EscalationState.resolved
+    )
     escalation.outcome = outcome
     escalation.outcome_note = note
-    escalation.resolved_at = now
-    escalation.resolved_by = actor
+    escalation.resolved_at = now if escalation.state == EscalationState.resolved else None
+    escalation.resolved_by = actor if escalation.state == EscalationState.resolved else None
     escalation.next_action_at = None
     escalation.version += 1
     escalation.updated_at = now

@@ -471,6 +471,10 @@ async def dispatch_once(
     limiters: dict[str, RateLimiter] | None = None,
 ) -> int:
     """Claim one batch, send it with bounded concurrency, record the results."""
+    # A batch must be sent well within STUCK_SENDING_AFTER even at the slowest configured
+    # rate, or the watchdog would take rows still waiting for the rate limiter as stuck.
+    slowest = min(settings.sms_per_second, settings.calls_per_second)
+    batch = max(1, min(batch, int(slowest * STUCK_SENDING_AFTER.total_seconds() / 2)))
     claimed = claim_batch(engine, now=now, limit=batch)
     if not claimed:
         return 0

@@ -97,3 +97,84 @@ def test_help_from_someone_with_no_open_check_in_still_escalates(world):
     world.tick()
     alerts = [m for m in world.sent_to("+818030000001") if m.purpose == "alert"]
     assert len(alerts) == 1
+
+
+def _silent_escalation(world):
+    from service.checkins.models import CheckIn
+
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    with world.session() as s:
+        c = s.exec(select(CheckIn)).one()
+        c.next_action_at = world.clock.now()
+        c.plan = c.plan[:1]
+        s.add(c)
+        s.commit()
+    world.tick()
+    with world.session() as s:
+        return s.exec(select(Escalation)).one()
+
+
+def test_a_resent_acknowledgement_does_not_close_the_case_as_safe(world):
+    esc = _silent_escalation(world)
+    world.sms("+818030000001", f"1 {esc.case_code}")
+    world.sms("+818030000001", f"1 {esc.case_code}")  # the same text again
+    world.sms("+818030000001", "1")  # and without the case code
+    with world.session() as s:
+        assert s.get(Escalation, esc.id).state == "acknowledged"
+    world.sms("+818030000001", f"{esc.case_code} 1")
+    with world.session() as s:
+        assert s.get(Escalation, esc.id).state == "resolved"
+
+
+def test_two_right_after_acknowledging_hands_the_case_on(world):
+    esc = _silent_escalation(world)
+    world.sms("+818030000001", f"1 {esc.case_code}")
+    world.sms("+818030000001", f"2 {esc.case_code}")
+    with world.session() as s:
+        again = s.get(Escalation, esc.id)
+    assert again.state != "resolved" and again.acknowledged_by is None
+
+
+def test_could_not_find_keeps_the_case_open_for_staff(world):
+    esc = _silent_escalation(world)
+    world.sms("+818030000001", f"1 {esc.case_code}")
+    world.clock.advance(minutes=30)
+    world.sms("+818030000001", f"5 {esc.case_code}")
+    with world.session() as s:
+        again = s.get(Escalation, esc.id)
+    assert again.state == "exhausted" and again.outcome == "not_found"
+
+
+def test_help_after_an_exhausted_case_alerts_the_chain_again(world):
+    esc = _silent_escalation(world)
+    world.tick(31)  # M1 never answers: the chain (one member) runs out
+    with world.session() as s:
+        assert s.get(Escalation, esc.id).state == "exhausted"
+    before = len([m for m in world.sent_to("+818030000001") if m.purpose == "alert"])
+    world.sms("+819010000001", "2")
+    world.tick()
+    after = [m for m in world.sent_to("+818030000001") if m.purpose == "alert"]
+    assert len(after) == before + 1
+    with world.session() as s:
+        again = s.get(Escalation, esc.id)
+    assert again.state == "alerting" and again.priority == 0
+
+
+def test_escalation_is_not_held_back_by_quiet_hours(world):
+    from datetime import timedelta
+
+    from service.checkins.models import CheckIn
+
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    # 23:00 in Tokyo: the plan of this routine round is exhausted at night.
+    night = world.clock.now().replace(hour=14, minute=0) + timedelta(days=0)
+    world.clock.set(night)
+    with world.session() as s:
+        c = s.exec(select(CheckIn)).one()
+        c.next_action_at = night
+        c.plan = c.plan[:1]
+        s.add(c)
+        s.commit()
+    world.tick()
+    with world.session() as s:
+        assert s.exec(select(Escalation)).one().reason == "no_reply"

@@ -135,6 +135,9 @@ def on_inbound_sms(
     session: Session, inbound: InboundMessage, now: datetime
 ) -> tuple[str | None, str]:
     """Route an inbound SMS. Returns (reply text or None, the reply's locale)."""
+    household = _household_waiting(session, inbound.from_phone)
+    if len(household) > 1:
+        return _household_reply(session, inbound, household, now)
     resident, member = find_sender(session, inbound.from_phone)
     if resident is not None:
         inbound.organization_id = resident.organization_id
@@ -185,3 +188,70 @@ def unanswered_inbound_count(session: Session, organization_id: uuid.UUID) -> in
             InboundMessage.organization_id == organization_id, InboundMessage.needs_staff.is_(True)
         )
     ).scalar_one()  # type: ignore[attr-defined]
+
+
+def _household_waiting(session: Session, phone: str) -> list[Resident]:
+    """Residents who share this number and are each waiting for an answer."""
+    from service.checkins.models import CheckIn, CheckInState
+
+    return list(
+        session.execute(
+            select(Resident)
+            .join(CheckIn, CheckIn.resident_id == Resident.id)
+            .where(
+                or_(Resident.phone == phone, Resident.phone2 == phone),
+                CheckIn.state == CheckInState.waiting,
+            )
+            .distinct()
+            .order_by(Resident.id)
+        ).scalars()
+    )
+
+
+def _household_reply(
+    session: Session, inbound: InboundMessage, household: list[Resident], now: datetime
+) -> tuple[str | None, str]:
+    """One shared phone, several people asked: a reply cannot say who it speaks for.
+
+    A call for help is taken for everyone (escalating too many is safe); anything else, a
+    "fine" included, closes nobody's check-in: it goes to staff, who can call the household.
+    """
+    from i18n.classifier import ReplyKind, classify
+
+    first = household[0]
+    inbound.organization_id = first.organization_id
+    verdict = classify(inbound.body, first.language)
+    inbound.classification = verdict.kind.value
+    if verdict.kind == ReplyKind.HELP:
+        reply = None
+        for resident in household:
+            reply = checkins.handle_resident_reply(
+                session,
+                resident=resident,
+                text=inbound.body,
+                channel="sms",
+                now=now,
+                inbound_id=inbound.id,
+            )
+        session.add(inbound)
+        return reply, first.language
+    inbound.needs_staff = True
+    session.add(inbound)
+    for resident in household:
+        session.add(
+            StaffTask(
+                organization_id=resident.organization_id,
+                kind=TaskKind.unclear,
+                resident_id=resident.id,
+                inbound_id=inbound.id,
+                language=resident.language,
+                created_at=now,
+                note="shared phone: the reply does not say whose it is",
+            )
+        )
+    org = session.get(Organization, first.organization_id)
+    from i18n.render import render
+
+    return render("resident.reply.unclear", first.language, org=org.name if org else ""), (
+        first.language
+    )

@@ -178,3 +178,22 @@ def test_escalation_is_not_held_back_by_quiet_hours(world):
     world.tick()
     with world.session() as s:
         assert s.exec(select(Escalation)).one().reason == "no_reply"
+
+
+def test_a_fine_from_a_phone_two_waiting_people_share_closes_neither(world):
+    world.site("A団地")
+    world.member("M1", "080-3000-0001")
+    world.resident("R1", "090-1000-0001", site="A団地")
+    world.resident("R2", "090-1000-0001", site="A団地", name="同じ電話の家族")
+    flows.start_broadcast(world.engine, organization_id=world.org_id, started_by="test",
+                          now_fn=world.clock.now)
+    world.tick()
+    world.sms("+819010000001", "1")
+    assert _checkin(world, "R1").state == "waiting"
+    assert _checkin(world, "R2").state == "waiting"
+    with world.session() as s:
+        tasks = s.exec(select(StaffTask).where(StaffTask.kind == "unclear")).all()
+    assert {t.resident_id for t in tasks} == {world.residents["R1"], world.residents["R2"]}
+    world.sms("+819010000001", "2")
+    assert _checkin(world, "R1").state == "needs_help"
+    assert _checkin(world, "R2").state == "needs_help"

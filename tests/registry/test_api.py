@@ -299,6 +299,10 @@ def test_health_and_readiness_needs_a_recent_scheduler_heartbeat(client, engine)
     from service.ops.models import Heartbeat
 
     assert client.get("/healthz").json() == {"status": "ok"}
+    with Session(engine) as s:  # start from no heartbeat at all, whatever ran before
+        for beat in s.exec(select(Heartbeat)).all():
+            s.delete(beat)
+        s.commit()
     not_ready = client.get("/readyz")
     assert not_ready.status_code == 503
     assert "no heartbeat" in not_ready.json()["checks"]["scheduler"]

@@ -531,19 +531,7 @@ def advance_escalation(
             now,
             **_resident_values(session, escalation),
         )
-        timeline(
-            session,
-            resident_id=resident.id,
-            organization_id=resident.organization_id,
-            kind="escalation.unacknowledged",
-            at=now,
-            escalation_id=escalation.id,
-            member_id=holder,
-        )
-        escalation.acknowledged_by = None
-        escalation.acknowledged_at = None
-        escalation.reminded_at = None
-        _start_step(session, escalation, resident, escalation.step_index + 1, now)
+        hand_on(session, escalation=escalation, now=now, actor="scheduler")
         return True
     return False
 

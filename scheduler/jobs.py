@@ -57,11 +57,19 @@ class JobContext:
             self.loop.call_soon_threadsafe(self.loop.stop)
 
 
+def process_replies(ctx: JobContext) -> None:
+    flows.process_replies(ctx.engine, ctx.clock.now)
+
+
 def start_due_rounds(ctx: JobContext) -> None:
+    # A reply that arrived before a new round must be acted on before that round starts.
+    flows.process_replies(ctx.engine, ctx.clock.now)
     flows.start_due_rounds(ctx.engine, ctx.clock.now)
 
 
 def sweep_due_deadlines(ctx: JobContext) -> None:
+    # Replies first: a "1" that arrived before a deadline is not a silence.
+    flows.process_replies(ctx.engine, ctx.clock.now)
     flows.continue_fan_outs(ctx.engine, ctx.clock.now)
     flows.sweep_checkins(ctx.engine, ctx.clock.now)
     flows.sweep_escalations(ctx.engine, ctx.clock.now)
@@ -88,7 +96,7 @@ def watchdog(ctx: JobContext) -> None:
     if released:
         log.warning("released %s outbox rows left sending by a stopped dispatcher", released)
     overdue = flows.overdue_counts(ctx.engine, now)
-    if overdue["checkins"] or overdue["escalations"]:
+    if overdue["checkins"] or overdue["escalations"] or overdue["replies"]:
         log.warning("overdue work: %s", overdue, extra={"event": "watchdog.overdue"})
 
 
@@ -110,6 +118,7 @@ def fire_due_jma_triggers(ctx: JobContext) -> None:
 
 def run_all_once(ctx: JobContext) -> None:
     """Every job once, in order: what a simulated clock tick does in tests and the demo."""
+    process_replies(ctx)
     start_due_rounds(ctx)
     fire_due_jma_triggers(ctx)
     sweep_due_deadlines(ctx)
@@ -117,10 +126,12 @@ def run_all_once(ctx: JobContext) -> None:
     watchdog(ctx)
 
 
-# (id, function, seconds between runs). APScheduler holds only these. The deadline sweep
+# (id, function, seconds between runs). APScheduler holds only these. Residents' replies are
+# acted on every second (the SMS webhook answers them at once and stores them). The deadline sweep
 # runs every 2 s: a step is taken within 5 s of its deadline even when thousands fall due at
 # once (tests/bench/bench_rounds.py), and an idle run is three indexed queries.
 JOBS = (
+    ("process_replies", process_replies, 1),
     ("start_due_rounds", start_due_rounds, 15),
     ("sweep_due_deadlines", sweep_due_deadlines, 2),
     ("dispatch_outbox", dispatch_outbox, 1),

@@ -130,7 +130,8 @@ class DatabaseCollector(Collector):
             GaugeMetricFamily(
                 "mimamori_sweep_lag_seconds",
                 "Age of the oldest check-in or escalation deadline that has passed and is "
-                "still unprocessed (0 when the sweeps are keeping up).",
+                "still unprocessed, or of the oldest reply not yet acted on (0 when the "
+                "sweeps are keeping up).",
             ),
             GaugeMetricFamily(
                 "mimamori_outbox_depth",
@@ -196,12 +197,19 @@ class DatabaseCollector(Collector):
                     Escalation.next_action_at <= now,
                 )
             ).scalar_one()
+            oldest_reply = session.execute(
+                select(func.min(InboundMessage.received_at)).where(
+                    InboundMessage.processed_at.is_(None)  # type: ignore[union-attr]
+                )
+            ).scalar_one()
             pending = session.execute(
                 select(func.count())
                 .select_from(OutboxMessage)
                 .where(OutboxMessage.status == OutboxStatus.pending)
             ).scalar_one()
-        overdue = [aware(v) for v in (oldest_checkin, oldest_escalation) if v is not None]
+        overdue = [
+            aware(v) for v in (oldest_checkin, oldest_escalation, oldest_reply) if v is not None
+        ]
         lag.add_metric([], max(0.0, (now - min(overdue)).total_seconds()) if overdue else 0.0)  # type: ignore[type-var,operator]
         depth.add_metric([], pending)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
+from i18n.classifier import classify
 from service.checkins import service as checkins
 from service.checkins.models import AttemptStatus, StaffTask, TaskKind
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
@@ -140,21 +142,7 @@ def on_inbound_sms(
         return _household_reply(session, inbound, household, now)
     resident, member = find_sender(session, inbound.from_phone)
     if resident is not None:
-        inbound.organization_id = resident.organization_id
-        inbound.resident_id = resident.id
-        reply = checkins.handle_resident_reply(
-            session,
-            resident=resident,
-            text=inbound.body,
-            channel="sms",
-            now=now,
-            inbound_id=inbound.id,
-        )
-        session.flush()
-        latest = checkins.current_checkin(session, resident.id)
-        inbound.classification = latest.last_reply_kind if latest else None
-        inbound.needs_staff = bool(latest and latest.flagged)
-        session.add(inbound)
+        reply = _act_on_resident_reply(session, inbound, resident, now)
         return reply, resident.language
     if member is not None:
         from service.escalations import service as escalations
@@ -178,6 +166,106 @@ def on_inbound_sms(
         )
     )
     return None, "easy_ja"
+
+
+def _act_on_resident_reply(
+    session: Session,
+    inbound: InboundMessage,
+    resident: Resident,
+    now: datetime,
+    received_at: datetime | None = None,
+) -> str | None:
+    inbound.organization_id = resident.organization_id
+    inbound.resident_id = resident.id
+    verdict = classify(inbound.body, inbound.language or resident.language)
+    reply = checkins.handle_resident_reply(
+        session,
+        resident=resident,
+        text=inbound.body,
+        channel="sms",
+        now=now,
+        inbound_id=inbound.id,
+        verdict=verdict,
+        received_at=received_at,
+    )
+    session.flush()
+    latest = checkins.current_checkin(session, resident.id)
+    inbound.classification = verdict.kind.value
+    inbound.needs_staff = bool(latest and latest.flagged)
+    inbound.processed_at = now
+    session.add(inbound)
+    return reply
+
+
+@dataclass(frozen=True, slots=True)
+class SoleResident:
+    """The only resident with a given number, as much as the webhook needs to answer them."""
+
+    resident_id: uuid.UUID
+    organization_id: uuid.UUID
+    language: str
+    org_name: str
+
+
+def sole_resident_sender(session: Session, phone: str) -> SoleResident | None:
+    """The resident who sent an SMS, if exactly one has that number. None for a member, a
+    stranger or a shared phone: whose reply it is, and so its answer, depends on who is
+    waiting, and those are routed inside the request (``on_inbound_sms``)."""
+    rows = session.execute(
+        select(Resident.id, Resident.organization_id, Resident.language, Organization.name)
+        .join(Organization, Organization.id == Resident.organization_id)
+        .where(or_(Resident.phone == phone, Resident.phone2 == phone))
+        .limit(2)
+    ).all()
+    return SoleResident(*rows[0]) if len(rows) == 1 else None
+
+
+def accept_resident_reply(
+    session: Session, inbound: InboundMessage, sender: SoleResident
+) -> tuple[str, str]:
+    """Store a resident's SMS for ``process_replies`` and return the answer and its locale.
+
+    The answer depends only on what the message says (``checkins.resident_reply_text``), so
+    it is given at once; closing the check-in or opening an escalation follows within a
+    second, in the scheduler. The stored row is that promise: it stays unprocessed, and is
+    picked up again, until the transaction acting on it commits.
+    """
+    verdict = classify(inbound.body, sender.language)
+    inbound.organization_id = sender.organization_id
+    inbound.resident_id = sender.resident_id
+    inbound.language = sender.language
+    inbound.classification = verdict.kind.value
+    session.add(inbound)
+    return checkins.resident_reply_text(verdict, sender.language, sender.org_name)
+
+
+def unprocessed_reply_ids(session: Session, limit: int) -> list[uuid.UUID]:
+    """The oldest replies still to act on, locked (rows another worker holds are skipped)."""
+    return list(
+        session.execute(
+            select(InboundMessage.id)
+            .where(InboundMessage.processed_at.is_(None))  # type: ignore[union-attr]
+            .order_by(InboundMessage.received_at, InboundMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+
+
+def process_reply(session: Session, inbound_id: uuid.UUID, now: datetime) -> bool:
+    """Act on one stored reply, in the caller's transaction. False if there was nothing to do."""
+    inbound = session.get(InboundMessage, inbound_id)
+    if inbound is None or inbound.processed_at is not None:
+        return False
+    resident = session.get(Resident, inbound.resident_id) if inbound.resident_id else None
+    if resident is None:
+        # Deleted since it arrived: the message stays on staff's list.
+        inbound.needs_staff = True
+        inbound.processed_at = now
+        session.add(inbound)
+        return True
+    _act_on_resident_reply(session, inbound, resident, now, received_at=inbound.received_at)
+    return True
 
 
 def unanswered_inbound_count(session: Session, organization_id: uuid.UUID) -> int:

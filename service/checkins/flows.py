@@ -8,17 +8,77 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from service.checkins import events
 from service.checkins import service as checkins
 from service.checkins.models import CheckIn, CheckInState, Round, RoundKind
 from service.escalations import service as escalations
 from service.escalations.models import Escalation, EscalationState
+from service.telephony.models import InboundMessage
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 500
+REPLY_BATCH = 200
+
+
+def process_replies(
+    engine: Engine,
+    now_fn: Callable[[], datetime],
+    batch: int = REPLY_BATCH,
+    max_batches: int = 1000,
+) -> int:
+    """Act on the residents' replies the SMS webhook stored and answered, oldest first.
+
+    A batch is one transaction. A batch that fails is retried one reply at a time; a reply
+    that still fails is flagged for staff and stays unprocessed, so the next run tries it
+    again and the watchdog reports it: it is never dropped.
+    """
+    done = 0
+    for _ in range(max_batches):
+        now = now_fn()
+        with Session(engine) as session:
+            ids = events.unprocessed_reply_ids(session, batch)
+            if not ids:
+                break
+            try:
+                for inbound_id in ids:
+                    events.process_reply(session, inbound_id, now)
+                session.commit()
+                done += len(ids)
+                continue
+            except Exception:
+                session.rollback()
+                log.exception("reply batch failed; retrying one by one")
+        moved = 0
+        for inbound_id in ids:
+            try:
+                with Session(engine) as session:
+                    events.process_reply(session, inbound_id, now)
+                    session.commit()
+                    moved += 1
+            except Exception:
+                log.exception("could not act on reply %s; flagged for staff, retried", inbound_id)
+                _flag_reply(engine, inbound_id)
+        done += moved
+        if moved == 0:
+            break  # every one failed again: the next run retries, the watchdog reports
+    return done
+
+
+def _flag_reply(engine: Engine, inbound_id: uuid.UUID) -> None:
+    try:
+        with Session(engine) as session:
+            session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == inbound_id)
+                .values(needs_staff=True)
+            )
+            session.commit()
+    except Exception:
+        log.exception("could not flag reply %s for staff", inbound_id)
 
 
 def start_due_rounds(engine: Engine, now_fn: Callable[[], datetime]) -> list[uuid.UUID]:
@@ -190,8 +250,17 @@ def overdue_counts(engine: Engine, now: datetime, grace_seconds: int = 120) -> d
             )
         ).all()
         rounds = session.execute(select(Round.id).where(Round.status == "fanning_out")).all()
+        replies_late = session.execute(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(
+                InboundMessage.processed_at.is_(None),  # type: ignore[union-attr]
+                InboundMessage.received_at < cutoff,
+            )
+        ).scalar_one()
     return {
         "checkins": len(checkins_late),
         "escalations": len(escalations_late),
         "rounds_fanning_out": len(rounds),
+        "replies": replies_late,
     }

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import JSON, DateTime, Table, and_, exists, func, insert, select, update
 from sqlmodel import Session
 
-from i18n.classifier import ReplyKind, classify
+from i18n.classifier import Classification, ReplyKind, classify
 from i18n.languages import get_language
 from i18n.render import render
 from service.audit.service import Actor, record
@@ -770,9 +770,14 @@ def _escalate_exhausted_plans(
 
 
 def current_checkin(
-    session: Session, resident_id: uuid.UUID, *, lock: bool = False
+    session: Session,
+    resident_id: uuid.UUID,
+    *,
+    lock: bool = False,
+    before: datetime | None = None,
 ) -> CheckIn | None:
-    """The resident's newest check-in that a reply can still matter to.
+    """The resident's newest check-in that a reply can still matter to (of those created
+    no later than ``before``, if given).
 
     ``lock`` takes its row lock (and re-reads it): a reply then waits for a sweep that is
     escalating the same check-in, and sees the escalation, instead of closing the check-in
@@ -784,6 +789,8 @@ def current_checkin(
         .order_by(CheckIn.created_at.desc())  # type: ignore[attr-defined]
         .limit(1)
     )
+    if before is not None:
+        query = query.where(CheckIn.created_at <= before)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     return session.execute(query).scalars().first()
@@ -809,6 +816,31 @@ ANSWER_IDS = {
 }
 
 
+_REPLY_IDS = {
+    ReplyKind.STOP: "resident.optout",
+    ReplyKind.START: "resident.optin",
+    ReplyKind.FINE: "resident.reply.ok",
+    ReplyKind.HELP: "resident.reply.help",
+    ReplyKind.TALK: "resident.reply.talk",
+}
+
+
+def resident_reply_text(verdict: Classification, language: str, org_name: str) -> tuple[str, str]:
+    """The answer to a resident's reply, and its language. It depends on what the reply says
+    and nothing else, so the webhook answers at once and ``process_replies`` acts on it."""
+    if verdict.kind == ReplyKind.CHANGE_LANGUAGE and verdict.language:
+        new = get_language(verdict.language)
+        text = render(
+            "resident.language_changed",
+            verdict.language,
+            org=org_name,
+            language=new.native_name if new else verdict.language,
+        )
+        return text, verdict.language
+    message_id = _REPLY_IDS.get(verdict.kind, "resident.reply.unclear")
+    return render(message_id, language, org=org_name), language
+
+
 def handle_resident_reply(
     session: Session,
     *,
@@ -817,15 +849,25 @@ def handle_resident_reply(
     channel: str,
     now: datetime,
     inbound_id: uuid.UUID | None = None,
+    verdict: Classification | None = None,
+    received_at: datetime | None = None,
 ) -> str | None:
     """Classify a reply and act on it. Returns the answer to send back (or None).
 
     Only a recognisable "fine" closes a check-in; when in doubt, nothing is closed.
+    ``received_at`` is when the reply arrived, if it is acted on later (``now``): the
+    timeline and the check-in show the reply at that time, while anything it starts (an
+    escalation's deadlines) starts from ``now``.
     """
-    verdict = classify(text, resident.language)
+    if verdict is None:
+        verdict = classify(text, resident.language)
+    replied_at = received_at or now
     org = session.get(Organization, resident.organization_id)
     assert org is not None
-    checkin = current_checkin(session, resident.id, lock=True)
+    reply, _ = resident_reply_text(verdict, resident.language, org.name)
+    # The check-in the reply answers: the newest one that existed when it arrived. A round
+    # started in between (before the reply was acted on) is not answered by it.
+    checkin = current_checkin(session, resident.id, lock=True, before=received_at)
     waiting = checkin is not None and checkin.state == CheckInState.waiting
     escalation = open_escalation_for(session, resident.id)
     kind = verdict.kind
@@ -834,7 +876,7 @@ def handle_resident_reply(
         resident_id=resident.id,
         organization_id=org.id,
         kind=f"reply.{channel}",
-        at=now,
+        at=replied_at,
         inbound_id=inbound_id,
         checkin_id=checkin.id if checkin else None,
         detail={"class": kind.value, "matched": verdict.matched},
@@ -844,7 +886,7 @@ def handle_resident_reply(
     round_cause = round_.cause if round_ is not None else None
     if checkin is not None and kind not in (ReplyKind.CHANGE_LANGUAGE, ReplyKind.START):
         checkin.last_reply_kind = kind.value
-        checkin.replied_at = now
+        checkin.replied_at = replied_at
         checkin.updated_at = now
         session.add(checkin)
 
@@ -862,13 +904,7 @@ def handle_resident_reply(
             fields=["language"],
             detail={"source": "reply"},
         )
-        language = get_language(verdict.language)
-        return render(
-            "resident.language_changed",
-            verdict.language,
-            org=org.name,
-            language=language.native_name if language else verdict.language,
-        )
+        return reply
 
     if kind == ReplyKind.STOP:
         resident.status = ResidentStatus.opted_out
@@ -898,7 +934,7 @@ def handle_resident_reply(
             )
             checkin.escalation_id = esc.id
             session.add(checkin)
-        return render("resident.optout", resident.language, org=org.name)
+        return reply
 
     if kind == ReplyKind.START:
         if resident.status == ResidentStatus.opted_out:
@@ -915,7 +951,7 @@ def handle_resident_reply(
                 fields=["status"],
                 detail={"source": "reply START"},
             )
-        return render("resident.optin", resident.language, org=org.name)
+        return reply
 
     if escalation is not None and kind in ANSWER_IDS:
         # A late reply (or a reply while an older case is open): recorded, and whoever
@@ -928,7 +964,7 @@ def handle_resident_reply(
         if waiting:
             assert checkin is not None
             _close(checkin, CheckInState.ok, now)
-        return render("resident.reply.ok", resident.language, org=org.name)
+        return reply
 
     if kind == ReplyKind.HELP:
         if waiting:
@@ -940,13 +976,13 @@ def handle_resident_reply(
             reason=EscalationReason.needs_help,
             now=now,
             checkin_id=checkin.id if checkin else None,
-            last_contact=now,
+            last_contact=replied_at,
             cause=round_cause,
         )
         if checkin is not None and waiting:
             checkin.escalation_id = esc.id
             session.add(checkin)
-        return render("resident.reply.help", resident.language, org=org.name)
+        return reply
 
     if kind == ReplyKind.TALK:
         if waiting:
@@ -962,14 +998,14 @@ def handle_resident_reply(
             now,
             interpreter=resident.needs_interpreter,
         )
-        return render("resident.reply.talk", resident.language, org=org.name)
+        return reply
 
     # Unclear: ask again, flag for staff; it is not an answer.
     if checkin is not None:
         checkin.flagged = True
         session.add(checkin)
     _task(session, org.id, TaskKind.unclear, resident, checkin, inbound_id, now)
-    return render("resident.reply.unclear", resident.language, org=org.name)
+    return reply
 
 
 def _close(checkin: CheckIn, state: CheckInState, now: datetime) -> None:

@@ -89,7 +89,10 @@ class InboundMessage(SQLModel, table=True):
     """Every inbound SMS is stored, including one from a number nobody knows."""
 
     __tablename__ = "inbound_message"
-    __table_args__ = (Index("ix_inbound_org_received", "organization_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_org_received", "organization_id", "received_at"),
+        Index("ix_inbound_unprocessed", "processed_at", "received_at"),
+    )
     id: uuid.UUID = id_field()
     organization_id: uuid.UUID | None = Field(default=None, foreign_key="organization.id")
     channel: str = Field(default="sms", max_length=8)  # sms, or keypad for voice digits
@@ -105,6 +108,10 @@ class InboundMessage(SQLModel, table=True):
     classification: str | None = Field(default=None, max_length=32)
     needs_staff: bool = False
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # A resident's SMS is answered by the webhook and acted on by ``process_replies`` (the
+    # scheduler, within a second): NULL until then. ``language`` is the one it was read in.
+    processed_at: datetime | None = timestamp_field(nullable=True)
+    language: str | None = Field(default=None, max_length=16)
 
 
 class WebhookEvent(SQLModel, table=True):

@@ -9,7 +9,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from i18n.voice import voice_prompt
@@ -84,21 +85,21 @@ def _require(form: dict[str, str], *names: str) -> None:
 
 
 def _first_time(session: Session, kind: str, sid: str, status: str) -> bool:
-    """Record the event's key in the caller's transaction; False if it was seen before."""
-    seen = session.execute(
-        select(WebhookEvent.id).where(
-            WebhookEvent.kind == kind, WebhookEvent.sid == sid, WebhookEvent.status == status
-        )
-    ).first()
-    if seen:
-        return False
-    session.add(WebhookEvent(kind=kind, sid=sid, status=status, received_at=get_clock().now()))
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()  # the same event, racing in on another worker
-        return False
-    return True
+    """Record the event's key in the caller's transaction; False if it was seen before.
+
+    One ``INSERT … ON CONFLICT DO NOTHING``: the same event racing in on another worker
+    waits for that worker's transaction and then inserts nothing.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = WebhookEvent.__table__  # type: ignore[attr-defined]
+    statement = (
+        insert(table)
+        .values(id=uuid.uuid4(), kind=kind, sid=sid, status=status, received_at=get_clock().now())
+        .on_conflict_do_nothing(index_elements=["kind", "sid", "status"])
+        .returning(table.c.id)
+    )
+    return session.execute(statement).first() is not None
 
 
 def _find_message(session: Session, sid: str | None, row_id: str | None) -> OutboxMessage | None:
@@ -154,7 +155,14 @@ def _apply_status(
 
 @router.post("/sms")
 def inbound_sms(form: TwilioForm, session: SessionDep) -> Response:
-    """An SMS to our number. Stored whoever sent it; answered in the sender's language."""
+    """An SMS to our number. Stored whoever sent it; answered in the sender's language.
+
+    A resident's reply (the burst after an earthquake round: thousands within minutes) is
+    stored, classified and answered here, and acted on by the scheduler's
+    ``process_replies`` within a second; the request stays a few statements long. A
+    member's reply, a shared phone's or a stranger's is routed here and now: its answer
+    depends on the cases it is about.
+    """
     _require(form, "MessageSid", "From")
     sid = form["MessageSid"]
     now = get_clock().now()
@@ -168,9 +176,15 @@ def inbound_sms(form: TwilioForm, session: SessionDep) -> Response:
         received_at=now,
         params=form,
     )
-    session.add(inbound)
-    session.flush()
-    reply, locale = events.on_inbound_sms(session, inbound, now)
+    sender = events.sole_resident_sender(session, inbound.from_phone)
+    reply: str | None
+    if sender is not None:
+        reply, locale = events.accept_resident_reply(session, inbound, sender)
+    else:
+        inbound.processed_at = now
+        session.add(inbound)
+        session.flush()
+        reply, locale = events.on_inbound_sms(session, inbound, now)
     settings = get_settings()
     if (
         reply
@@ -273,6 +287,7 @@ def voice_gather(form: TwilioForm, session: SessionDep, attempt: AttemptParam = 
                 organization_id=resident.organization_id,
                 resident_id=resident.id,
                 params=form,
+                processed_at=now,  # acted on below, in this request
             )
             session.add(inbound)
             session.flush()

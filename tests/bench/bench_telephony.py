@@ -59,7 +59,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import String, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -597,6 +597,15 @@ def seed_residents(db: Database, count: int) -> list[str]:
         now_fn=utcnow,
         override_quiet_hours=True,
     )
+    # The check-in SMS went out before the replies come in: nothing is left to dispatch.
+    from service.telephony.models import OutboxMessage
+
+    with db.engine.begin() as connection:
+        connection.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "pending")
+            .values(status="sent", sent_at=now, sid=OutboxMessage.id.cast(String))
+        )
     return phones
 
 
@@ -782,6 +791,32 @@ def start_service(db: Database, port: int, workers: int, log: Path) -> subproces
         )
 
 
+def start_scheduler(db: Database, log: Path) -> subprocess.Popen[Any]:
+    """`mimamori scheduler` beside the server, as in production: it acts on the stored
+    replies (closes the check-ins) while the webhooks come in. No Twilio: console provider."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")}
+    env.update({"MIMAMORI_DATABASE_URL": db.url, "MIMAMORI_PUBLIC_URL": PUBLIC_URL})
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [MIMAMORI, "scheduler"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=tempfile.gettempdir(),
+        )
+
+
+def unprocessed_replies(engine: Engine) -> int:
+    from service.telephony.models import InboundMessage
+
+    with Session(engine) as s:
+        return s.execute(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(InboundMessage.processed_at.is_(None))  # type: ignore[union-attr]
+        ).scalar_one()
+
+
 def process_tree_cpu(pid: int) -> float:
     """CPU seconds used so far by a process and its children (uvicorn workers); Linux."""
     total = 0.0
@@ -832,6 +867,9 @@ def bench_inbound(args: argparse.Namespace, verdicts: Verdicts) -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = start_service(db, port, args.workers, log)
+        scheduler_log = log.with_suffix(".scheduler.log")
+        scheduler = start_scheduler(db, scheduler_log) if args.scheduler else None
+        scheduler_cpu = process_tree_cpu(scheduler.pid) if scheduler else 0.0
         try:
             wait_until_up(f"{base}/healthz", server)
             signed = inbound_requests(base, phones, AUTH_TOKEN)
@@ -877,10 +915,40 @@ def bench_inbound(args: argparse.Namespace, verdicts: Verdicts) -> None:
                 return results
 
             results = asyncio.run(run())
+            load_end = time.perf_counter()
+            if scheduler is not None:
+                # The replies are acted on by the scheduler; wait for the last of them.
+                backlog = unprocessed_replies(db.engine)
+                while unprocessed_replies(db.engine) and time.perf_counter() - load_end < 600:
+                    time.sleep(0.2)
+                lag = time.perf_counter() - load_end
+                scheduler_cpu = process_tree_cpu(scheduler.pid) - scheduler_cpu
         finally:
             stop(server)
+            if scheduler is not None:
+                stop(scheduler)
+                if scheduler_log.exists() and not args.keep_log:
+                    scheduler_log.unlink()
         for result, cpu_ms in results:
             print(result.line() + f"  server CPU {cpu_ms:.2f} ms/request")
+        if scheduler is None:
+            from service.checkins import flows
+            from service.common import utcnow
+
+            backlog = unprocessed_replies(db.engine)
+            t0 = time.perf_counter()
+            acted = flows.process_replies(db.engine, utcnow)
+            took = time.perf_counter() - t0
+            print(
+                f"  replies acted on after the load, in this process: {acted} in {took:.1f} s "
+                f"({acted / took if took else 0:.0f}/s)"
+            )
+        else:
+            print(
+                f"  `mimamori scheduler` acted on the replies during the runs: {backlog} still "
+                f"waiting when the load ended, all done {lag:.1f} s later; scheduler CPU "
+                f"{scheduler_cpu:.1f} s in all"
+            )
         (health_closed, _), (sms_closed, _), _, (sms_paced, _), (sms_half, _) = results
         ratio = sms_closed.per_second / health_closed.per_second
         print(f"  inbound / no-op throughput ratio (closed loop): {ratio:.2f}")
@@ -930,7 +998,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--batch", type=int, default=500, help="dispatcher claim batch")
-    parser.add_argument("--concurrency", type=int, default=100, help="dispatcher sends in flight (the service default)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=100,
+        help="dispatcher sends in flight (the service default)",
+    )
     parser.add_argument(
         "--provider",
         choices=["twilio", "console"],
@@ -952,6 +1025,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per load run")
     parser.add_argument("--keep-log", action="store_true")
+    parser.add_argument(
+        "--scheduler",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="inbound: run `mimamori scheduler` beside the server to act on the replies "
+        "(--no-scheduler: act on them after the load, in the benchmark's process)",
+    )
     parser.add_argument("--port", type=int, default=0, help="fake-twilio: port")
     args = parser.parse_args(argv)
 

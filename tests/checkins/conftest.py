@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from scheduler.jobs import JobContext, run_all_once
+from scheduler.jobs import JobContext, process_replies, run_all_once
 from service.audit.service import Actor
 from service.clock import FakeClock, get_clock, set_clock
 from service.common import utcnow
@@ -138,8 +138,13 @@ class World:
         signature = sign(f"{settings.public_url}{path}", params, settings.webhook_auth_tokens()[0])
         return self.client.post(path, data=params, headers={"X-Twilio-Signature": signature})
 
-    def sms(self, from_phone: str, body: str, sid: str | None = None) -> str:
-        """A reply SMS through the signed webhook; returns the TwiML reply text."""
+    def sms(self, from_phone: str, body: str, sid: str | None = None, *, act: bool = True) -> str:
+        """A reply SMS through the signed webhook; returns the TwiML reply text.
+
+        The webhook answers a resident at once and leaves the effects to the scheduler's
+        ``process_replies`` job (every second); ``act`` runs that job straight after, as
+        the scheduler would, without moving the clock or running the other jobs.
+        """
         self._sms_counter += 1
         response = self.post(
             "/twilio/sms",
@@ -152,6 +157,8 @@ class World:
             },
         )
         assert response.status_code == 200, response.text
+        if act:
+            process_replies(self.ctx)
         return response.text
 
     def sent_to(self, phone: str) -> list[OutboxMessage]:

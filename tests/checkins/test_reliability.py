@@ -908,6 +908,7 @@ def test_a_day_of_downtime_fires_every_overdue_step_late_in_deadline_order(world
         "checkins": 0,
         "escalations": 0,
         "rounds_fanning_out": 0,
+        "replies": 0,
     }
     after = deadlines()
     for key, due in before.items():

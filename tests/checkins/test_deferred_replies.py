@@ -1,0 +1,258 @@
+"""A resident's SMS is answered by the webhook at once and acted on by ``process_replies``.
+
+What must hold: the answer is the same as if it had been acted on in the request; the
+stored row is the promise of the effect (nothing is lost when acting on it fails or the
+scheduler is down); a reply is acted on once; and it answers the check-in that existed when
+it arrived, before any deadline that passed while it waited.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from i18n.render import render
+from scheduler.jobs import process_replies
+from service.checkins import events, flows
+from service.checkins.models import CheckIn, CheckInState, Round, TimelineEvent
+from service.common import aware
+from service.escalations.models import Alert, Escalation
+from service.telephony.models import InboundMessage, OutboxMessage
+
+ORG = "輪島市社会福祉協議会"
+R1 = "+819010000001"
+
+
+def _setup(world, *residents):
+    world.site("A団地")
+    world.member("M1", "080-3000-0001")
+    for key, phone, lang in residents:
+        world.resident(key, phone, language=lang, site="A団地")
+        world.assign(key, "M1", 1)
+    flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
+    world.tick()
+
+
+def _checkins(world, key):
+    with world.session() as s:
+        return list(
+            s.exec(
+                select(CheckIn)
+                .where(CheckIn.resident_id == world.residents[key])
+                .order_by(CheckIn.created_at)
+            ).all()
+        )
+
+
+def _inbound(world):
+    with world.session() as s:
+        return list(s.exec(select(InboundMessage).order_by(InboundMessage.received_at)).all())
+
+
+def test_help_is_answered_at_once_and_escalated_by_the_next_run(world):
+    _setup(world, ("R1", "090-1000-0001", "vi"))
+    received = world.clock.now()
+    reply = world.sms(R1, "2", act=False)
+    assert reply.count("<Message>") == 1
+    assert render("resident.reply.help", "vi", org=ORG) in reply
+
+    # Stored, read and answered; nothing acted on yet.
+    [inbound] = _inbound(world)
+    assert inbound.processed_at is None
+    assert (inbound.classification, inbound.language) == ("help", "vi")
+    assert [c.state for c in _checkins(world, "R1")] == [CheckInState.waiting]
+    with world.session() as s:
+        assert s.exec(select(Escalation)).all() == []
+        # The TwiML answer is on record (and counts against the cap) already.
+        answers = s.exec(select(OutboxMessage).where(OutboxMessage.purpose == "resident_notice"))
+        assert [m.body for m in answers] == [render("resident.reply.help", "vi", org=ORG)]
+
+    # The scheduler runs a moment later: the reply keeps its time, the escalation starts now.
+    world.clock.advance(seconds=3)
+    assert process_replies(world.ctx) is None
+    [inbound] = _inbound(world)
+    assert aware(inbound.processed_at) == world.clock.now()
+    [checkin] = _checkins(world, "R1")
+    assert checkin.state == CheckInState.needs_help
+    assert aware(checkin.replied_at) == received
+    with world.session() as s:
+        escalation = s.exec(select(Escalation)).one()
+        assert checkin.escalation_id == escalation.id
+        assert aware(escalation.created_at) == world.clock.now()
+        [event] = s.exec(select(TimelineEvent).where(TimelineEvent.kind == "reply.sms")).all()
+        assert aware(event.at) == received
+        assert event.inbound_id == inbound.id
+    # Acted on once: another run finds nothing.
+    assert flows.process_replies(world.engine, world.clock.now) == 0
+
+
+def test_every_reply_kind_gets_the_answer_it_got_when_acted_on_in_the_request(world):
+    """The webhook's answer comes from what the message says, in the resident's language;
+    for each kind it is the answer ``handle_resident_reply`` gives while acting on it."""
+    _setup(world, ("R1", "090-1000-0001", "ne"))
+    cases = [
+        ("???", "resident.reply.unclear", "ne"),
+        ("3", "resident.reply.talk", "ne"),
+        ("1", "resident.reply.ok", "ne"),
+        ("STOP", "resident.optout", "ne"),
+        ("START", "resident.optin", "ne"),
+    ]
+    for body, message_id, language in cases:
+        reply = world.sms(R1, body, act=False)
+        assert render(message_id, language, org=ORG) in reply, body
+        assert flows.process_replies(world.engine, world.clock.now) == 1
+    changed = world.sms(R1, "English", act=False)
+    assert render("resident.language_changed", "en", org=ORG, language="English") in changed
+    flows.process_replies(world.engine, world.clock.now)
+    with world.session() as s:
+        answers = [
+            (m.body, m.locale)
+            for m in s.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.purpose == "resident_notice")
+                .order_by(OutboxMessage.created_at)
+            )
+        ]
+    assert answers[-1][1] == "en"
+    assert all(row.processed_at is not None for row in _inbound(world))
+
+
+def test_a_reply_waiting_to_be_acted_on_is_not_a_silence_when_its_deadline_passes(world):
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    [checkin] = _checkins(world, "R1")
+    world.clock.advance(minutes=59, seconds=59)
+    world.sms(R1, "1", act=False)
+    # The deadline passes before the scheduler gets to the reply; its run acts on replies first.
+    world.tick(minutes=1)
+    [checkin] = _checkins(world, "R1")
+    assert checkin.state == CheckInState.ok
+    assert len(world.sent_to(R1)) == 2  # the check-in and the TwiML thanks: no reminder
+
+
+def test_a_reply_answers_the_checkin_that_existed_when_it_arrived(world):
+    """A "1" that arrived before an aftershock broadcast, acted on after that round started,
+    does not close the new check-in: the resident is asked again."""
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    world.clock.advance(minutes=5)
+    world.sms(R1, "1", act=False)
+    world.clock.advance(seconds=1)
+    with world.session() as s:
+        [first] = s.exec(select(Round)).all()
+    flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
+    flows.process_replies(world.engine, world.clock.now)
+    old, new = _checkins(world, "R1")
+    assert old.round_id == first.id and old.state == CheckInState.superseded
+    assert new.state == CheckInState.waiting
+    with world.session() as s:
+        [event] = s.exec(select(TimelineEvent).where(TimelineEvent.kind == "reply.sms")).all()
+        assert event.checkin_id is None  # it answered no open check-in
+    # Its own answer then closes the new one.
+    world.sms(R1, "1")
+    assert _checkins(world, "R1")[1].state == CheckInState.ok
+
+
+def test_a_reply_that_cannot_be_acted_on_stays_flagged_and_is_retried(world, monkeypatch):
+    _setup(world, ("R1", "090-1000-0001", "ja"), ("R2", "090-1000-0002", "ja"))
+    world.sms(R1, "2", act=False)
+    world.sms("+819010000002", "1", act=False)
+    real = events._act_on_resident_reply
+
+    def broken(session, inbound, resident, now, received_at=None):
+        if inbound.from_phone == R1:
+            raise RuntimeError("simulated fault while acting on a reply")
+        return real(session, inbound, resident, now, received_at)
+
+    monkeypatch.setattr(events, "_act_on_resident_reply", broken)
+    # The batch fails, then each reply is tried alone: R2's is acted on, R1's is kept.
+    assert flows.process_replies(world.engine, world.clock.now) == 1
+    rows = {row.from_phone: row for row in _inbound(world)}
+    help_row, fine_row = rows[R1], rows["+819010000002"]
+    assert help_row.processed_at is None and help_row.needs_staff
+    assert fine_row.processed_at is not None
+    assert _checkins(world, "R2")[0].state == CheckInState.ok
+    assert _checkins(world, "R1")[0].state == CheckInState.waiting
+
+    # The watchdog counts it once it is older than its grace period.
+    world.clock.advance(minutes=3)
+    assert flows.overdue_counts(world.engine, world.clock.now())["replies"] == 1
+
+    # Mended (or a transient fault gone): the next run escalates it.
+    monkeypatch.setattr(events, "_act_on_resident_reply", real)
+    assert flows.process_replies(world.engine, world.clock.now) == 1
+    assert _checkins(world, "R1")[0].state == CheckInState.needs_help
+    with world.session() as s:
+        assert s.exec(select(Escalation)).one().resident_id == world.residents["R1"]
+        [alert] = s.exec(select(Alert)).all()
+        assert alert.member_id == world.members["M1"]
+    assert flows.overdue_counts(world.engine, world.clock.now())["replies"] == 0
+
+
+@pytest.mark.parametrize("who", ["member", "stranger", "shared phone"])
+def test_replies_whose_answer_depends_on_the_cases_are_acted_on_in_the_request(world, who):
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    if who == "shared phone":
+        world.resident("R9", "090-1000-0001", site="A団地", name="同じ電話の家族")
+    phone = {"member": "+818030000001", "stranger": "+819099999999", "shared phone": R1}[who]
+    world.sms(phone, "1", act=False)
+    [inbound] = _inbound(world)
+    assert inbound.processed_at is not None
+    assert flows.process_replies(world.engine, world.clock.now) == 0
+
+
+def test_keypad_digits_are_acted_on_in_the_request_and_never_again(world):
+    world.site("A団地")
+    world.member("M1", "080-3000-0001")
+    world.resident("R1", "0768-22-0001", site="A団地")  # a landline: called
+    world.assign("R1", "M1", 1)
+    flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
+    world.tick()
+    with world.session() as s:
+        call = s.exec(select(OutboxMessage).where(OutboxMessage.channel == "call")).one()
+    response = world.post(
+        f"/twilio/voice/gather?attempt={call.id}",
+        {"CallSid": call.sid, "Digits": "2", "To": call.to_phone},
+    )
+    assert response.status_code == 200
+    [inbound] = _inbound(world)
+    assert inbound.channel == "keypad" and inbound.processed_at is not None
+    assert flows.process_replies(world.engine, world.clock.now) == 0
+    with world.session() as s:
+        assert len(s.exec(select(Escalation)).all()) == 1
+
+
+def test_the_reply_of_a_resident_deleted_before_it_was_acted_on_stays_for_staff(world):
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    world.sms(R1, "2", act=False)
+    with world.session() as s:
+        [inbound] = s.exec(select(InboundMessage)).all()
+        inbound.resident_id = None  # what ON DELETE SET NULL leaves
+        s.add(inbound)
+        s.commit()
+    assert flows.process_replies(world.engine, world.clock.now) == 1
+    [inbound] = _inbound(world)
+    assert inbound.needs_staff and inbound.processed_at is not None
+
+
+def test_processing_later_keeps_the_arrival_time_after_a_night_of_downtime(world):
+    """The scheduler was down for the night: the reply is acted on when it starts, and the
+    escalation's first alert gets its whole acknowledgement window from then."""
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    received = world.clock.now()
+    world.sms(R1, "助けて", act=False)
+    world.clock.advance(hours=8)
+    world.tick()
+    with world.session() as s:
+        escalation = s.exec(select(Escalation)).one()
+        [alert] = s.exec(select(Alert)).all()
+    assert aware(escalation.created_at) == world.clock.now()
+    assert aware(escalation.next_action_at) >= world.clock.now() + timedelta(minutes=29)
+    assert alert.member_id == world.members["M1"]
+    assert aware(_checkins(world, "R1")[0].replied_at) == received

@@ -32,6 +32,15 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
 
+    # Routes are matched in order: Twilio's webhooks (thousands a minute after an
+    # earthquake round) and the liveness probe come first, before a hundred API routes.
+    app.include_router(webhooks_router)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process is up. It deliberately does not touch the database."""
+        return {"status": "ok"}
+
     api = APIRouter(prefix="/api/v1")
     api.include_router(auth_router)
     api.include_router(registry_router)
@@ -39,13 +48,7 @@ def create_app() -> FastAPI:
     api.include_router(checkins_router)
     api.include_router(jma_router)
     app.include_router(api)
-    app.include_router(webhooks_router)
     install_dashboard(app)  # the staff dashboard under / (service/web)
-
-    @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process is up. It deliberately does not touch the database."""
-        return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"])
     def readyz() -> JSONResponse:

@@ -138,7 +138,8 @@ def serve(
 
 @app.command()
 def scheduler() -> None:
-    """Run the clock: due rounds, deadline sweeps, outbox dispatch and the watchdog.
+    """Run the clock: residents' replies, due rounds, deadline sweeps, outbox dispatch and the
+    watchdog.
 
     Several may run at once: one is active, the others stand by and take over within
     seconds if it stops (a PostgreSQL advisory lock elects the active one)."""

@@ -6,10 +6,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, case, func, insert, or_, select
 from sqlmodel import Session
 
-from i18n.classifier import classify
+from i18n.classifier import ReplyKind, classify
 from service.checkins import service as checkins
 from service.checkins.models import AttemptStatus, StaffTask, TaskKind
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
@@ -211,41 +211,68 @@ def sole_resident_sender(session: Session, phone: str) -> SoleResident | None:
     """The resident who sent an SMS, if exactly one has that number. None for a member, a
     stranger or a shared phone: whose reply it is, and so its answer, depends on who is
     waiting, and those are routed inside the request (``on_inbound_sms``)."""
-    rows = session.execute(
-        select(Resident.id, Resident.organization_id, Resident.language, Organization.name)
-        .join(Organization, Organization.id == Resident.organization_id)
-        .where(or_(Resident.phone == phone, Resident.phone2 == phone))
-        .limit(2)
-    ).all()
+    rows = session.connection().execute(_SENDER, {"phone": phone}).all()
     return SoleResident(*rows[0]) if len(rows) == 1 else None
 
 
+_SENDER = (
+    select(Resident.id, Resident.organization_id, Resident.language, Organization.name)
+    .join(Organization, Organization.id == Resident.organization_id)
+    .where(or_(Resident.phone == bindparam("phone"), Resident.phone2 == bindparam("phone")))
+    .limit(2)
+)
+
+
 def accept_resident_reply(
-    session: Session, inbound: InboundMessage, sender: SoleResident
+    session: Session, form: dict[str, str], sender: SoleResident, now: datetime
 ) -> tuple[str, str]:
     """Store a resident's SMS for ``process_replies`` and return the answer and its locale.
 
     The answer depends only on what the message says (``checkins.resident_reply_text``), so
     it is given at once; closing the check-in or opening an escalation follows within a
     second, in the scheduler. The stored row is that promise: it stays unprocessed, and is
-    picked up again, until the transaction acting on it commits.
+    picked up again, until the transaction acting on it commits. A plain INSERT on the
+    session's connection, in the caller's transaction.
     """
-    verdict = classify(inbound.body, sender.language)
-    inbound.organization_id = sender.organization_id
-    inbound.resident_id = sender.resident_id
-    inbound.language = sender.language
-    inbound.classification = verdict.kind.value
-    session.add(inbound)
+    body = form.get("Body", "")
+    verdict = classify(body, sender.language)
+    table = InboundMessage.__table__  # type: ignore[attr-defined]
+    session.connection().execute(
+        insert(table),
+        [
+            {
+                "id": uuid.uuid4(),
+                "organization_id": sender.organization_id,
+                "channel": "sms",
+                "message_sid": form["MessageSid"],
+                "from_phone": form["From"],
+                "to_phone": form.get("To"),
+                "body": body,
+                "received_at": now,
+                "resident_id": sender.resident_id,
+                "member_id": None,
+                "classification": verdict.kind.value,
+                "needs_staff": False,
+                "params": form,
+                "processed_at": None,
+                "language": sender.language,
+            }
+        ],
+    )
     return checkins.resident_reply_text(verdict, sender.language, sender.org_name)
 
 
 def unprocessed_reply_ids(session: Session, limit: int) -> list[uuid.UUID]:
-    """The oldest replies still to act on, locked (rows another worker holds are skipped)."""
+    """The replies still to act on, calls for help first, then the oldest; locked (rows
+    another worker holds are skipped). In a burst of thousands of "1"s, a "2" does not wait
+    its turn. Acting on a resident's "help" before an earlier "1" of theirs is safe: the
+    "1" then reaches the member who holds the case as a late reply, and closes nothing."""
+    help_first = case((InboundMessage.classification == ReplyKind.HELP.value, 0), else_=1)
     return list(
         session.execute(
             select(InboundMessage.id)
             .where(InboundMessage.processed_at.is_(None))  # type: ignore[union-attr]
-            .order_by(InboundMessage.received_at, InboundMessage.id)
+            .order_by(help_first, InboundMessage.received_at, InboundMessage.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).scalars()
@@ -304,7 +331,6 @@ def _household_reply(
     A call for help is taken for everyone (escalating too many is safe); anything else, a
     "fine" included, closes nobody's check-in: it goes to staff, who can call the household.
     """
-    from i18n.classifier import ReplyKind, classify
 
     first = household[0]
     inbound.organization_id = first.organization_id

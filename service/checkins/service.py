@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,7 +47,7 @@ from service.registry.models import (
 )
 from service.registry.phones import PhoneKind
 from service.telephony.models import OutboxChannel, OutboxMessage, OutboxPurpose, OutboxStatus
-from service.telephony.outbox import enqueue, outbox_row
+from service.telephony.outbox import outbox_row
 
 # Residents per fan-out transaction. Larger chunks mean fewer commits (and, on SQLite, fewer
 # WAL checkpoints): 5,000 starts a 100,000-resident round 15-20 % faster than 2,000, and a
@@ -828,16 +829,24 @@ _REPLY_IDS = {
 def resident_reply_text(verdict: Classification, language: str, org_name: str) -> tuple[str, str]:
     """The answer to a resident's reply, and its language. It depends on what the reply says
     and nothing else, so the webhook answers at once and ``process_replies`` acts on it."""
-    if verdict.kind == ReplyKind.CHANGE_LANGUAGE and verdict.language:
-        new = get_language(verdict.language)
+    return _reply_text(verdict.kind, verdict.language, language, org_name)
+
+
+@lru_cache(maxsize=4096)
+def _reply_text(
+    kind: ReplyKind, new_language: str | None, language: str, org_name: str
+) -> tuple[str, str]:
+    # A handful of texts per language and organization: rendered once per process.
+    if kind == ReplyKind.CHANGE_LANGUAGE and new_language:
+        new = get_language(new_language)
         text = render(
             "resident.language_changed",
-            verdict.language,
+            new_language,
             org=org_name,
-            language=new.native_name if new else verdict.language,
+            language=new.native_name if new else new_language,
         )
-        return text, verdict.language
-    message_id = _REPLY_IDS.get(verdict.kind, "resident.reply.unclear")
+        return text, new_language
+    message_id = _REPLY_IDS.get(kind, "resident.reply.unclear")
     return render(message_id, language, org=org_name), language
 
 
@@ -1068,8 +1077,7 @@ def record_reply_sent(
     row already sent, so the timeline shows it and it counts against the recipient's cap."""
     if organization_id is None:
         return
-    message = enqueue(
-        session,
+    row = outbox_row(
         organization_id=organization_id,
         channel=OutboxChannel.sms,
         purpose=OutboxPurpose.resident_notice if resident_id else OutboxPurpose.member_notice,
@@ -1077,12 +1085,12 @@ def record_reply_sent(
         body=body,
         locale=locale,
         resident_id=resident_id,
-        member_id=member_id,
         now=now,
     )
-    message.status = OutboxStatus.sent
-    message.sent_at = now
-    message.final_at = now
+    row.update(member_id=member_id, status=OutboxStatus.sent.value, sent_at=now, final_at=now)
+    # A plain INSERT on the session's connection (the SMS webhook's hot path has no ORM
+    # objects to flush); it commits or rolls back with the caller's transaction.
+    session.connection().execute(insert(OutboxMessage.__table__), [row])  # type: ignore[attr-defined]
 
 
 # --- Attempts and delivery ------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import DateTime, bindparam, func, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from service.common import aware
@@ -148,18 +148,22 @@ def backoff_delay(tries: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-def recent_sms_count(session: Session, to_phone: str, now: datetime) -> int:
+_RECENT_SMS = (
+    select(func.count())
+    .select_from(OutboxMessage)
+    .where(
+        OutboxMessage.to_phone == bindparam("to_phone"),
+        OutboxMessage.channel == OutboxChannel.sms.value,
+        OutboxMessage.sent_at.is_not(None),  # type: ignore[union-attr]
+        OutboxMessage.sent_at >= bindparam("since", type_=DateTime(timezone=True)),  # type: ignore[operator]
+    )
+)
+
+
+def recent_sms_count(session: Session | Connection, to_phone: str, now: datetime) -> int:
     """SMS to this number in the past hour, sent or replied through TwiML."""
-    return session.execute(
-        select(func.count())
-        .select_from(OutboxMessage)
-        .where(
-            OutboxMessage.to_phone == to_phone,
-            OutboxMessage.channel == OutboxChannel.sms,
-            OutboxMessage.sent_at.is_not(None),  # type: ignore[union-attr]
-            OutboxMessage.sent_at >= now - timedelta(hours=1),  # type: ignore[operator]
-        )
-    ).scalar_one()
+    since = now - timedelta(hours=1)
+    return session.execute(_RECENT_SMS, {"to_phone": to_phone, "since": since}).scalar_one()
 
 
 def recent_sms_counts(session: Session, phones: set[str], now: datetime) -> dict[str, int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from service.checkins import events
 from service.checkins import service as checkins
 from service.clock import get_clock
 from service.config import get_settings
-from service.db import SessionDep
+from service.db import SessionDep, get_engine
 from service.privacy import mask_phone
 from service.registry.models import Organization, Resident
 from service.telephony import twiml
@@ -84,22 +85,31 @@ def _require(form: dict[str, str], *names: str) -> None:
         raise HTTPException(status_code=400, detail=f"missing webhook fields: {', '.join(missing)}")
 
 
+def _event_insert(dialect: str) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = WebhookEvent.__table__  # type: ignore[attr-defined]
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["kind", "sid", "status"])
+        .returning(table.c.id)
+    )
+
+
+# Built once per dialect: the statement is the same for every webhook, only the values change.
+_EVENT_INSERT = {name: _event_insert(name) for name in ("postgresql", "sqlite")}
+
+
 def _first_time(session: Session, kind: str, sid: str, status: str) -> bool:
     """Record the event's key in the caller's transaction; False if it was seen before.
 
     One ``INSERT … ON CONFLICT DO NOTHING``: the same event racing in on another worker
     waits for that worker's transaction and then inserts nothing.
     """
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = WebhookEvent.__table__  # type: ignore[attr-defined]
-    statement = (
-        insert(table)
-        .values(id=uuid.uuid4(), kind=kind, sid=sid, status=status, received_at=get_clock().now())
-        .on_conflict_do_nothing(index_elements=["kind", "sid", "status"])
-        .returning(table.c.id)
-    )
-    return session.execute(statement).first() is not None
+    connection = session.connection()
+    row = {"id": uuid.uuid4(), "kind": kind, "sid": sid, "status": status}
+    row["received_at"] = get_clock().now()
+    result = connection.execute(_EVENT_INSERT[connection.dialect.name], [row])
+    return result.first() is not None
 
 
 def _find_message(session: Session, sid: str | None, row_id: str | None) -> OutboxMessage | None:
@@ -154,63 +164,77 @@ def _apply_status(
 
 
 @router.post("/sms")
-def inbound_sms(form: TwilioForm, session: SessionDep) -> Response:
+def inbound_sms(form: TwilioForm) -> Response:
     """An SMS to our number. Stored whoever sent it; answered in the sender's language.
 
     A resident's reply (the burst after an earthquake round: thousands within minutes) is
     stored, classified and answered here, and acted on by the scheduler's
-    ``process_replies`` within a second; the request stays a few statements long. A
+    ``process_replies`` within a second; the request is four statements and a commit. A
     member's reply, a shared phone's or a stranger's is routed here and now: its answer
     depends on the cases it is about.
+
+    The session is opened here rather than through ``SessionDep``: a generator dependency
+    costs two more hops through the thread pool per request.
     """
     _require(form, "MessageSid", "From")
+    with Session(get_engine()) as session:
+        return _inbound_sms(form, session)
+
+
+def _inbound_sms(form: dict[str, str], session: Session) -> Response:
     sid = form["MessageSid"]
     now = get_clock().now()
     if not _first_time(session, "sms", sid, "received"):
         return _xml(twiml.sms_reply(None))
-    inbound = InboundMessage(
-        message_sid=sid,
-        from_phone=form["From"],
-        to_phone=form.get("To"),
-        body=form.get("Body", ""),
-        received_at=now,
-        params=form,
-    )
-    sender = events.sole_resident_sender(session, inbound.from_phone)
     reply: str | None
+    sender = events.sole_resident_sender(session, form["From"])
     if sender is not None:
-        reply, locale = events.accept_resident_reply(session, inbound, sender)
+        reply, locale = events.accept_resident_reply(session, form, sender, now)
+        recipient = (sender.organization_id, sender.resident_id, None)
     else:
-        inbound.processed_at = now
+        inbound = InboundMessage(
+            message_sid=sid,
+            from_phone=form["From"],
+            to_phone=form.get("To"),
+            body=form.get("Body", ""),
+            received_at=now,
+            params=form,
+            processed_at=now,
+        )
         session.add(inbound)
         session.flush()
         reply, locale = events.on_inbound_sms(session, inbound, now)
-    settings = get_settings()
-    if (
-        reply
-        and recent_sms_count(session, inbound.from_phone, now)
-        >= settings.sms_per_recipient_per_hour
-    ):
-        log.warning("not replying to %s: per-recipient cap", mask_phone(inbound.from_phone))
+        recipient = (inbound.organization_id, inbound.resident_id, inbound.member_id)
+    if reply and not _reply_allowed(session, form["From"], now):
         reply = None
     if reply:
+        organization_id, resident_id, member_id = recipient
         checkins.record_reply_sent(
             session,
-            organization_id=inbound.organization_id,
-            to_phone=inbound.from_phone,
+            organization_id=organization_id,
+            to_phone=form["From"],
             body=reply,
             locale=locale,
-            resident_id=inbound.resident_id,
-            member_id=inbound.member_id,
+            resident_id=resident_id,
+            member_id=member_id,
             now=now,
         )
     session.commit()
     log.info(
         "inbound sms from %s",
-        mask_phone(form["From"]),  # not inbound.from_phone: after commit it would reload
+        mask_phone(form["From"]),
         extra={"event": "webhook.sms", "sid": sid},
     )
     return _xml(twiml.sms_reply(reply))
+
+
+def _reply_allowed(session: Session, phone: str, now: datetime) -> bool:
+    """A TwiML answer counts against the same per-recipient cap as any other SMS."""
+    cap = get_settings().sms_per_recipient_per_hour
+    if recent_sms_count(session.connection(), phone, now) < cap:
+        return True
+    log.warning("not replying to %s: per-recipient cap", mask_phone(phone))
+    return False
 
 
 @router.post("/status")

@@ -256,3 +256,24 @@ def test_processing_later_keeps_the_arrival_time_after_a_night_of_downtime(world
     assert aware(escalation.next_action_at) >= world.clock.now() + timedelta(minutes=29)
     assert alert.member_id == world.members["M1"]
     assert aware(_checkins(world, "R1")[0].replied_at) == received
+
+
+def test_a_call_for_help_is_acted_on_before_older_replies(world):
+    """After an earthquake round thousands of "1"s arrive at once; a "2" is not queued
+    behind them."""
+    _setup(
+        world,
+        ("R1", "090-1000-0001", "ja"),
+        ("R2", "090-1000-0002", "ja"),
+        ("R3", "090-1000-0003", "ja"),
+    )
+    world.sms(R1, "1", act=False)
+    world.sms("+819010000002", "1", act=False)
+    world.clock.advance(seconds=1)
+    world.sms("+819010000003", "助けて", act=False)
+    # One reply per run: the call for help goes first.
+    assert flows.process_replies(world.engine, world.clock.now, batch=1, max_batches=1) == 1
+    assert _checkins(world, "R3")[0].state == CheckInState.needs_help
+    assert {_checkins(world, k)[0].state for k in ("R1", "R2")} == {CheckInState.waiting}
+    assert flows.process_replies(world.engine, world.clock.now) == 2
+    assert {_checkins(world, k)[0].state for k in ("R1", "R2")} == {CheckInState.ok}

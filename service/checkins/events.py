@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, func, insert, or_, select
+from sqlalchemy import bindparam, case, func, insert, or_, select, update
 from sqlmodel import Session
 
 from i18n.classifier import ReplyKind, classify
@@ -189,7 +190,7 @@ def _act_on_resident_reply(
         received_at=received_at,
     )
     session.flush()
-    latest = checkins.current_checkin(session, resident.id)
+    latest = checkins.current_checkin(session, resident.id, before=received_at)
     inbound.classification = verdict.kind.value
     inbound.needs_staff = bool(latest and latest.flagged)
     inbound.processed_at = now
@@ -262,17 +263,26 @@ def accept_resident_reply(
     return checkins.resident_reply_text(verdict, sender.language, sender.org_name)
 
 
-def unprocessed_reply_ids(session: Session, limit: int) -> list[uuid.UUID]:
+def unprocessed_reply_ids(
+    session: Session, limit: int, skip: Collection[uuid.UUID] = ()
+) -> list[uuid.UUID]:
     """The replies still to act on, calls for help first, then the oldest; locked (rows
     another worker holds are skipped). In a burst of thousands of "1"s, a "2" does not wait
     its turn. Acting on a resident's "help" before an earlier "1" of theirs is safe: the
     "1" then reaches the member who holds the case as a late reply, and closes nothing."""
     help_first = case((InboundMessage.classification == ReplyKind.HELP.value, 0), else_=1)
+    query = select(InboundMessage.id).where(InboundMessage.processed_at.is_(None))  # type: ignore[union-attr]
+    if skip:
+        query = query.where(InboundMessage.id.not_in(list(skip)))  # type: ignore[attr-defined]
     return list(
         session.execute(
-            select(InboundMessage.id)
-            .where(InboundMessage.processed_at.is_(None))  # type: ignore[union-attr]
-            .order_by(help_first, InboundMessage.received_at, InboundMessage.id)
+            # A reply that failed before (flagged for staff) goes after the others.
+            query.order_by(
+                help_first,
+                InboundMessage.needs_staff,
+                InboundMessage.received_at,
+                InboundMessage.id,
+            )
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).scalars()
@@ -280,10 +290,22 @@ def unprocessed_reply_ids(session: Session, limit: int) -> list[uuid.UUID]:
 
 
 def process_reply(session: Session, inbound_id: uuid.UUID, now: datetime) -> bool:
-    """Act on one stored reply, in the caller's transaction. False if there was nothing to do."""
-    inbound = session.get(InboundMessage, inbound_id)
-    if inbound is None or inbound.processed_at is not None:
+    """Act on one stored reply, in the caller's transaction. False if there was nothing to do.
+
+    The reply is claimed first (``processed_at`` set only if still unset), so two workers
+    can never both act on it: on PostgreSQL the second waits for the first's row lock and
+    then finds it claimed; on SQLite writers take turns and the second finds the same.
+    """
+    claimed = session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == inbound_id, InboundMessage.processed_at.is_(None))  # type: ignore[union-attr]
+        .values(processed_at=now)
+        .returning(InboundMessage.id)
+    ).first()
+    if claimed is None:
         return False
+    inbound = session.get(InboundMessage, inbound_id, populate_existing=True)
+    assert inbound is not None
     resident = session.get(Resident, inbound.resident_id) if inbound.resident_id else None
     if resident is None:
         # Deleted since it arrived: the message stays on staff's list.

@@ -37,34 +37,29 @@ def process_replies(
     again and the watchdog reports it: it is never dropped.
     """
     done = 0
+    failed: set[uuid.UUID] = set()  # not tried again in this run, so they hold up no other
     for _ in range(max_batches):
         now = now_fn()
         with Session(engine) as session:
-            ids = events.unprocessed_reply_ids(session, batch)
+            ids = events.unprocessed_reply_ids(session, batch, skip=failed)
             if not ids:
                 break
             try:
-                for inbound_id in ids:
-                    events.process_reply(session, inbound_id, now)
+                done += sum(events.process_reply(session, i, now) for i in ids)
                 session.commit()
-                done += len(ids)
                 continue
             except Exception:
                 session.rollback()
                 log.exception("reply batch failed; retrying one by one")
-        moved = 0
         for inbound_id in ids:
             try:
                 with Session(engine) as session:
-                    events.process_reply(session, inbound_id, now)
+                    done += events.process_reply(session, inbound_id, now)
                     session.commit()
-                    moved += 1
             except Exception:
                 log.exception("could not act on reply %s; flagged for staff, retried", inbound_id)
+                failed.add(inbound_id)
                 _flag_reply(engine, inbound_id)
-        done += moved
-        if moved == 0:
-            break  # every one failed again: the next run retries, the watchdog reports
     return done
 
 

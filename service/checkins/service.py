@@ -46,7 +46,13 @@ from service.registry.models import (
     ResidentStatus,
 )
 from service.registry.phones import PhoneKind
-from service.telephony.models import OutboxChannel, OutboxMessage, OutboxPurpose, OutboxStatus
+from service.telephony.models import (
+    InboundMessage,
+    OutboxChannel,
+    OutboxMessage,
+    OutboxPurpose,
+    OutboxStatus,
+)
 from service.telephony.outbox import outbox_row
 
 # Residents per fan-out transaction. Larger chunks mean fewer commits (and, on SQLite, fewer
@@ -602,11 +608,29 @@ def fan_out_round(
 # --- The check-in sweep -------------------------------------------------------------------------
 
 
+# How long a due check-in waits for its resident's stored, not yet acted-on reply before the
+# sweep moves it on regardless (a reply that cannot be acted on must not stop the plan).
+REPLY_HOLD = timedelta(minutes=5)
+
+
 def due_checkin_ids(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Due check-ins, oldest deadline first. One whose resident has a reply stored in the
+    past few minutes and not yet acted on is left for the next sweep: that reply (a "1"
+    that came in time, say) is being acted on, perhaps by another worker holding its row,
+    and it is not a silence."""
+    pending_reply = exists().where(
+        InboundMessage.resident_id == CheckIn.resident_id,
+        InboundMessage.processed_at.is_(None),  # type: ignore[union-attr]
+        InboundMessage.received_at > now - REPLY_HOLD,
+    )
     return list(
         session.execute(
             select(CheckIn.id)
-            .where(CheckIn.state == CheckInState.waiting, CheckIn.next_action_at <= now)
+            .where(
+                CheckIn.state == CheckInState.waiting,
+                CheckIn.next_action_at <= now,
+                ~pending_reply,
+            )
             .order_by(CheckIn.next_action_at)
             .limit(limit)
         ).scalars()

@@ -8,17 +8,20 @@ it arrived, before any deadline that passed while it waited.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from sqlmodel import select
 
 from i18n.render import render
-from scheduler.jobs import process_replies
 from service.checkins import events, flows
-from service.checkins.models import CheckIn, CheckInState, Round, TimelineEvent
+from service.checkins.models import CheckIn, CheckInState, Round, StaffTask, TimelineEvent
+from service.checkins.service import REPLY_HOLD, due_checkin_ids
 from service.common import aware
 from service.escalations.models import Alert, Escalation
+from service.registry.models import Resident
 from service.telephony.models import InboundMessage, OutboxMessage
 
 ORG = "輪島市社会福祉協議会"
@@ -73,7 +76,7 @@ def test_help_is_answered_at_once_and_escalated_by_the_next_run(world):
 
     # The scheduler runs a moment later: the reply keeps its time, the escalation starts now.
     world.clock.advance(seconds=3)
-    assert process_replies(world.ctx) is None
+    assert flows.process_replies(world.engine, world.clock.now) == 1
     [inbound] = _inbound(world)
     assert aware(inbound.processed_at) == world.clock.now()
     [checkin] = _checkins(world, "R1")
@@ -101,13 +104,21 @@ def test_every_reply_kind_gets_the_answer_it_got_when_acted_on_in_the_request(wo
         ("STOP", "resident.optout", "ne"),
         ("START", "resident.optin", "ne"),
     ]
+    status_after = {"STOP": "opted_out", "START": "active"}
     for body, message_id, language in cases:
         reply = world.sms(R1, body, act=False)
         assert render(message_id, language, org=ORG) in reply, body
         assert flows.process_replies(world.engine, world.clock.now) == 1
+        if body in status_after:
+            with world.session() as s:
+                assert s.get(Resident, world.residents["R1"]).status == status_after[body]
+    # The talk request closed the check-in; the "1" after it changed nothing.
+    assert _checkins(world, "R1")[0].state == CheckInState.wants_talk
     changed = world.sms(R1, "English", act=False)
     assert render("resident.language_changed", "en", org=ORG, language="English") in changed
     flows.process_replies(world.engine, world.clock.now)
+    with world.session() as s:
+        assert s.get(Resident, world.residents["R1"]).language == "en"
     with world.session() as s:
         answers = [
             (m.body, m.locale)
@@ -277,3 +288,81 @@ def test_a_call_for_help_is_acted_on_before_older_replies(world):
     assert {_checkins(world, k)[0].state for k in ("R1", "R2")} == {CheckInState.waiting}
     assert flows.process_replies(world.engine, world.clock.now) == 2
     assert {_checkins(world, k)[0].state for k in ("R1", "R2")} == {CheckInState.ok}
+
+
+def test_two_workers_act_on_one_reply_once(world, monkeypatch):
+    """The process_replies job and the sweep's own call run at once in the scheduler's
+    thread pool; whichever claims the reply first acts on it, the other finds it claimed."""
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    world.sms(R1, "3", act=False)  # a call-back request: one staff task per reply acted on
+    [inbound] = _inbound(world)
+    real = events._act_on_resident_reply
+    inside = threading.Event()
+
+    def slow(session, inbound, resident, now, received_at=None):
+        inside.set()
+        time.sleep(0.5)  # the other worker tries to claim it meanwhile
+        return real(session, inbound, resident, now, received_at)
+
+    monkeypatch.setattr(events, "_act_on_resident_reply", slow)
+    results: list[bool] = []
+
+    def worker() -> None:
+        with world.session() as s:
+            results.append(events.process_reply(s, inbound.id, world.clock.now()))
+            s.commit()
+
+    first = threading.Thread(target=worker)
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=worker)
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert sorted(results) == [False, True]
+    with world.session() as s:
+        assert len(s.exec(select(StaffTask).where(StaffTask.kind == "callback")).all()) == 1
+        events_ = s.exec(select(TimelineEvent).where(TimelineEvent.kind == "reply.sms")).all()
+        assert len(events_) == 1
+
+
+def test_the_sweep_leaves_a_checkin_whose_reply_is_being_acted_on(world):
+    """A "1" stored a second before the deadline, still held by another worker when the
+    sweep runs: the check-in is not moved on as silent. A reply that stays unacted-on (it
+    keeps failing) holds it only for REPLY_HOLD: then the plan goes on."""
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    [checkin] = _checkins(world, "R1")
+    world.clock.set(aware(checkin.next_action_at) - timedelta(seconds=1))
+    world.sms(R1, "1", act=False)
+    world.clock.advance(seconds=2)
+    with world.session() as s:
+        assert due_checkin_ids(s, world.clock.now(), 100) == []
+    assert flows.sweep_checkins(world.engine, world.clock.now) == 0
+    assert _checkins(world, "R1")[0].step_index == 0
+
+    world.clock.advance(seconds=REPLY_HOLD.total_seconds())
+    with world.session() as s:
+        assert due_checkin_ids(s, world.clock.now(), 100) == [checkin.id]
+    assert flows.sweep_checkins(world.engine, world.clock.now) == 1
+    assert _checkins(world, "R1")[0].step_index == 1
+
+
+def test_replies_that_keep_failing_hold_up_no_other(world, monkeypatch):
+    _setup(world, ("R1", "090-1000-0001", "ja"), ("R2", "090-1000-0002", "ja"))
+    world.sms("+819010000002", "2", act=False)
+    world.sms("+819010000002", "助けて", act=False)
+    world.clock.advance(seconds=1)
+    world.sms(R1, "2", act=False)
+    real = events._act_on_resident_reply
+
+    def broken_for_r2(session, inbound, resident, now, received_at=None):
+        if inbound.from_phone == "+819010000002":
+            raise RuntimeError("simulated fault while acting on a reply")
+        return real(session, inbound, resident, now, received_at)
+
+    monkeypatch.setattr(events, "_act_on_resident_reply", broken_for_r2)
+    # A batch of two holds just the two failing replies; the run goes on past them.
+    assert flows.process_replies(world.engine, world.clock.now, batch=2) == 1
+    assert _checkins(world, "R1")[0].state == CheckInState.needs_help
+    failing = [r for r in _inbound(world) if r.from_phone == "+819010000002"]
+    assert [(r.processed_at, r.needs_staff) for r in failing] == [(None, True), (None, True)]

@@ -70,6 +70,19 @@ VOICE_NO_INPUT = N_("voice.no_input")
 # TRANSLATORS: Left on an answering machine: we will call again, or reply to the SMS.
 VOICE_VOICEMAIL = N_("voice.voicemail")
 
+# --- To welfare committee members and staff, by voice call (an escalation alert) ----------
+
+# TRANSLATORS: First words of an alert call to a member. No name or address (a call may be
+# heard by others): the details are in the SMS. {code} is the case code, e.g. A7.
+VOICE_ALERT = N_("voice.alert")
+# TRANSLATORS: The member's keypad menu: press 1 if you can go and visit, 2 if you cannot.
+VOICE_ALERT_MENU = N_("voice.alert_menu")
+# TRANSLATORS: Left on a member's answering machine: read and answer our SMS. No details.
+VOICE_ALERT_VOICEMAIL = N_("voice.alert_voicemail")
+# TRANSLATORS: The member answered the alert (by SMS, or someone else took the case) before
+# this call was answered: nothing to do on this call.
+VOICE_ALERT_CLOSED = N_("voice.alert_closed")
+
 # --- To welfare committee members and staff, by SMS -----------------------------------
 
 # TRANSLATORS: Escalation alert. {site} is the housing site, {unit} the unit number,
@@ -171,6 +184,10 @@ MESSAGES: dict[str, MessageSpec] = {
         _spec(VOICE_THANKS, _VOICE),
         _spec(VOICE_NO_INPUT, _VOICE),
         _spec(VOICE_VOICEMAIL, _VOICE, "org"),
+        _spec(VOICE_ALERT, _VOICE, "org", "code"),
+        _spec(VOICE_ALERT_MENU, _VOICE),
+        _spec(VOICE_ALERT_VOICEMAIL, _VOICE, "org"),
+        _spec(VOICE_ALERT_CLOSED, _VOICE),
         _spec(MEMBER_ALERT, _MEMBER, "org", *_WHO, "language", "last_contact"),
         _spec(MEMBER_ALERT_CODED, _MEMBER, "org", *_WHO, "language", "last_contact", "code"),
         _spec(MEMBER_ALERT_VISIT, _MEMBER, "org", *_WHO, "language"),

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     sms_per_second: float = 50.0
     calls_per_second: float = 5.0
     sms_per_recipient_per_hour: int = 10
+    # Escalation alerts go by SMS; with this on, each member is also called (no details are
+    # spoken: a call may be heard by others) and can answer with the keypad, 1 or 2.
+    alert_voice_calls: bool = False
     # With SQLite (the embedded default) `mimamori serve` also runs the scheduler.
     embedded_scheduler: bool | None = None
     # `mimamori scheduler` has no web server; with a port set it serves /metrics there too

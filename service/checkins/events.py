@@ -15,7 +15,7 @@ from service.checkins import service as checkins
 from service.checkins.models import AttemptStatus, StaffTask, TaskKind
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
 from service.registry.models import Member, Organization, Resident
-from service.telephony.models import InboundMessage, OutboxMessage, OutboxStatus
+from service.telephony.models import InboundMessage, OutboxMessage, OutboxPurpose, OutboxStatus
 
 ATTEMPT_STATUS = {
     OutboxStatus.sent: AttemptStatus.sent,
@@ -47,7 +47,8 @@ def on_outbox_failed(session: Session, message: OutboxMessage, now: datetime) ->
             status=status,
             error_code=message.last_error_code,
         )
-    elif message.alert_id is not None:
+    elif message.alert_id is not None and message.purpose == OutboxPurpose.alert:
+        # Only the SMS is the alert of record; an alert call that fails changes nothing.
         _alert_failed(session, message.alert_id, now)
 
 

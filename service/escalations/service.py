@@ -31,6 +31,7 @@ from i18n.render import format_datetime, render
 from service.audit.service import Actor, record
 from service.checkins.models import TimelineEvent
 from service.common import aware
+from service.config import get_settings
 from service.escalations.models import (
     OUTCOME_BY_DIGIT,
     REASON_PRIORITY,
@@ -328,6 +329,22 @@ def _start_step(
             now=now,
             deadline=timedelta(hours=2),
         )
+        if get_settings().alert_voice_calls:
+            # Besides the SMS, not instead of it: the SMS carries the details and is the
+            # alert of record (a call that is not answered declines nothing).
+            enqueue(
+                session,
+                organization_id=resident.organization_id,
+                channel=OutboxChannel.call,
+                purpose=OutboxPurpose.alert_call,
+                to_phone=recipient["phone"],
+                locale=recipient["language"],
+                resident_id=resident.id,
+                member_id=member_id,
+                alert_id=alert.id,
+                now=now,
+                deadline=timedelta(minutes=escalation.ack_minutes),
+            )
         timeline(
             session,
             resident_id=resident.id,

@@ -47,6 +47,7 @@ class OutboxPurpose(StrEnum):
     checkin = "checkin"  # a check-in attempt to a resident (SMS or call)
     resident_notice = "resident_notice"  # confirmations to a resident outside TwiML
     alert = "alert"  # escalation alert to a member or staff
+    alert_call = "alert_call"  # the same alert as a call, besides the SMS (if configured)
     member_notice = "member_notice"  # reminders, confirmations, late-reply notices
 
 

@@ -20,17 +20,21 @@ from service.checkins import service as checkins
 from service.clock import get_clock
 from service.config import get_settings
 from service.db import SessionDep, get_engine
+from service.escalations import service as escalations
+from service.escalations.models import Alert, AlertState, Escalation, EscalationState
 from service.privacy import mask_phone
-from service.registry.models import Organization, Resident
+from service.registry.models import Member, Organization, Resident
 from service.telephony import twiml
 from service.telephony.errors import classify_twilio_error_code
 from service.telephony.models import (
     InboundMessage,
+    OutboxChannel,
     OutboxMessage,
+    OutboxPurpose,
     OutboxStatus,
     WebhookEvent,
 )
-from service.telephony.outbox import recent_sms_count
+from service.telephony.outbox import enqueue, recent_sms_count
 from service.telephony.provider import gather_action_url
 from service.telephony.signature import TwilioForm
 
@@ -269,21 +273,88 @@ def voice(form: TwilioForm, session: SessionDep, attempt: AttemptParam = None) -
     if message is None:
         return _xml(twiml.hangup())
     locale, org = message.locale, _org_name(session, message)
+    alert_call = message.purpose == OutboxPurpose.alert_call
+    case = _open_alert_case(session, message) if alert_call else None
     answered_by = form.get("AnsweredBy", "").lower()
     if answered_by.startswith("machine") or answered_by == "fax":
         _apply_status(session, message, OutboxStatus.machine, None)
         session.commit()
-        return _xml(twiml.machine_message(voice_prompt("voice.voicemail", locale, org=org)))
+        voicemail = "voice.alert_voicemail" if alert_call else "voice.voicemail"
+        return _xml(twiml.machine_message(voice_prompt(voicemail, locale, org=org)))
     session.commit()
+    if alert_call and case is None:
+        # Answered by SMS, taken by someone else, or resolved since the call was placed.
+        return _xml(twiml.gather_result(voice_prompt("voice.alert_closed", locale)))
     settings = get_settings()
+    if case is not None:
+        greeting = voice_prompt("voice.alert", locale, org=org, code=case.case_code)
+        menu = voice_prompt("voice.alert_menu", locale)
+    else:
+        greeting = voice_prompt("voice.greeting", locale, org=org)
+        menu = voice_prompt("voice.menu", locale)
     return _xml(
         twiml.checkin_call(
-            greeting=voice_prompt("voice.greeting", locale, org=org),
-            menu=voice_prompt("voice.menu", locale),
+            greeting=greeting,
+            menu=menu,
             gather_action_url=gather_action_url(settings, attempt_id=message.id),
             no_input=voice_prompt("voice.no_input", locale),
         )
     )
+
+
+def _open_alert_case(session: Session, message: OutboxMessage) -> Escalation | None:
+    """The escalation an alert call is about, if that alert still waits for its member."""
+    alert = session.get(Alert, message.alert_id) if message.alert_id else None
+    if alert is None or alert.state != AlertState.sent:
+        return None
+    escalation = session.get(Escalation, alert.escalation_id)
+    if escalation is None or escalation.state != EscalationState.alerting:
+        return None
+    return escalation
+
+
+def _alert_call_keypad(
+    session: Session, message: OutboxMessage, form: dict[str, str], digits: str, now: datetime
+) -> str:
+    """A member pressed a key on an alert call: 1 is "I'll go", 2 "I can't", as by SMS.
+    The answer the SMS would have got (the address, on "1") goes to them by SMS."""
+    locale = message.locale
+    case = _open_alert_case(session, message)
+    member = session.get(Member, message.member_id) if message.member_id else None
+    if case is None or member is None:
+        return voice_prompt("voice.alert_closed", locale)
+    if digits not in ("1", "2"):
+        return voice_prompt("voice.no_input", locale)
+    inbound = InboundMessage(
+        message_sid=f"{form['CallSid']}/gather/{digits}",
+        channel="keypad",
+        from_phone=member.phone,
+        body=digits,
+        received_at=now,
+        organization_id=member.organization_id,
+        member_id=member.id,
+        params=form,
+        processed_at=now,
+    )
+    session.add(inbound)
+    session.flush()
+    answer = escalations.handle_member_reply(
+        session, member=member, text=f"{case.case_code} {digits}", now=now, inbound_id=inbound.id
+    )
+    enqueue(
+        session,
+        organization_id=member.organization_id,
+        channel=OutboxChannel.sms,
+        purpose=OutboxPurpose.member_notice,
+        to_phone=member.phone,
+        body=answer,
+        locale=(member.languages or ["ja"])[0],
+        resident_id=case.resident_id,
+        member_id=member.id,
+        now=now,
+    )
+    _apply_status(session, message, OutboxStatus.answered, None)
+    return voice_prompt("voice.thanks", locale)
 
 
 @router.post("/voice/gather")
@@ -299,6 +370,10 @@ def voice_gather(form: TwilioForm, session: SessionDep, attempt: AttemptParam = 
     if not _first_time(session, "gather", call_sid, digits):
         return _xml(twiml.gather_result(voice_prompt("voice.thanks", locale)))
     now = get_clock().now()
+    if message is not None and message.purpose == OutboxPurpose.alert_call:
+        said = _alert_call_keypad(session, message, form, digits, now)
+        session.commit()
+        return _xml(twiml.gather_result(said))
     if message is not None and message.resident_id is not None:
         resident = session.get(Resident, message.resident_id)
         if resident is not None:

@@ -1,0 +1,188 @@
+"""Escalation alerts as voice calls too (MIMAMORI_ALERT_VOICE_CALLS): the member hears that a
+visit is needed and the case code, never who or where, and answers with the keypad as they
+would by SMS. The SMS stays the alert of record: a call that fails or reaches a machine
+declines nothing.
+
+Each test asks "help" from a resident watched by M1 (rank 1) and M2 (rank 2).
+"""
+
+# The `world` fixture is imported from tests/checkins/conftest.py, so test parameters named
+# `world` shadow the import on purpose.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from sqlmodel import Session, select
+
+from i18n.voice import voice_prompt
+from service.checkins import flows
+from service.config import get_settings
+from service.escalations.models import Alert, Escalation
+from service.telephony.models import OutboxMessage, OutboxPurpose
+from tests.checkins.conftest import World, world  # noqa: F401
+from tests.telephony.worlds import ACCOUNT, OUR_NUMBER, signed_headers
+
+ORG = "輪島市社会福祉協議会"
+RESIDENT = "+819010000001"
+M1, M2 = "+818030000001", "+818030000002"
+
+
+@pytest.fixture
+def calls_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIMAMORI_ALERT_VOICE_CALLS", "true")
+    get_settings.cache_clear()
+
+
+def _help(world: World, member_language: str = "ja") -> None:
+    world.site("A団地")
+    world.member("M1", "080-3000-0001", languages=[member_language])
+    world.member("M2", "080-3000-0002")
+    world.resident("R1", "090-1000-0001", site="A団地", name="山田 花子")
+    world.assign("R1", "M1", 1)
+    world.assign("R1", "M2", 2)
+    flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
+    world.tick()
+    world.sms(RESIDENT, "2")
+    world.tick()  # dispatched through the console provider: SIDs
+
+
+def _to(world: World, phone: str, channel: str) -> list[OutboxMessage]:
+    with Session(world.engine) as s:
+        return list(
+            s.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.to_phone == phone, OutboxMessage.channel == channel)
+                .order_by(OutboxMessage.created_at)
+            ).all()
+        )
+
+
+def _escalation(world: World) -> Escalation:
+    with Session(world.engine) as s:
+        return s.exec(select(Escalation)).one()
+
+
+def _post(world: World, path: str, params: dict[str, str]) -> ET.Element:
+    response = world.client.post(path, data=params, headers=signed_headers(path, params))
+    assert response.status_code == 200, response.text
+    root = ET.fromstring(response.text.encode("utf-8"))
+    assert root.tag == "Response"
+    return root
+
+
+def _answered(call: OutboxMessage, answered_by: str = "human", **extra: str) -> dict[str, str]:
+    return {
+        "CallSid": call.sid or "",
+        "AccountSid": ACCOUNT,
+        "From": OUR_NUMBER,
+        "To": call.to_phone,
+        "AnsweredBy": answered_by,
+        **extra,
+    }
+
+
+def _spoken(root: ET.Element) -> str:
+    return " ".join(say.text or "" for say in root.iter("Say"))
+
+
+def test_without_the_setting_alerts_are_sms_only(world: World):
+    _help(world)
+    assert len(_to(world, M1, "sms")) == 1
+    assert _to(world, M1, "call") == []
+
+
+def test_the_alert_call_says_a_visit_is_needed_and_the_case_code_but_not_who(
+    world: World, calls_on: None
+):
+    _help(world, member_language="vi")
+    [sms] = _to(world, M1, "sms")
+    [call] = _to(world, M1, "call")
+    assert call.purpose == OutboxPurpose.alert_call and call.sid and call.locale == "vi"
+    assert call.alert_id == sms.alert_id
+    code = _escalation(world).case_code
+    root = _post(world, f"/twilio/voice?attempt={call.id}", _answered(call))
+    assert [child.tag for child in root] == ["Say", "Gather", "Say", "Hangup"]
+    assert root[0].text == voice_prompt("voice.alert", "vi", org=ORG, code=code).text
+    menu = voice_prompt("voice.alert_menu", "vi").text
+    assert [say.text for say in root[1].findall("Say")] == [menu, menu]
+    spoken = _spoken(root)
+    assert "山田" not in spoken and "A団地" not in spoken
+    # The SMS carries the details.
+    assert "山田" in (sms.body or "")
+
+
+def test_pressing_1_acknowledges_and_the_address_follows_by_sms(world: World, calls_on: None):
+    _help(world)
+    [call] = _to(world, M1, "call")
+    path = f"/twilio/voice/gather?attempt={call.id}"
+    root = _post(world, path, _answered(call, Digits="1"))
+    assert _spoken(root) == voice_prompt("voice.thanks", "ja").text
+    escalation = _escalation(world)
+    assert escalation.state == "acknowledged"
+    assert escalation.acknowledged_by == world.members["M1"]
+    notices = [m for m in _to(world, M1, "sms") if m.purpose == OutboxPurpose.member_notice]
+    assert len(notices) == 1 and "山田" in (notices[0].body or "")
+    # Twilio retrying the keypress changes nothing more.
+    _post(world, path, _answered(call, Digits="1"))
+    assert len([m for m in _to(world, M1, "sms") if m.purpose == "member_notice"]) == 1
+
+
+def test_pressing_2_declines_and_the_next_member_is_alerted_at_once(world: World, calls_on: None):
+    _help(world)
+    [call] = _to(world, M1, "call")
+    _post(world, f"/twilio/voice/gather?attempt={call.id}", _answered(call, Digits="2"))
+    escalation = _escalation(world)
+    assert escalation.state == "alerting" and escalation.step_index == 1
+    world.tick()
+    assert len(_to(world, M2, "sms")) == 1 and len(_to(world, M2, "call")) == 1
+
+
+def test_a_machine_gets_no_details_and_declines_nothing(world: World, calls_on: None):
+    _help(world)
+    [call] = _to(world, M1, "call")
+    root = _post(world, f"/twilio/voice?attempt={call.id}", _answered(call, "machine_end_beep"))
+    assert [child.tag for child in root] == ["Say", "Hangup"]
+    assert root[0].text == voice_prompt("voice.alert_voicemail", "ja", org=ORG).text
+    escalation = _escalation(world)
+    assert (escalation.state, escalation.step_index) == ("alerting", 0)
+
+
+def test_an_unanswered_alert_call_declines_nothing(world: World, calls_on: None):
+    _help(world)
+    [call] = _to(world, M1, "call")
+    path = f"/twilio/voice/status?attempt={call.id}"
+    params = {"CallSid": call.sid or "", "CallStatus": "no-answer", "AccountSid": ACCOUNT}
+    response = world.client.post(path, data=params, headers=signed_headers(path, params))
+    assert response.status_code == 204
+    escalation = _escalation(world)
+    assert (escalation.state, escalation.step_index) == ("alerting", 0)
+    with Session(world.engine) as s:
+        assert s.exec(select(Alert)).one().state == "sent"
+
+
+def test_a_call_answered_after_the_sms_reply_has_nothing_to_ask(world: World, calls_on: None):
+    _help(world)
+    [call] = _to(world, M1, "call")
+    code = _escalation(world).case_code
+    world.sms(M1, "1")  # acknowledged by SMS while the phone was ringing
+    root = _post(world, f"/twilio/voice?attempt={call.id}", _answered(call))
+    assert [child.tag for child in root] == ["Say", "Hangup"]
+    assert root[0].text == voice_prompt("voice.alert_closed", "ja").text
+    # A late keypress does not act either.
+    root = _post(world, f"/twilio/voice/gather?attempt={call.id}", _answered(call, Digits="2"))
+    assert _spoken(root) == voice_prompt("voice.alert_closed", "ja").text
+    escalation = _escalation(world)
+    assert escalation.state == "acknowledged" and escalation.case_code == code
+
+
+def test_another_key_is_not_an_answer(world: World, calls_on: None):
+    _help(world)
+    [call] = _to(world, M1, "call")
+    root = _post(world, f"/twilio/voice/gather?attempt={call.id}", _answered(call, Digits="9"))
+    assert _spoken(root) == voice_prompt("voice.no_input", "ja").text
+    assert _escalation(world).state == "alerting"

@@ -79,8 +79,9 @@ VOICE_ALERT = N_("voice.alert")
 VOICE_ALERT_MENU = N_("voice.alert_menu")
 # TRANSLATORS: Left on a member's answering machine: read and answer our SMS. No details.
 VOICE_ALERT_VOICEMAIL = N_("voice.alert_voicemail")
-# TRANSLATORS: The member answered the alert (by SMS, or someone else took the case) before
-# this call was answered: nothing to do on this call.
+# TRANSLATORS: The alert this call is about no longer waits for the member's answer (they
+# answered by SMS, it moved on to someone else, or the case was closed). Do not say that the
+# case is taken care of: it may not be.
 VOICE_ALERT_CLOSED = N_("voice.alert_closed")
 
 # --- To welfare committee members and staff, by SMS -----------------------------------

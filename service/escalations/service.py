@@ -50,6 +50,7 @@ from service.registry.models import (
     Resident,
     Site,
 )
+from service.registry.phones import PhoneKind
 from service.telephony.models import OutboxChannel, OutboxPurpose
 from service.telephony.outbox import enqueue
 
@@ -66,6 +67,7 @@ def _recipient(member: Member) -> dict[str, Any]:
         "phone": member.phone,
         "language": (member.languages or ["ja"])[0],
         "kind": member.kind,
+        "phone_kind": member.phone_kind,
     }
 
 
@@ -315,28 +317,33 @@ def _start_step(
         body = alert_text(
             session, escalation, resident, org, recipient["language"], coded, last_contact
         )
-        enqueue(
-            session,
-            organization_id=resident.organization_id,
-            channel=OutboxChannel.sms,
-            purpose=OutboxPurpose.alert,
-            to_phone=recipient["phone"],
-            body=body,
-            locale=recipient["language"],
-            resident_id=resident.id,
-            member_id=member_id,
-            alert_id=alert.id,
-            now=now,
-            deadline=timedelta(hours=2),
-        )
-        if get_settings().alert_voice_calls:
-            # Besides the SMS, not instead of it: the SMS carries the details and is the
-            # alert of record (a call that is not answered declines nothing).
+        calls = get_settings().alert_voice_calls
+        # A landline cannot take the SMS: with calls on, its call is the alert itself.
+        by_call_only = calls and recipient.get("phone_kind") == PhoneKind.landline.value
+        if not by_call_only:
+            enqueue(
+                session,
+                organization_id=resident.organization_id,
+                channel=OutboxChannel.sms,
+                purpose=OutboxPurpose.alert,
+                to_phone=recipient["phone"],
+                body=body,
+                locale=recipient["language"],
+                resident_id=resident.id,
+                member_id=member_id,
+                alert_id=alert.id,
+                now=now,
+                deadline=timedelta(hours=2),
+            )
+        if calls:
+            # Beside the SMS the call is only a nudge: the SMS carries the details and is the
+            # alert of record, so a call that is not answered declines nothing. To a landline
+            # the call is the alert, and one that cannot reach the member counts as a decline.
             enqueue(
                 session,
                 organization_id=resident.organization_id,
                 channel=OutboxChannel.call,
-                purpose=OutboxPurpose.alert_call,
+                purpose=OutboxPurpose.alert if by_call_only else OutboxPurpose.alert_call,
                 to_phone=recipient["phone"],
                 locale=recipient["language"],
                 resident_id=resident.id,
@@ -578,6 +585,59 @@ def parse_member_reply(text: str) -> tuple[str | None, str] | None:
     return (code.upper() if code else None), match.group(2)
 
 
+def answer_alert_by_keypad(
+    session: Session, *, alert_id: uuid.UUID, member: Member, digit: str, now: datetime
+) -> str | None:
+    """A member pressed 1 ("I'll go") or 2 ("I can't") on an alert call. Returns the SMS to
+    send them (the address after a 1), or None if the alert no longer waits for them.
+
+    Not routed through the SMS parser: a keypress answers this alert and nothing else (a
+    "1" must never be read as a visit outcome). The escalation's row lock serializes it with
+    an SMS answer to the same alert, which changes the escalation too.
+    """
+    alert = session.get(Alert, alert_id)
+    if alert is None or alert.member_id != member.id:
+        return None
+    escalation = session.get(
+        Escalation, alert.escalation_id, with_for_update=True, populate_existing=True
+    )
+    session.refresh(alert)
+    if (
+        escalation is None
+        or escalation.state != EscalationState.alerting
+        or alert.state != AlertState.sent
+    ):
+        return None
+    locale = (member.languages or ["ja"])[0]
+    values = _resident_values(session, escalation)
+    actor = f"member:{member.name}"
+    if digit == "1":
+        acknowledge(session, escalation=escalation, member_id=member.id, now=now, actor=actor)
+        action, reply = (
+            "acknowledge",
+            (
+                render("member.ack", locale, **values)
+                + " "
+                + render("member.outcome_request", locale, **values)
+            ),
+        )
+    elif digit == "2":
+        decline(session, escalation=escalation, alert=alert, now=now)
+        action, reply = "decline", render("member.declined", locale, **values)
+    else:
+        return None
+    record(
+        session=session,
+        organization_id=escalation.organization_id,
+        actor=Actor(label=actor),
+        action=action,
+        entity_type="escalation",
+        entity_id=escalation.id,
+        detail={"via": "keypad"},
+    )
+    return reply
+
+
 def handle_member_reply(
     session: Session,
     *,
@@ -690,7 +750,7 @@ def _repeats_last_message(
 ) -> bool:
     from service.telephony.models import InboundMessage
 
-    query = select(InboundMessage.body).where(
+    query = select(InboundMessage.body, InboundMessage.channel).where(
         InboundMessage.member_id == member_id,
         InboundMessage.received_at >= since - timedelta(minutes=1),
     )
@@ -698,8 +758,21 @@ def _repeats_last_message(
         query = query.where(InboundMessage.id != inbound_id)
     earlier = session.execute(
         query.order_by(InboundMessage.received_at.desc()).limit(1)  # type: ignore[attr-defined]
-    ).scalar_one_or_none()
-    return earlier is not None and _normalized(earlier) == _normalized(text)
+    ).first()
+    if earlier is None:
+        return False
+    body, channel = earlier
+    if channel == "keypad":
+        # Acknowledged on the alert call ("A7 1" stored), then the same by SMS, as the alert
+        # SMS asks: "1 A7" or "A7 1" is that acknowledgement again, not a visit.
+        said, now_said = parse_member_reply(body), parse_member_reply(text)
+        return (
+            said is not None
+            and now_said is not None
+            and said[1] == now_said[1] == "1"
+            and now_said[0] in (None, said[0])
+        )
+    return _normalized(body) == _normalized(text)
 
 
 def hand_on(session: Session, *, escalation: Escalation, now: datetime, actor: str) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, bindparam, func, select, update
+from sqlalchemy import DateTime, bindparam, exists, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
@@ -259,9 +259,25 @@ def _failure_hook() -> FailureHook:
     return on_outbox_failed
 
 
+def _cancel_settled_alert_calls(session: Session, now: datetime) -> None:
+    """An alert call still waiting to be placed whose alert was answered, declined, expired
+    or withdrawn meanwhile is not placed: nobody should be rung about a settled alert."""
+    alert = OutboxMessage.metadata.tables["alert"]  # escalations' table, by name: no import
+    session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.pending,
+            OutboxMessage.channel == OutboxChannel.call,
+            exists().where(alert.c.id == OutboxMessage.alert_id, alert.c.state != "sent"),
+        )
+        .values(status=OutboxStatus.cancelled, final_at=now, updated_at=now)
+    )
+
+
 def claim_batch(engine: Engine, *, now: datetime, limit: int) -> list[_Claimed]:
     """Mark up to ``limit`` due rows as ours. Committed before anything is sent."""
     with Session(engine) as session, session.begin():
+        _cancel_settled_alert_calls(session, now)
         query = (
             select(OutboxMessage.id)
             .where(OutboxMessage.status == OutboxStatus.pending, OutboxMessage.next_try_at <= now)

@@ -273,7 +273,7 @@ def voice(form: TwilioForm, session: SessionDep, attempt: AttemptParam = None) -
     if message is None:
         return _xml(twiml.hangup())
     locale, org = message.locale, _org_name(session, message)
-    alert_call = message.purpose == OutboxPurpose.alert_call
+    alert_call = message.alert_id is not None and message.channel == OutboxChannel.call
     case = _open_alert_case(session, message) if alert_call else None
     answered_by = form.get("AnsweredBy", "").lower()
     if answered_by.startswith("machine") or answered_by == "fax":
@@ -321,7 +321,7 @@ def _alert_call_keypad(
     locale = message.locale
     case = _open_alert_case(session, message)
     member = session.get(Member, message.member_id) if message.member_id else None
-    if case is None or member is None:
+    if case is None or member is None or message.alert_id is None:
         return voice_prompt("voice.alert_closed", locale)
     if digits not in ("1", "2"):
         return voice_prompt("voice.no_input", locale)
@@ -329,7 +329,9 @@ def _alert_call_keypad(
         message_sid=f"{form['CallSid']}/gather/{digits}",
         channel="keypad",
         from_phone=member.phone,
-        body=digits,
+        # Stored as the SMS answer it stands for, so a later "1 A7" by SMS reads as the
+        # same acknowledgement (escalations._repeats_last_message).
+        body=f"{case.case_code} {digits}",
         received_at=now,
         organization_id=member.organization_id,
         member_id=member.id,
@@ -338,9 +340,11 @@ def _alert_call_keypad(
     )
     session.add(inbound)
     session.flush()
-    answer = escalations.handle_member_reply(
-        session, member=member, text=f"{case.case_code} {digits}", now=now, inbound_id=inbound.id
+    answer = escalations.answer_alert_by_keypad(
+        session, alert_id=message.alert_id, member=member, digit=digits, now=now
     )
+    if answer is None:  # settled meanwhile, by an SMS answer or the sweep
+        return voice_prompt("voice.alert_closed", locale)
     enqueue(
         session,
         organization_id=member.organization_id,
@@ -370,7 +374,7 @@ def voice_gather(form: TwilioForm, session: SessionDep, attempt: AttemptParam = 
     if not _first_time(session, "gather", call_sid, digits):
         return _xml(twiml.gather_result(voice_prompt("voice.thanks", locale)))
     now = get_clock().now()
-    if message is not None and message.purpose == OutboxPurpose.alert_call:
+    if message is not None and message.alert_id is not None:
         said = _alert_call_keypad(session, message, form, digits, now)
         session.commit()
         return _xml(twiml.gather_result(said))

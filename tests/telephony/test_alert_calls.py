@@ -20,7 +20,10 @@ from sqlmodel import Session, select
 from i18n.voice import voice_prompt
 from service.checkins import flows
 from service.config import get_settings
+from service.escalations import service as escalations
 from service.escalations.models import Alert, Escalation
+from service.registry.models import Member
+from service.telephony import webhooks
 from service.telephony.models import OutboxMessage, OutboxPurpose
 from tests.checkins.conftest import World, world  # noqa: F401
 from tests.telephony.worlds import ACCOUNT, OUR_NUMBER, signed_headers
@@ -36,9 +39,11 @@ def calls_on(monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
 
 
-def _help(world: World, member_language: str = "ja") -> None:
+def _help(
+    world: World, member_language: str = "ja", m1_phone: str = "080-3000-0001", dispatch=True
+) -> None:
     world.site("A団地")
-    world.member("M1", "080-3000-0001", languages=[member_language])
+    world.member("M1", m1_phone, languages=[member_language])
     world.member("M2", "080-3000-0002")
     world.resident("R1", "090-1000-0001", site="A団地", name="山田 花子")
     world.assign("R1", "M1", 1)
@@ -48,7 +53,8 @@ def _help(world: World, member_language: str = "ja") -> None:
     )
     world.tick()
     world.sms(RESIDENT, "2")
-    world.tick()  # dispatched through the console provider: SIDs
+    if dispatch:
+        world.tick()  # dispatched through the console provider: SIDs
 
 
 def _to(world: World, phone: str, channel: str) -> list[OutboxMessage]:
@@ -186,3 +192,81 @@ def test_another_key_is_not_an_answer(world: World, calls_on: None):
     root = _post(world, f"/twilio/voice/gather?attempt={call.id}", _answered(call, Digits="9"))
     assert _spoken(root) == voice_prompt("voice.no_input", "ja").text
     assert _escalation(world).state == "alerting"
+
+
+@pytest.mark.parametrize("sms", ["1 {code}", "{code} 1", "1"])
+def test_acknowledging_on_the_call_and_again_by_sms_records_no_visit(
+    world: World, calls_on: None, sms: str
+):
+    """The alert SMS asks for "1"; a member who pressed 1 on the call may reply to it too.
+    That is the same acknowledgement, never the outcome "safe"."""
+    _help(world)
+    [call] = _to(world, M1, "call")
+    code = _escalation(world).case_code
+    _post(world, f"/twilio/voice/gather?attempt={call.id}", _answered(call, Digits="1"))
+    world.clock.advance(minutes=1)
+    world.sms(M1, sms.format(code=code))
+    escalation = _escalation(world)
+    assert escalation.state == "acknowledged" and escalation.outcome is None
+
+
+def test_a_keypress_on_an_alert_settled_meanwhile_acts_on_nothing(
+    world: World, calls_on: None, monkeypatch: pytest.MonkeyPatch
+):
+    """The alert looked open when the key was pressed, but the member's SMS "1" was
+    committed just before the keypress took the lock: the "1" is not read again."""
+    _help(world)
+    [call] = _to(world, M1, "call")
+    stale = _escalation(world)
+    monkeypatch.setattr(webhooks, "_open_alert_case", lambda session, message: stale)
+    world.sms(M1, "1")
+    root = _post(world, f"/twilio/voice/gather?attempt={call.id}", _answered(call, Digits="1"))
+    assert _spoken(root) == voice_prompt("voice.alert_closed", "ja").text
+    escalation = _escalation(world)
+    assert escalation.state == "acknowledged" and escalation.outcome is None
+    with Session(world.engine) as s:
+        member = s.get(Member, world.members["M1"])
+        answer = escalations.answer_alert_by_keypad(
+            s, alert_id=call.alert_id, member=member, digit="2", now=world.clock.now()
+        )
+    assert answer is None
+
+
+def test_no_call_is_placed_for_an_alert_settled_before_it_went_out(world: World, calls_on: None):
+    _help(world, dispatch=False)
+    world.sms(M1, "1")  # answered by SMS before the dispatcher got to the call
+    world.tick()
+    [call] = _to(world, M1, "call")
+    assert call.status == "cancelled" and call.sid is None
+
+
+def test_a_landline_member_gets_the_call_as_the_alert_itself(world: World, calls_on: None):
+    _help(world, m1_phone="0768-22-0001")
+    landline = "+81768220001"
+    assert _to(world, landline, "sms") == []
+    [call] = _to(world, landline, "call")
+    assert call.purpose == OutboxPurpose.alert
+    # Reached: the alert call, as to a mobile.
+    code = _escalation(world).case_code
+    root = _post(world, f"/twilio/voice?attempt={call.id}", _answered(call))
+    assert root[0].text == voice_prompt("voice.alert", "ja", org=ORG, code=code).text
+    # Not reached: unlike a call beside an SMS, that is a decline; the chain moves on.
+    path = f"/twilio/voice/status?attempt={call.id}"
+    params = {"CallSid": call.sid or "", "CallStatus": "no-answer", "AccountSid": ACCOUNT}
+    response = world.client.post(path, data=params, headers=signed_headers(path, params))
+    assert response.status_code == 204
+    assert _escalation(world).step_index == 1
+    world.tick()
+    assert len(_to(world, M2, "sms")) == 1
+
+
+def test_an_alert_sms_that_cannot_be_delivered_still_moves_the_chain_on(
+    world: World, calls_on: None
+):
+    _help(world)
+    [sms] = _to(world, M1, "sms")
+    path = f"/twilio/status?attempt={sms.id}"
+    params = {"MessageSid": sms.sid or "", "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    response = world.client.post(path, data=params, headers=signed_headers(path, params))
+    assert response.status_code == 204
+    assert _escalation(world).step_index == 1

@@ -608,18 +608,32 @@ def answer_alert_by_keypad(
         or alert.state != AlertState.sent
     ):
         return None
+    return _answer_alert(session, escalation, alert, member, digit, now, via="keypad")
+
+
+def _answer_alert(
+    session: Session,
+    escalation: Escalation,
+    alert: Alert,
+    member: Member,
+    digit: str,
+    now: datetime,
+    *,
+    via: str,
+) -> str | None:
+    """A member's "1" (I'll go) or "2" (I can't) to an alert waiting for them, by SMS or on
+    the keypad: acted on and audited. Returns the answer to send them; None for any other
+    digit."""
     locale = (member.languages or ["ja"])[0]
     values = _resident_values(session, escalation)
     actor = f"member:{member.name}"
     if digit == "1":
         acknowledge(session, escalation=escalation, member_id=member.id, now=now, actor=actor)
-        action, reply = (
-            "acknowledge",
-            (
-                render("member.ack", locale, **values)
-                + " "
-                + render("member.outcome_request", locale, **values)
-            ),
+        action = "acknowledge"
+        reply = (
+            render("member.ack", locale, **values)
+            + " "
+            + render("member.outcome_request", locale, **values)
         )
     elif digit == "2":
         decline(session, escalation=escalation, alert=alert, now=now)
@@ -633,7 +647,7 @@ def answer_alert_by_keypad(
         action=action,
         entity_type="escalation",
         entity_id=escalation.id,
-        detail={"via": "keypad"},
+        detail={"via": via},
     )
     return reply
 
@@ -702,19 +716,8 @@ def handle_member_reply(
         )
 
     if alert is not None:  # an alert awaiting "1" or "2"
-        if digit == "1":
-            acknowledge(session, escalation=escalation, member_id=member.id, now=now, actor=actor)
-            audit("acknowledge")
-            return (
-                render("member.ack", locale, **values)
-                + " "
-                + render("member.outcome_request", locale, **values)
-            )
-        if digit == "2":
-            decline(session, escalation=escalation, alert=alert, now=now)
-            audit("decline")
-            return render("member.declined", locale, **values)
-        return render("member.unclear", locale)
+        answer = _answer_alert(session, escalation, alert, member, digit, now, via="sms")
+        return answer if answer is not None else render("member.unclear", locale)
     # A case this member holds: the reply is the result of the visit. Guard the two ways a
     # volunteer could close a case by accident, since a closed case leaves the board.
     if code is None:

@@ -640,6 +640,13 @@ def _answer_alert(
         action, reply = "decline", render("member.declined", locale, **values)
     else:
         return None
+    _audit_answer(session, escalation, actor, action, via)
+    return reply
+
+
+def _audit_answer(
+    session: Session, escalation: Escalation, actor: str, action: str, via: str, **detail: Any
+) -> None:
     record(
         session=session,
         organization_id=escalation.organization_id,
@@ -647,9 +654,8 @@ def _answer_alert(
         action=action,
         entity_type="escalation",
         entity_id=escalation.id,
-        detail={"via": via},
+        detail={"via": via, **detail},
     )
-    return reply
 
 
 def handle_member_reply(
@@ -705,15 +711,7 @@ def handle_member_reply(
     actor = f"member:{member.name}"
 
     def audit(action: str, **detail: Any) -> None:
-        record(
-            session=session,
-            organization_id=escalation.organization_id,
-            actor=Actor(label=actor),
-            action=action,
-            entity_type="escalation",
-            entity_id=escalation.id,
-            detail={"via": "sms", **detail},
-        )
+        _audit_answer(session, escalation, actor, action, "sms", **detail)
 
     if alert is not None:  # an alert awaiting "1" or "2"
         answer = _answer_alert(session, escalation, alert, member, digit, now, via="sms")

@@ -39,20 +39,19 @@ import os
 import pstats
 import random
 import resource
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Engine
+
+from tests.bench.bench_registry import fresh_database
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/bench_rel"
 SEED = 20240101
@@ -66,32 +65,7 @@ SWEEP_TARGET_S = 5.0
 # --- Databases ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def fresh_database(url: str) -> Iterator[str]:
-    """A migrated, empty database; `sqlite` alone means a temporary file."""
-    from service import migrate
-    from service.db import make_engine
-
-    tmp: str | None = None
-    if url == "sqlite":
-        tmp = tempfile.mkdtemp(prefix="mimamori-bench-rounds-")
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-    elif url.startswith("sqlite"):
-        path = Path(url.split("///", 1)[1])
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    else:
-        engine = make_engine(url)
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+# fresh_database: the same migrated, empty database as bench_registry's (imported above).
 
 
 def seed(engine: Engine, residents: int, rng: random.Random) -> uuid.UUID:

@@ -18,6 +18,7 @@ from service.jma.views import router as jma_router
 from service.metrics import install_metrics
 from service.ops.models import Heartbeat
 from service.registry.views import router as registry_router
+from service.telephony.intake import SmsIntakeMiddleware
 from service.telephony.webhooks import router as webhooks_router
 from service.web import install_dashboard
 
@@ -71,6 +72,8 @@ def create_app() -> FastAPI:
             ready = False
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
+    # A resident's signed SMS is answered by the batch, ahead of routing (intake.py).
+    app.add_middleware(SmsIntakeMiddleware)
     install_metrics(app)  # GET /metrics, and webhook latency (service/metrics.py)
 
     return app

@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, case, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from i18n.classifier import ReplyKind, classify
@@ -225,6 +227,41 @@ _SENDER = (
 )
 
 
+def sole_resident_senders(
+    connection: Connection, phones: Collection[str]
+) -> dict[str, SoleResident]:
+    """``sole_resident_sender`` for many numbers in one query per chunk: the numbers that
+    exactly one resident has (as first or second phone), and who that is."""
+    found: dict[str, list[SoleResident]] = {}
+    ordered = sorted(phones)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        for row in connection.execute(_SENDERS, {"phones": chunk}):
+            sender = SoleResident(row.id, row.organization_id, row.language, row.name)
+            for phone in {row.phone, row.phone2} & set(chunk):
+                found.setdefault(phone, []).append(sender)
+    return {phone: rows[0] for phone, rows in found.items() if len(rows) == 1}
+
+
+_SENDERS = (
+    select(
+        Resident.id,
+        Resident.organization_id,
+        Resident.language,
+        Organization.name,
+        Resident.phone,
+        Resident.phone2,
+    )
+    .join(Organization, Organization.id == Resident.organization_id)
+    .where(
+        or_(
+            Resident.phone.in_(bindparam("phones", expanding=True)),  # type: ignore[union-attr]
+            Resident.phone2.in_(bindparam("phones", expanding=True)),  # type: ignore[union-attr]
+        )
+    )
+)
+
+
 def accept_resident_reply(
     session: Session, form: dict[str, str], sender: SoleResident, now: datetime
 ) -> tuple[str, str]:
@@ -236,32 +273,37 @@ def accept_resident_reply(
     picked up again, until the transaction acting on it commits. A plain INSERT on the
     session's connection, in the caller's transaction.
     """
+    row, reply, locale = resident_reply_row(form, sender, now)
+    session.connection().execute(insert(InboundMessage.__table__), [row])  # type: ignore[attr-defined]
+    return reply, locale
+
+
+def resident_reply_row(
+    form: dict[str, str], sender: SoleResident, now: datetime
+) -> tuple[dict[str, Any], str, str]:
+    """A resident's SMS as the row ``process_replies`` will act on, with its answer and the
+    answer's locale (see ``accept_resident_reply``)."""
     body = form.get("Body", "")
     verdict = classify(body, sender.language)
-    table = InboundMessage.__table__  # type: ignore[attr-defined]
-    session.connection().execute(
-        insert(table),
-        [
-            {
-                "id": uuid.uuid4(),
-                "organization_id": sender.organization_id,
-                "channel": "sms",
-                "message_sid": form["MessageSid"],
-                "from_phone": form["From"],
-                "to_phone": form.get("To"),
-                "body": body,
-                "received_at": now,
-                "resident_id": sender.resident_id,
-                "member_id": None,
-                "classification": verdict.kind.value,
-                "needs_staff": False,
-                "params": form,
-                "processed_at": None,
-                "language": sender.language,
-            }
-        ],
-    )
-    return checkins.resident_reply_text(verdict, sender.language, sender.org_name)
+    row = {
+        "id": uuid.uuid4(),
+        "organization_id": sender.organization_id,
+        "channel": "sms",
+        "message_sid": form["MessageSid"],
+        "from_phone": form["From"],
+        "to_phone": form.get("To"),
+        "body": body,
+        "received_at": now,
+        "resident_id": sender.resident_id,
+        "member_id": None,
+        "classification": verdict.kind.value,
+        "needs_staff": False,
+        "params": form,
+        "processed_at": None,
+        "language": sender.language,
+    }
+    reply, locale = checkins.resident_reply_text(verdict, sender.language, sender.org_name)
+    return row, reply, locale
 
 
 def unprocessed_reply_ids(

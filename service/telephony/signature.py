@@ -9,7 +9,7 @@ let a request signed for another site validate here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from twilio.request_validator import RequestValidator
@@ -25,20 +25,30 @@ def sign(url: str, params: Mapping[str, str], token: str) -> str:
 
 
 def signed_url(settings: Settings, request: Request) -> str:
-    """The URL Twilio requested, as seen from outside: public URL + path + query.
+    """The URL Twilio requested, as seen from outside: public URL + path + query."""
+    return signed_url_for_scope(settings, request.scope)
+
+
+def signed_url_for_scope(settings: Settings, scope: Mapping[str, Any]) -> str:
+    """``signed_url`` from the ASGI scope.
 
     Behind a proxy that strips a path prefix, ``MIMAMORI_PUBLIC_URL`` must include that
     prefix; an ASGI ``root_path`` is removed from the path so it is not counted twice.
     """
-    path: str = request.scope.get("path", "")
-    root_path: str = request.scope.get("root_path", "")
-    if root_path and path.startswith(root_path):
-        path = path[len(root_path) :]
-    url = settings.public_url + path
-    query = request.scope.get("query_string", b"").decode("latin-1")
+    url = settings.public_url + route_path(scope)
+    query = scope.get("query_string", b"").decode("latin-1")
     if query:
         url += "?" + query
     return url
+
+
+def route_path(scope: Mapping[str, Any]) -> str:
+    """The request's path without the ASGI ``root_path``."""
+    path: str = scope.get("path", "")
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        return path[len(root_path) :]
+    return path
 
 
 def _forbidden(detail: str) -> HTTPException:

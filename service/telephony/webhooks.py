@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from i18n.voice import voice_prompt
@@ -95,7 +97,7 @@ def _event_insert(dialect: str) -> Any:
     return (
         insert(table)
         .on_conflict_do_nothing(index_elements=["kind", "sid", "status"])
-        .returning(table.c.id)
+        .returning(table.c.sid)
     )
 
 
@@ -103,17 +105,28 @@ def _event_insert(dialect: str) -> Any:
 _EVENT_INSERT = {name: _event_insert(name) for name in ("postgresql", "sqlite")}
 
 
-def _first_time(session: Session, kind: str, sid: str, status: str) -> bool:
-    """Record the event's key in the caller's transaction; False if it was seen before.
+def first_time_many(
+    connection: Connection, kind: str, sids: Collection[str], status: str, now: datetime
+) -> set[str]:
+    """Record the events' keys in the caller's transaction; return the SIDs not seen before.
 
     One ``INSERT … ON CONFLICT DO NOTHING``: the same event racing in on another worker
-    waits for that worker's transaction and then inserts nothing.
+    waits for that worker's transaction and then inserts nothing. Callers pass many SIDs in
+    a sorted order, so that two transactions lock their keys in the same order.
     """
-    connection = session.connection()
-    row = {"id": uuid.uuid4(), "kind": kind, "sid": sid, "status": status}
-    row["received_at"] = get_clock().now()
-    result = connection.execute(_EVENT_INSERT[connection.dialect.name], [row])
-    return result.first() is not None
+    rows = [
+        {"id": uuid.uuid4(), "kind": kind, "sid": sid, "status": status, "received_at": now}
+        for sid in sids
+    ]
+    if not rows:
+        return set()
+    result = connection.execute(_EVENT_INSERT[connection.dialect.name], rows)
+    return set(result.scalars().all())
+
+
+def _first_time(session: Session, kind: str, sid: str, status: str) -> bool:
+    """Record the event's key in the caller's transaction; False if it was seen before."""
+    return bool(first_time_many(session.connection(), kind, [sid], status, get_clock().now()))
 
 
 def _find_message(session: Session, sid: str | None, row_id: str | None) -> OutboxMessage | None:
@@ -172,10 +185,12 @@ def inbound_sms(form: TwilioForm) -> Response:
     """An SMS to our number. Stored whoever sent it; answered in the sender's language.
 
     A resident's reply (the burst after an earthquake round: thousands within minutes) is
-    stored, classified and answered here, and acted on by the scheduler's
-    ``process_replies`` within a second; the request is four statements and a commit. A
-    member's reply, a shared phone's or a stranger's is routed here and now: its answer
-    depends on the cases it is about.
+    stored, classified and answered, and acted on by the scheduler's ``process_replies``
+    within a second. Most of those never reach this route: ``intake.SmsIntakeMiddleware``
+    takes them many to a transaction and answers the same way. What reaches it is a reply
+    the intake left (its batch failed, or the form is unusual), done here in four
+    statements and a commit, and a member's reply, a shared phone's or a stranger's,
+    routed here and now: its answer depends on the cases it is about.
 
     The session is opened here rather than through ``SessionDep``: a generator dependency
     costs two more hops through the thread pool per request.

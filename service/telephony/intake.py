@@ -1,0 +1,324 @@
+"""Residents' SMS replies, taken in by the batch: the hot path of ``POST /twilio/sms``.
+
+After an earthquake round thousands of residents answer within minutes, and Twilio gives
+each webhook 15 seconds. A reply from a resident needs only four writes (the webhook's
+idempotency key, the stored reply, the TwiML answer's outbox row, and the cap's count
+before it), so the cost of a request is mostly fixed overhead: routing, form parsing,
+a transaction and its commit. Here that overhead is paid once per *batch*:
+
+* ``SmsIntakeMiddleware`` answers a signed ``POST /twilio/sms`` before FastAPI's
+  routing: it parses the url-encoded form itself, checks ``X-Twilio-Signature`` and
+  hands the form to the intake.
+* One ``SmsIntake`` thread per process takes every reply waiting (up to ``MAX_BATCH``),
+  writes them in one transaction, commits, and only then lets each request answer. A
+  request never answers for a reply that is not committed, so nothing is lost: a crash
+  before the commit leaves Twilio to retry, a crash after it makes the retry a duplicate.
+* Anything that is not a resident's plain reply (a member, a stranger, a shared phone, a
+  repeated field, a bad signature, a batch that fails) goes on to the route in
+  ``webhooks.py`` unchanged, with its body replayed: the route is the reference, and the
+  batch does the same thing, many at a time.
+
+The effects (closing the check-in, opening an escalation) follow in the scheduler's
+``process_replies``, exactly as for a reply taken by the route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sqlalchemy import insert
+from sqlmodel import Session
+from twilio.request_validator import RequestValidator
+
+from service.checkins import events
+from service.clock import get_clock
+from service.config import get_settings
+from service.db import get_engine
+from service.privacy import mask_phone
+from service.telephony import twiml
+from service.telephony.models import (
+    InboundMessage,
+    OutboxChannel,
+    OutboxMessage,
+    OutboxPurpose,
+    OutboxStatus,
+)
+from service.telephony.outbox import outbox_row, recent_sms_counts
+from service.telephony.signature import SIGNATURE_HEADER, route_path, signed_url_for_scope
+from service.telephony.webhooks import first_time_many
+
+log = logging.getLogger(__name__)
+
+PATH = "/twilio/sms"
+# Replies written in one transaction at most. Under a burst the batch is whatever arrived
+# while the previous one was being written, so a quiet server still answers one at a time.
+MAX_BATCH = 256
+# Twilio's form is a few hundred bytes; anything much larger takes the route.
+MAX_BODY = 64 * 1024
+_FORM = b"application/x-www-form-urlencoded"
+_SIGNATURE = SIGNATURE_HEADER.lower().encode("latin-1")
+_XML_HEADERS = [(b"content-type", b"application/xml")]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """One request waiting for its batch's commit."""
+
+    form: dict[str, str]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[str | None]
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What a batch did: one answer per form, in order (``None``: take the route)."""
+
+    answers: list[str | None]
+    stored: int = 0
+    duplicates: int = 0
+    capped: list[str] = field(default_factory=list)
+
+
+def take_replies(forms: list[dict[str, str]], now: datetime | None = None) -> BatchResult:
+    """Store and answer the residents' replies among ``forms`` in one transaction.
+
+    Each answer is the TwiML the route would have given the same form, one at a time and
+    in this order: the thanks (or question) in the resident's language, an empty answer
+    for a MessageSid seen before, no text once the number's per-recipient cap is reached.
+    A form from anyone but a sole resident gets ``None``, and so does every form if the
+    transaction fails: nothing of the batch is then written, and the route takes each.
+    """
+    now = now or get_clock().now()
+    answers: list[str | None] = [None] * len(forms)
+    result = BatchResult(answers)
+    with Session(get_engine()) as session:
+        connection = session.connection()
+        senders = events.sole_resident_senders(connection, {form["From"] for form in forms})
+        mine = [i for i, form in enumerate(forms) if form["From"] in senders]
+        if not mine:
+            return result
+        # Keys in a fixed order, so two processes taking overlapping batches lock them in
+        # the same order on PostgreSQL and cannot deadlock.
+        keys = sorted({forms[i]["MessageSid"] for i in mine})
+        new = first_time_many(connection, "sms", keys, "received", now)
+        cap = get_settings().sms_per_recipient_per_hour
+        counts = recent_sms_counts(session, {forms[i]["From"] for i in mine}, now)
+        inbound_rows: list[dict[str, Any]] = []
+        outbox_rows: list[dict[str, Any]] = []
+        for i in mine:
+            form = forms[i]
+            sid, phone = form["MessageSid"], form["From"]
+            if sid not in new:
+                answers[i] = twiml.sms_reply(None)
+                result.duplicates += 1
+                continue
+            new.discard(sid)  # the same MessageSid twice in one batch: the second is a repeat
+            sender = senders[phone]
+            row, reply, locale = events.resident_reply_row(form, sender, now)
+            inbound_rows.append(row)
+            if counts[phone] >= cap:
+                result.capped.append(phone)
+                reply = None
+            else:
+                counts[phone] += 1
+                outbox_rows.append(_answer_row(sender, phone, reply, locale, now))
+            answers[i] = twiml.sms_reply(reply)
+        if inbound_rows:
+            connection.execute(insert(InboundMessage.__table__), inbound_rows)  # type: ignore[attr-defined]
+        if outbox_rows:
+            connection.execute(insert(OutboxMessage.__table__), outbox_rows)  # type: ignore[attr-defined]
+        session.commit()
+    result.stored = len(inbound_rows)
+    for i in mine:
+        log.info(
+            "inbound sms from %s",
+            mask_phone(forms[i]["From"]),
+            extra={"event": "webhook.sms", "sid": forms[i]["MessageSid"]},
+        )
+    for phone in result.capped:
+        log.warning("not replying to %s: per-recipient cap", mask_phone(phone))
+    return result
+
+
+def _answer_row(
+    sender: events.SoleResident, phone: str, reply: str, locale: str, now: datetime
+) -> dict[str, Any]:
+    """The TwiML answer, stored as an SMS already sent (``checkins.record_reply_sent``)."""
+    row = outbox_row(
+        organization_id=sender.organization_id,
+        channel=OutboxChannel.sms,
+        purpose=OutboxPurpose.resident_notice,
+        to_phone=phone,
+        body=reply,
+        locale=locale,
+        resident_id=sender.resident_id,
+        now=now,
+    )
+    row.update(status=OutboxStatus.sent.value, sent_at=now, final_at=now)
+    return row
+
+
+class SmsIntake:
+    """The process's batch writer: one daemon thread, started on first use."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Waiting] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.largest_batch = 0
+
+    async def take(self, form: dict[str, str]) -> str | None:
+        """The TwiML answer once the reply is committed; ``None``: let the route take it."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(form, loop, loop.create_future())
+        self._ensure_thread()
+        self._queue.put(waiting)
+        return await waiting.future
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="mimamori-sms-intake", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self.batches += 1
+            self.largest_batch = max(self.largest_batch, len(batch))
+            try:
+                answers = take_replies([w.form for w in batch]).answers
+            except Exception:
+                log.exception(
+                    "could not take a batch of %d SMS; each goes to the route", len(batch)
+                )
+                answers = [None] * len(batch)
+            for waiting, answer in zip(batch, answers, strict=True):
+                waiting.loop.call_soon_threadsafe(_settle, waiting.future, answer)
+
+
+def _settle(future: asyncio.Future[str | None], answer: str | None) -> None:
+    if not future.done():  # the client may have gone away meanwhile
+        future.set_result(answer)
+
+
+INTAKE = SmsIntake()
+
+
+class SmsIntakeMiddleware:
+    """Answers a resident's signed SMS from the batch; everything else goes on unchanged."""
+
+    def __init__(self, app: Any, intake: SmsIntake = INTAKE) -> None:
+        self.app = app
+        self.intake = intake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or route_path(scope) != PATH
+            or not _is_signed_form(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        body, complete = await _read_body(receive)
+        form = _verified_form(scope, body) if complete else None
+        answer = await self.intake.take(form) if form is not None else None
+        if answer is None:
+            await self.app(scope, _replay(body, complete, receive), send)
+            return
+        payload = answer.encode("utf-8")
+        headers = [*_XML_HEADERS, (b"content-length", str(len(payload)).encode("latin-1"))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _is_signed_form(scope: Scope) -> bool:
+    signed = form = False
+    for name, value in scope["headers"]:
+        if name == _SIGNATURE:
+            signed = True
+        elif name == b"content-type":
+            form = value.split(b";", 1)[0].strip().lower() == _FORM
+    return signed and form
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The request body, and whether it is all there (a body over ``MAX_BODY`` is not:
+    the rest is left for the route to read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > MAX_BODY:
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
+    """A ``receive`` that gives the route the body already read, then the rest."""
+    sent = False
+
+    async def replay() -> MutableMapping[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": not complete}
+        return await receive()
+
+    return replay
+
+
+def _verified_form(scope: Scope, body: bytes) -> dict[str, str] | None:
+    """The form if Twilio signed it and it is a plain resident-reply candidate, else None.
+
+    ``None`` sends the request to the route, which refuses a bad signature with 403 and
+    handles repeated fields, which Twilio signs differently, with Starlette's form parser.
+    """
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    form = dict(pairs)
+    if len(form) != len(pairs) or not form.get("MessageSid") or not form.get("From"):
+        return None
+    signature = ""
+    for name, value in scope["headers"]:
+        if name == _SIGNATURE:
+            signature = value.decode("latin-1")
+    settings = get_settings()
+    url = signed_url_for_scope(settings, scope)
+    if any(
+        RequestValidator(token).validate(url, form, signature)
+        for token in settings.webhook_auth_tokens()
+    ):
+        return form
+    return None

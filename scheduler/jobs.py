@@ -128,12 +128,13 @@ def run_all_once(ctx: JobContext) -> None:
 
 # (id, function, seconds between runs). APScheduler holds only these. Residents' replies are
 # acted on every second (the SMS webhook answers them at once and stores them). The deadline sweep
-# runs every 2 s: a step is taken within 5 s of its deadline even when thousands fall due at
-# once (tests/bench/bench_rounds.py), and an idle run is three indexed queries.
+# runs every second too: a step is taken within 5 s of its deadline even when thousands fall
+# due at once (tests/bench/bench_rounds.py; at 2 s, SQLite was at the limit), and an idle run is
+# a few indexed queries. A run that takes longer is followed by the next, never overlapped.
 JOBS = (
     ("process_replies", process_replies, 1),
     ("start_due_rounds", start_due_rounds, 15),
-    ("sweep_due_deadlines", sweep_due_deadlines, 2),
+    ("sweep_due_deadlines", sweep_due_deadlines, 1),
     ("dispatch_outbox", dispatch_outbox, 1),
     ("watchdog", watchdog, 10),
     ("poll_jma_feed", poll_jma_feed, 60),

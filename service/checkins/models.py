@@ -278,7 +278,8 @@ class CheckIn(SQLModel, table=True):
     )
     id: uuid.UUID = id_field()
     organization_id: uuid.UUID = Field(foreign_key="organization.id")
-    round_id: uuid.UUID = Field(foreign_key="round.id", index=True)
+    # Looked up through the unique (round_id, resident_id) index: no index of its own.
+    round_id: uuid.UUID = Field(foreign_key="round.id")
     resident_id: uuid.UUID = Field(foreign_key="resident.id", ondelete="CASCADE")
     state: CheckInState = Field(default=CheckInState.waiting, sa_type=String(12))
     plan: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
@@ -309,7 +310,8 @@ class Attempt(SQLModel, table=True):
     __tablename__ = "checkin_attempt"
     __table_args__ = (UniqueConstraint("checkin_id", "step_index", "channel"),)
     id: uuid.UUID = id_field()
-    checkin_id: uuid.UUID = Field(foreign_key="checkin.id", ondelete="CASCADE", index=True)
+    # Looked up through the unique (checkin_id, step_index, channel) index.
+    checkin_id: uuid.UUID = Field(foreign_key="checkin.id", ondelete="CASCADE")
     step_index: int
     channel: str = Field(max_length=8)
     message: str = Field(default="prompt", max_length=12)

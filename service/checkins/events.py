@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,8 @@ from sqlmodel import Session
 
 from i18n.classifier import ReplyKind, classify
 from service.checkins import service as checkins
-from service.checkins.models import AttemptStatus, StaffTask, TaskKind
+from service.checkins.models import AttemptStatus, CheckIn, CheckInState, StaffTask, TaskKind
+from service.common import aware
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
 from service.registry.models import Member, Organization, Resident
 from service.telephony.models import InboundMessage, OutboxMessage, OutboxPurpose, OutboxStatus
@@ -330,6 +332,161 @@ def unprocessed_reply_ids(
             .with_for_update(skip_locked=True)
         ).scalars()
     )
+
+
+def process_reply_batch(session: Session, ids: list[uuid.UUID], now: datetime) -> int:
+    """Act on stored replies in the caller's transaction; the number acted on.
+
+    In a burst after a round, almost every reply is a plain "I'm fine" to a check-in that
+    is still waiting, from a resident with no open case. Those are closed together, a few
+    statements for the whole batch, with the same rows and values ``process_reply`` writes
+    (``tests/checkins/test_deferred_replies.py`` compares the two). Everything else, and
+    any "fine" whose situation is not that plain, goes through ``process_reply``, one at a
+    time, in the order given.
+    """
+    closed = _close_plain_fine_replies(session, ids, now)
+    return len(closed) + sum(process_reply(session, i, now) for i in ids if i not in closed)
+
+
+def _close_plain_fine_replies(
+    session: Session, ids: list[uuid.UUID], now: datetime
+) -> set[uuid.UUID]:
+    """The bulk half of ``process_reply_batch``: the replies it acted on."""
+    if not ids:
+        return set()
+    inbound = InboundMessage.__table__  # type: ignore[attr-defined]
+    checkin = CheckIn.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(
+            inbound.c.id,
+            inbound.c.body,
+            inbound.c.language,
+            inbound.c.received_at,
+            Resident.id.label("resident_id"),
+            Resident.organization_id,
+            Resident.language.label("resident_language"),
+        )
+        .join(Resident, Resident.id == inbound.c.resident_id)
+        .where(inbound.c.id.in_(ids), inbound.c.processed_at.is_(None))
+    ).all()
+    # A resident with two replies in the batch is left to process_reply, which takes them
+    # in the batch's order (a call for help before anything else).
+    per_resident = Counter(row.resident_id for row in rows)
+    replies: dict[uuid.UUID, tuple[Any, Any]] = {}
+    for row in rows:
+        if per_resident[row.resident_id] != 1:
+            continue
+        verdict = classify(row.body, row.language or row.resident_language)
+        if verdict.kind == ReplyKind.FINE:
+            replies[row.resident_id] = (row, verdict)
+    if not replies:
+        return set()
+    residents = list(replies)
+    # The waiting check-ins, locked as process_reply locks them: a sweep escalating one of
+    # them is waited for, and the check-in is then no longer waiting, so it is left out.
+    waiting = session.execute(
+        select(checkin.c.id, checkin.c.resident_id, checkin.c.created_at, checkin.c.flagged)
+        .where(
+            checkin.c.resident_id.in_(residents),
+            checkin.c.state == CheckInState.waiting.value,
+        )
+        .order_by(checkin.c.id)  # one lock order for every worker
+        .with_for_update()
+    ).all()
+    by_resident: dict[uuid.UUID, list[Any]] = {}
+    for row in waiting:
+        by_resident.setdefault(row.resident_id, []).append(row)
+    # Not plain: a newer check-in than the waiting one (the reply may belong to either), or
+    # an open escalation (the reply is a late one, and its member must hear of it).
+    newest: dict[uuid.UUID, datetime] = {}
+    if waiting:
+        for resident_id, created_at in session.execute(
+            select(checkin.c.resident_id, checkin.c.created_at).where(
+                checkin.c.resident_id.in_(residents),
+                checkin.c.state.not_in([CheckInState.superseded.value, CheckInState.waiting.value]),
+                checkin.c.created_at >= min(row.created_at for row in waiting),
+            )
+        ):
+            newest[resident_id] = max(aware(created_at), newest.get(resident_id, aware(created_at)))
+    from service.escalations import service as escalations
+
+    escalated = set(
+        session.execute(
+            select(Escalation.resident_id).where(
+                Escalation.resident_id.in_(residents),  # type: ignore[attr-defined]
+                Escalation.state.in_(escalations.OPEN_STATES),  # type: ignore[attr-defined]
+            )
+        ).scalars()
+    )
+    plain: list[tuple[Any, Any, Any]] = []
+    for resident_id, (reply, verdict) in replies.items():
+        found = by_resident.get(resident_id, [])
+        if len(found) != 1 or resident_id in escalated:
+            continue
+        [current] = found
+        created = aware(current.created_at)
+        # ">=": a check-in of another round started in the same instant would leave it to
+        # chance which of the two the reply answers; process_reply decides such a case.
+        if resident_id in newest and newest[resident_id] >= created:
+            continue
+        if created > aware(reply.received_at):
+            continue
+        plain.append((reply, verdict, current))
+    if not plain:
+        return set()
+    # Claimed as process_reply claims: only if no one else has acted on it meanwhile.
+    claimed = set(
+        session.execute(
+            update(inbound)
+            .where(
+                inbound.c.id.in_([reply.id for reply, _, _ in plain]),
+                inbound.c.processed_at.is_(None),
+            )
+            .values(processed_at=now)
+            .returning(inbound.c.id)
+        ).scalars()
+    )
+    plain = [item for item in plain if item[0].id in claimed]
+    if not plain:
+        return set()
+    session.connection().execute(
+        update(checkin)
+        .where(checkin.c.id == bindparam("checkin_id"))
+        .values(
+            state=CheckInState.ok.value,
+            next_action_at=None,
+            closed_at=now,
+            updated_at=now,
+            last_reply_kind=ReplyKind.FINE.value,
+            replied_at=bindparam("replied_at"),
+        ),
+        [{"checkin_id": c.id, "replied_at": r.received_at} for r, _, c in plain],
+    )
+    session.connection().execute(
+        update(inbound)
+        .where(inbound.c.id == bindparam("inbound_id"))
+        .values(
+            classification=ReplyKind.FINE.value,
+            needs_staff=bindparam("flagged"),
+            organization_id=bindparam("organization_id"),
+        ),
+        [
+            {"inbound_id": r.id, "flagged": bool(c.flagged), "organization_id": r.organization_id}
+            for r, _, c in plain
+        ],
+    )
+    for reply, verdict, current in plain:
+        escalations.timeline(
+            session,
+            resident_id=reply.resident_id,
+            organization_id=reply.organization_id,
+            kind="reply.sms",
+            at=reply.received_at,
+            inbound_id=reply.id,
+            checkin_id=current.id,
+            detail={"class": verdict.kind.value, "matched": verdict.matched},
+        )
+    return claimed
 
 
 def process_reply(session: Session, inbound_id: uuid.UUID, now: datetime) -> bool:

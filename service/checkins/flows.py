@@ -45,7 +45,7 @@ def process_replies(
             if not ids:
                 break
             try:
-                done += sum(events.process_reply(session, i, now) for i in ids)
+                done += events.process_reply_batch(session, ids, now)
                 session.commit()
                 continue
             except Exception:

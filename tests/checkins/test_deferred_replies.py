@@ -366,3 +366,126 @@ def test_replies_that_keep_failing_hold_up_no_other(world, monkeypatch):
     assert _checkins(world, "R1")[0].state == CheckInState.needs_help
     failing = [r for r in _inbound(world) if r.from_phone == "+819010000002"]
     assert [(r.processed_at, r.needs_staff) for r in failing] == [(None, True), (None, True)]
+
+
+def _acted_on(world, key):
+    """What acting on a resident's replies left behind, without ids or the resident."""
+    resident_id = world.residents[key]
+    [checkin] = _checkins(world, key)
+    with world.session() as s:
+        replies = s.exec(
+            select(InboundMessage)
+            .where(InboundMessage.resident_id == resident_id)
+            .order_by(InboundMessage.received_at)
+        ).all()
+        timeline = s.exec(
+            select(TimelineEvent)
+            .where(TimelineEvent.resident_id == resident_id)
+            .order_by(TimelineEvent.at, TimelineEvent.kind)
+        ).all()
+        others = [
+            len(s.exec(select(model).where(model.resident_id == resident_id)).all())
+            for model in (Escalation, StaffTask, OutboxMessage)
+        ]
+    own = {None, checkin.id} | {r.id for r in replies}
+    assert all(e.checkin_id in own and e.inbound_id in own for e in timeline)
+    return {
+        "checkin": (
+            checkin.state,
+            checkin.step_index,
+            checkin.next_action_at,
+            checkin.closed_at,
+            checkin.replied_at,
+            checkin.last_reply_kind,
+            checkin.flagged,
+            checkin.escalation_id,
+            checkin.updated_at,
+        ),
+        "replies": [
+            (r.body, r.classification, r.needs_staff, r.processed_at, r.organization_id)
+            for r in replies
+        ],
+        "timeline": [
+            (e.kind, e.at, e.detail, e.checkin_id is not None, e.inbound_id is not None)
+            for e in timeline
+        ],
+        "others": others,
+    }
+
+
+def test_plain_fine_replies_closed_together_leave_what_one_at_a_time_leaves(world, monkeypatch):
+    """The bulk close of plain "fine" replies writes the same rows and values as
+    ``process_reply``: R1 and R3 go through it, R2 and R4 (the same story) one at a time."""
+    residents = [(f"R{n}", f"090-1000-000{n}", "ja") for n in (1, 2, 3, 4)]
+    _setup(world, *residents)
+    phones = {f"R{n}": f"+81901000000{n}" for n in (1, 2, 3, 4)}
+    for key in ("R3", "R4"):  # an unclear reply first: the check-in is flagged for staff
+        world.sms(phones[key], "えーと", act=False)
+    flows.process_replies(world.engine, world.clock.now)
+    world.clock.advance(minutes=2)
+    for key in ("R1", "R2", "R3", "R4"):
+        world.sms(phones[key], "1", act=False)
+    world.clock.advance(seconds=2)
+    ids = {row.from_phone: row.id for row in _inbound(world) if row.processed_at is None}
+
+    one_at_a_time: list[str] = []
+    real = events.process_reply
+
+    def spy(session, inbound_id, now):
+        one_at_a_time.append(inbound_id)
+        return real(session, inbound_id, now)
+
+    with world.session() as s:
+        for key in ("R2", "R4"):
+            assert events.process_reply(s, ids[phones[key]], world.clock.now())
+        s.commit()
+    monkeypatch.setattr(events, "process_reply", spy)
+    with world.session() as s:
+        together = [ids[phones["R1"]], ids[phones["R3"]]]
+        assert events.process_reply_batch(s, together, world.clock.now()) == 2
+        s.commit()
+    assert one_at_a_time == []  # both were closed by the bulk path
+
+    assert _acted_on(world, "R1")["checkin"][0] == CheckInState.ok
+    assert _acted_on(world, "R3")["replies"][-1][2] is True  # still flagged for staff
+    assert _acted_on(world, "R1") == _acted_on(world, "R2")
+    assert _acted_on(world, "R3") == _acted_on(world, "R4")
+
+
+def test_a_fine_after_a_call_for_help_in_one_batch_does_not_close_the_checkin(world):
+    """Two replies of one resident in one batch are not closed in bulk: the call for help
+    is acted on first, and the "1" after it is a late reply to the case."""
+    _setup(world, ("R1", "090-1000-0001", "ja"), ("R2", "090-1000-0002", "ja"))
+    world.sms(R1, "1", act=False)
+    world.clock.advance(seconds=5)
+    world.sms(R1, "2", act=False)
+    world.sms("+819010000002", "1", act=False)
+    assert flows.process_replies(world.engine, world.clock.now) == 3
+    assert _checkins(world, "R1")[0].state == CheckInState.needs_help
+    assert _checkins(world, "R2")[0].state == CheckInState.ok
+    with world.session() as s:
+        [escalation] = s.exec(select(Escalation)).all()
+        assert escalation.resident_id == world.residents["R1"]
+        replies = s.exec(
+            select(TimelineEvent)
+            .where(TimelineEvent.kind == "reply.sms")
+            .where(TimelineEvent.resident_id == world.residents["R1"])
+        ).all()
+        assert sorted(e.detail["class"] for e in replies) == ["fine", "help"]
+
+
+def test_a_fine_reply_to_a_resident_with_an_open_case_tells_the_member(world):
+    """Not plain: the resident's case is open, so the "1" is a late reply; the check-in of a
+    new round is still closed by it, and the member who holds the case hears of it."""
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    world.sms(R1, "2")  # help: escalated, the member alerted
+    world.clock.advance(minutes=1)
+    flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
+    world.tick(minutes=1)
+    before = len(world.sent_to("+818030000001"))
+    world.clock.advance(minutes=1)
+    world.sms(R1, "1")
+    assert [c.state for c in _checkins(world, "R1")] == [CheckInState.needs_help, CheckInState.ok]
+    assert len(world.sent_to("+818030000001")) == before + 1  # the late-reply notice

@@ -141,11 +141,11 @@ def take_replies(forms: list[dict[str, str]], now: datetime | None = None) -> Ba
             connection.execute(insert(OutboxMessage.__table__), outbox_rows)  # type: ignore[attr-defined]
         session.commit()
     result.stored = len(inbound_rows)
-    for i in mine:
+    for row in inbound_rows:
         log.info(
             "inbound sms from %s",
-            mask_phone(forms[i]["From"]),
-            extra={"event": "webhook.sms", "sid": forms[i]["MessageSid"]},
+            mask_phone(row["from_phone"]),
+            extra={"event": "webhook.sms", "sid": row["message_sid"]},
         )
     for phone in result.capped:
         log.warning("not replying to %s: per-recipient cap", mask_phone(phone))
@@ -216,7 +216,10 @@ class SmsIntake:
                 )
                 answers = [None] * len(batch)
             for waiting, answer in zip(batch, answers, strict=True):
-                waiting.loop.call_soon_threadsafe(_settle, waiting.future, answer)
+                try:
+                    waiting.loop.call_soon_threadsafe(_settle, waiting.future, answer)
+                except RuntimeError:  # its event loop has closed: nobody is waiting
+                    log.warning("an SMS webhook's event loop closed before its answer")
 
 
 def _settle(future: asyncio.Future[str | None], answer: str | None) -> None:

@@ -381,6 +381,24 @@ def _close_plain_fine_replies(
             replies[row.resident_id] = (row, verdict)
     if not replies:
         return set()
+    # Claimed first, as process_reply claims (only if no one else has acted on it). The
+    # claim is this transaction's first write: on SQLite it takes the database's write lock,
+    # so nothing the reads below see can change before the commit (FOR UPDATE, which does
+    # the same for the check-ins on PostgreSQL, is a no-op there).
+    claimed = set(
+        session.execute(
+            update(inbound)
+            .where(
+                inbound.c.id.in_([reply.id for reply, _ in replies.values()]),
+                inbound.c.processed_at.is_(None),
+            )
+            .values(processed_at=now)
+            .returning(inbound.c.id)
+        ).scalars()
+    )
+    replies = {key: value for key, value in replies.items() if value[0].id in claimed}
+    if not replies:
+        return set()
     residents = list(replies)
     # The waiting check-ins, locked as process_reply locks them: a sweep escalating one of
     # them is waited for, and the check-in is then no longer waiting, so it is left out.
@@ -432,26 +450,20 @@ def _close_plain_fine_replies(
         if created > aware(reply.received_at):
             continue
         plain.append((reply, verdict, current))
-    if not plain:
-        return set()
-    # Claimed as process_reply claims: only if no one else has acted on it meanwhile.
-    claimed = set(
+    acted = {reply.id for reply, _, _ in plain}
+    if claimed - acted:
+        # Not plain after all: released within this transaction, for process_reply.
         session.execute(
-            update(inbound)
-            .where(
-                inbound.c.id.in_([reply.id for reply, _, _ in plain]),
-                inbound.c.processed_at.is_(None),
-            )
-            .values(processed_at=now)
-            .returning(inbound.c.id)
-        ).scalars()
-    )
-    plain = [item for item in plain if item[0].id in claimed]
+            update(inbound).where(inbound.c.id.in_(list(claimed - acted))).values(processed_at=None)
+        )
     if not plain:
         return set()
-    session.connection().execute(
+    closed = session.connection().execute(
         update(checkin)
-        .where(checkin.c.id == bindparam("checkin_id"))
+        .where(
+            checkin.c.id == bindparam("checkin_id"),
+            checkin.c.state == CheckInState.waiting.value,
+        )
         .values(
             state=CheckInState.ok.value,
             next_action_at=None,
@@ -462,6 +474,10 @@ def _close_plain_fine_replies(
         ),
         [{"checkin_id": c.id, "replied_at": r.received_at} for r, _, c in plain],
     )
+    if session.connection().dialect.supports_sane_multi_rowcount and closed.rowcount != len(plain):
+        # Cannot happen under the locks above; if it does, nothing of the batch is kept and
+        # process_replies acts on each reply alone.
+        raise RuntimeError("a check-in closed in bulk was no longer waiting")
     session.connection().execute(
         update(inbound)
         .where(inbound.c.id == bindparam("inbound_id"))
@@ -486,7 +502,7 @@ def _close_plain_fine_replies(
             checkin_id=current.id,
             detail={"class": verdict.kind.value, "matched": verdict.matched},
         )
-    return claimed
+    return acted
 
 
 def process_reply(session: Session, inbound_id: uuid.UUID, now: datetime) -> bool:

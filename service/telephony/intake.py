@@ -77,6 +77,7 @@ class _Waiting:
     """One request waiting for its batch's commit."""
 
     form: dict[str, str]
+    received_at: datetime
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[str | None]
 
@@ -91,8 +92,13 @@ class BatchResult:
     capped: list[str] = field(default_factory=list)
 
 
-def take_replies(forms: list[dict[str, str]], now: datetime | None = None) -> BatchResult:
+def take_replies(
+    forms: list[dict[str, str]], received: list[datetime] | None = None
+) -> BatchResult:
     """Store and answer the residents' replies among ``forms`` in one transaction.
+
+    ``received`` is when each request came in (default: now), the time the reply keeps:
+    a resident's replies are acted on in the order they arrived, as the route keeps them.
 
     Each answer is the TwiML the route would have given the same form, one at a time and
     in this order: the thanks (or question) in the resident's language, an empty answer
@@ -100,7 +106,8 @@ def take_replies(forms: list[dict[str, str]], now: datetime | None = None) -> Ba
     A form from anyone but a sole resident gets ``None``, and so does every form if the
     transaction fails: nothing of the batch is then written, and the route takes each.
     """
-    now = now or get_clock().now()
+    now = get_clock().now()
+    received = received or [now] * len(forms)
     answers: list[str | None] = [None] * len(forms)
     result = BatchResult(answers)
     with Session(get_engine()) as session:
@@ -126,14 +133,14 @@ def take_replies(forms: list[dict[str, str]], now: datetime | None = None) -> Ba
                 continue
             new.discard(sid)  # the same MessageSid twice in one batch: the second is a repeat
             sender = senders[phone]
-            row, reply, locale = events.resident_reply_row(form, sender, now)
+            row, reply, locale = events.resident_reply_row(form, sender, received[i])
             inbound_rows.append(row)
             if counts[phone] >= cap:
                 result.capped.append(phone)
                 reply = None
             else:
                 counts[phone] += 1
-                outbox_rows.append(_answer_row(sender, phone, reply, locale, now))
+                outbox_rows.append(_answer_row(sender, phone, reply, locale, received[i]))
             answers[i] = twiml.sms_reply(reply)
         if inbound_rows:
             connection.execute(insert(InboundMessage.__table__), inbound_rows)  # type: ignore[attr-defined]
@@ -183,7 +190,7 @@ class SmsIntake:
     async def take(self, form: dict[str, str]) -> str | None:
         """The TwiML answer once the reply is committed; ``None``: let the route take it."""
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(form, loop, loop.create_future())
+        waiting = _Waiting(form, get_clock().now(), loop, loop.create_future())
         self._ensure_thread()
         self._queue.put(waiting)
         return await waiting.future
@@ -209,7 +216,8 @@ class SmsIntake:
             self.batches += 1
             self.largest_batch = max(self.largest_batch, len(batch))
             try:
-                answers = take_replies([w.form for w in batch]).answers
+                forms = [w.form for w in batch]
+                answers = take_replies(forms, [w.received_at for w in batch]).answers
             except Exception:
                 log.exception(
                     "could not take a batch of %d SMS; each goes to the route", len(batch)

@@ -489,3 +489,61 @@ def test_a_fine_reply_to_a_resident_with_an_open_case_tells_the_member(world):
     world.sms(R1, "1")
     assert [c.state for c in _checkins(world, "R1")] == [CheckInState.needs_help, CheckInState.ok]
     assert len(world.sent_to("+818030000001")) == before + 1  # the late-reply notice
+
+
+def test_a_sweep_cannot_escalate_a_checkin_between_the_bulk_close_reading_and_writing_it(world):
+    """The sweep listed the check-in as due just before the resident's "1" was stored, and
+    escalates it while the bulk close is deciding. Either may go first, but never both: a
+    check-in closed as fine with an open case for the same silence (on SQLite the bulk
+    close holds the write lock from its claim on; on PostgreSQL, the check-in's row lock)."""
+    from sqlalchemy import update as sql_update
+
+    from service.checkins.service import advance_checkins
+
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    [checkin] = _checkins(world, "R1")
+    now = world.clock.now()
+    with world.session() as s:  # on its last step and due: the sweep's next step escalates
+        s.execute(
+            sql_update(CheckIn)
+            .where(CheckIn.id == checkin.id)
+            .values(step_index=len(checkin.plan) - 1, next_action_at=now - timedelta(seconds=1))
+        )
+        s.commit()
+    world.sms(R1, "1", act=False)
+    [reply] = _inbound(world)
+
+    swept: list[int] = []
+
+    def sweep() -> None:
+        with world.session() as s:
+            swept.append(advance_checkins(s, [checkin.id], now))
+            s.commit()
+
+    sweeper = threading.Thread(target=sweep)
+    session = world.session()
+    real_execute = session.execute
+
+    def execute(statement, *args, **kwargs):
+        result = real_execute(statement, *args, **kwargs)
+        if "FROM escalation" in str(statement) and not sweeper.is_alive() and not swept:
+            sweeper.start()  # the sweep runs now, in its own thread and transaction
+            sweeper.join(1.0)  # it finishes, or waits for this transaction's locks
+        return result
+
+    session.execute = execute  # type: ignore[method-assign]
+    try:
+        acted = events.process_reply_batch(session, [reply.id], now)
+        session.commit()
+    finally:
+        session.close()
+    sweeper.join(30)
+    assert acted == 1
+    [after] = _checkins(world, "R1")
+    with world.session() as s:
+        open_cases = s.exec(select(Escalation).where(Escalation.resident_id == after.resident_id))
+        cases = [e for e in open_cases if e.state in ("alerting", "acknowledged", "exhausted")]
+    if after.state == CheckInState.ok:
+        assert cases == [] and swept == [0]  # the reply went first; the sweep found it closed
+    else:
+        assert after.state == CheckInState.no_reply and len(cases) == 1  # the sweep went first

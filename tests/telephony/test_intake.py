@@ -13,8 +13,10 @@ fails writes nothing, and its requests are still answered, by the route.
 from __future__ import annotations
 
 import asyncio
+import uuid
 import xml.etree.ElementTree as ET
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -23,8 +25,10 @@ from sqlmodel import Session
 
 from i18n.render import render
 from scheduler.jobs import process_replies
+from service.checkins import events
 from service.checkins.models import CheckInState
 from service.config import get_settings
+from service.registry.models import Resident
 from service.telephony import intake
 from service.telephony.models import (
     InboundMessage,
@@ -261,3 +265,35 @@ def test_a_forged_reply_is_refused_by_the_route_and_changes_nothing(world: World
     response = world.client.post("/twilio/sms", data=params, headers=headers)
     assert response.status_code == 403
     assert counts(world.engine) == before
+
+
+def test_a_residents_replies_in_one_batch_are_acted_on_in_the_order_they_came(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    """Each reply keeps the time its request came in, not the batch's: "START" then "STOP"
+    in one batch leaves the resident opted out, even when the later row has the smaller id
+    (ids are random; this one is pinned)."""
+    world.resident("R", phone(1)[0])
+    start_round_for(world, "R")
+    world.tick()
+    world.sms(phone(1)[1], "STOP")
+    world.sms(phone(1)[1], "START")  # back in
+    ids = iter([uuid.UUID(int=2), uuid.UUID(int=1)])
+    real = events.resident_reply_row
+
+    def pinned(*args: Any, **kwargs: Any) -> Any:
+        row, reply, locale = real(*args, **kwargs)
+        return {**row, "id": next(ids)}, reply, locale
+
+    monkeypatch.setattr(events, "resident_reply_row", pinned)
+    came = world.clock.now()
+    forms = [form("SM-a", phone(1)[1], "START"), form("SM-b", phone(1)[1], "STOP")]
+    intake.take_replies(forms, [came, came + timedelta(milliseconds=3)])
+    monkeypatch.undo()
+    a, b = (r for r in inbound_rows(world) if r.message_sid in ("SM-a", "SM-b"))
+    assert (a.message_sid, b.message_sid) == ("SM-a", "SM-b")
+    assert b.received_at > a.received_at and b.id < a.id
+    process_replies(world.ctx)
+    with Session(world.engine) as s:
+        resident = s.get(Resident, world.residents["R"])
+        assert resident is not None and resident.status == "opted_out"

@@ -7,6 +7,7 @@ XML and assert on it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from twilio.twiml.messaging_response import MessagingResponse
@@ -54,8 +55,12 @@ def _speak(target: VoiceResponse | Gather, prompt: PromptLike) -> None:
         target.say(prompt.text, voice=prompt.voice or None, language=prompt.say_language or None)
 
 
+@lru_cache(maxsize=1024)
 def sms_reply(body: str | None) -> str:
-    """Reply to an inbound SMS; ``None`` acknowledges without sending anything back."""
+    """Reply to an inbound SMS; ``None`` acknowledges without sending anything back.
+
+    Cached: a burst of replies gets a handful of different answers (one per reply kind,
+    language and organization), each built once."""
     response = MessagingResponse()
     if body is not None:
         response.message(body)

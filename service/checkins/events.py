@@ -15,7 +15,14 @@ from sqlmodel import Session
 
 from i18n.classifier import ReplyKind, classify
 from service.checkins import service as checkins
-from service.checkins.models import AttemptStatus, CheckIn, CheckInState, StaffTask, TaskKind
+from service.checkins.models import (
+    AttemptStatus,
+    CheckIn,
+    CheckInState,
+    StaffTask,
+    TaskKind,
+    TimelineEvent,
+)
 from service.common import aware
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
 from service.registry.models import Member, Organization, Resident
@@ -491,17 +498,27 @@ def _close_plain_fine_replies(
             for r, _, c in plain
         ],
     )
-    for reply, verdict, current in plain:
-        escalations.timeline(
-            session,
-            resident_id=reply.resident_id,
-            organization_id=reply.organization_id,
-            kind="reply.sms",
-            at=reply.received_at,
-            inbound_id=reply.id,
-            checkin_id=current.id,
-            detail={"class": verdict.kind.value, "matched": verdict.matched},
-        )
+    # The timeline rows escalations.timeline would add, as one insert.
+    session.connection().execute(
+        insert(TimelineEvent.__table__),  # type: ignore[attr-defined]
+        [
+            {
+                "id": uuid.uuid4(),
+                "organization_id": reply.organization_id,
+                "resident_id": reply.resident_id,
+                "at": reply.received_at,
+                "kind": "reply.sms",
+                "checkin_id": current.id,
+                "escalation_id": None,
+                "outbox_id": None,
+                "inbound_id": reply.id,
+                "member_id": None,
+                "actor": None,
+                "detail": {"class": verdict.kind.value, "matched": verdict.matched},
+            }
+            for reply, verdict, current in plain
+        ],
+    )
     return acted
 
 

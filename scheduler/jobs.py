@@ -127,12 +127,15 @@ def run_all_once(ctx: JobContext) -> None:
 
 
 # (id, function, seconds between runs). APScheduler holds only these. Residents' replies are
-# acted on every second (the SMS webhook answers them at once and stores them). The deadline sweep
+# acted on four times a second (the SMS webhook answers them at once and stores them): in a
+# burst, a quarter second's replies are a short run of work, where a second's were a long
+# one that took the CPU from the webhooks beside it (tests/bench/bench_telephony.py); an idle
+# run is one indexed query. The deadline sweep
 # runs every second too: a step is taken within 5 s of its deadline even when thousands fall
 # due at once (tests/bench/bench_rounds.py; at 2 s, SQLite was at the limit), and an idle run is
 # a few indexed queries. A run that takes longer is followed by the next, never overlapped.
 JOBS = (
-    ("process_replies", process_replies, 1),
+    ("process_replies", process_replies, 0.25),
     ("start_due_rounds", start_due_rounds, 15),
     ("sweep_due_deadlines", sweep_due_deadlines, 1),
     ("dispatch_outbox", dispatch_outbox, 1),

@@ -13,7 +13,19 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, DateTime, Table, and_, exists, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    Table,
+    and_,
+    cast,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlmodel import Session
 
 from i18n.classifier import Classification, ReplyKind, classify
@@ -124,14 +136,20 @@ def resident_plan(
     return out
 
 
+# Plain values: a fan-out compares 100,000 residents with them, and an enum member is looked
+# up through a descriptor on every use.
+_MOBILE = PhoneKind.mobile.value
+_MOVED_OUT = ResidentStatus.moved_out.value
+_AWAY = ResidentStatus.away.value
+_OPTED_OUT = ResidentStatus.opted_out.value
+
+
 def pick_number(resident: Any, channel: str) -> str | None:
     if channel == "sms":
-        for phone, kind in (
-            (resident.phone, resident.phone_kind),
-            (resident.phone2, resident.phone2_kind),
-        ):
-            if phone and kind == PhoneKind.mobile:
-                return phone
+        if resident.phone and resident.phone_kind == _MOBILE:
+            return resident.phone
+        if resident.phone2 and resident.phone2_kind == _MOBILE:
+            return resident.phone2
         return None
     return resident.phone or resident.phone2
 
@@ -139,15 +157,12 @@ def pick_number(resident: Any, channel: str) -> str | None:
 def eligible(resident: Any, today: date) -> tuple[bool, str | None]:
     """(contact by phone?, reason for the visit list instead). Away and moved-out residents
     are outside the round; everyone else is either contacted or visited."""
-    if resident.status == ResidentStatus.moved_out:
+    status = resident.status
+    if status == _MOVED_OUT:
         return False, None
-    if (
-        resident.status == ResidentStatus.away
-        and resident.away_until
-        and resident.away_until >= today
-    ):
+    if status == _AWAY and resident.away_until and resident.away_until >= today:
         return False, None
-    if resident.status == ResidentStatus.opted_out:
+    if status == _OPTED_OUT:
         return False, "opted_out"
     if resident.consent_at is None:
         return False, "no_consent"
@@ -283,11 +298,26 @@ def _fan_out_chunk(
         Resident.away_until,
         Resident.consent_at,
     ]
+    _lock_fan_out(session, round_)
     already = exists().where(CheckIn.round_id == round_.id, CheckIn.resident_id == Resident.id)
-    query = select(*columns).where(_target_filter(round_), ~already)
+    # Whether the resident has another round's check-in still waiting (superseded below).
+    # Asked per resident in the select, through the (resident_id, state) index: an UPDATE
+    # over the chunk's 5,000 ids made PostgreSQL scan every waiting check-in, this round's
+    # included, once per chunk.
+    waiting_elsewhere = (
+        exists()
+        .where(
+            CheckIn.resident_id == Resident.id,
+            CheckIn.state == CheckInState.waiting,
+            CheckIn.round_id != round_.id,
+        )
+        .label("waiting_elsewhere")
+    )
+    query = select(*columns, waiting_elsewhere).where(_target_filter(round_), ~already)
     if after is not None:
         query = query.where(Resident.id > after)
-    rows = session.execute(query.order_by(Resident.id).limit(limit)).all()
+    # Through the connection, not the ORM: plain rows, no ORM loading machinery per row.
+    rows = session.connection().execute(query.order_by(Resident.id).limit(limit)).all()
     if not rows:
         return 0, after
     quiet = not round_.override_quiet_hours and in_quiet_hours(
@@ -299,6 +329,7 @@ def _fan_out_chunk(
     outbox: list[dict[str, Any]] = []
     visits: list[tuple[uuid.UUID, uuid.UUID, str]] = []
     bodies: dict[tuple[str, str], str] = {}
+    plans: dict[tuple[Any, Any, Any], list[dict[str, Any]]] = {}
     skipped = 0
     for resident in rows:
         contact, visit_reason = eligible(resident, today)
@@ -341,9 +372,12 @@ def _fan_out_chunk(
             )
             visits.append((resident.id, checkin_id, visit_reason or "visit"))
             continue
-        plan = resident_plan(
-            round_.plan, resident.preferred_channel, resident.phone_kind, resident.phone2_kind
-        )
+        # One plan object per kind of resident: shared by their rows (nothing changes a
+        # plan after it is written), so it is also serialized once.
+        plan_key = (resident.preferred_channel, resident.phone_kind, resident.phone2_kind)
+        plan = plans.get(plan_key)
+        if plan is None:
+            plan = plans[plan_key] = resident_plan(round_.plan, *plan_key)
         checkins.append(
             {
                 **base,
@@ -358,25 +392,29 @@ def _fan_out_chunk(
         )
         attempts.append(attempt_row)
         outbox.append(message)
-    ids = [r.id for r in rows]
     # A newer round supersedes a resident's older open check-in, unless it is escalated.
     table = CheckIn.__table__  # type: ignore[attr-defined]
-    superseded = list(
-        session.execute(
-            update(table)
-            .where(
-                table.c.resident_id.in_(ids),
-                table.c.state == CheckInState.waiting.value,
-                table.c.round_id != round_.id,
-            )
-            .values(
-                state=CheckInState.superseded.value,
-                closed_at=now,
-                next_action_at=None,
-                updated_at=now,
-            )
-            .returning(table.c.id)
-        ).scalars()
+    waiting_ids = [r.id for r in rows if r.waiting_elsewhere]
+    superseded = (
+        []
+        if not waiting_ids
+        else list(
+            session.execute(
+                update(table)
+                .where(
+                    table.c.resident_id.in_(waiting_ids),
+                    table.c.state == CheckInState.waiting.value,
+                    table.c.round_id != round_.id,
+                )
+                .values(
+                    state=CheckInState.superseded.value,
+                    closed_at=now,
+                    next_action_at=None,
+                    updated_at=now,
+                )
+                .returning(table.c.id)
+            ).scalars()
+        )
     )
     if superseded:
         _cancel_queued_attempts(session, superseded, now)
@@ -410,6 +448,30 @@ def _fan_out_chunk(
             detail={"why": reason},
         )
     return len(rows), rows[-1].id
+
+
+# Names "a round's fan-out" among PostgreSQL's two-key advisory locks (the second key is
+# the organization); any fixed 32-bit number.
+FAN_OUT_LOCK_CLASS = 0x4D4D4F46
+
+
+def _lock_fan_out(session: Session, round_: Round) -> None:
+    """Hold the organization's fan-out lock until the chunk's transaction ends.
+
+    Two rounds fanning out at once (the morning round and an earthquake broadcast) take
+    turns chunk by chunk, so each chunk sees every check-in the other has written: a
+    resident is never left with two waiting check-ins, each round's chunk not yet seeing
+    the other's. On SQLite the same is the database's write lock, taken here by a first
+    write, before the chunk's residents are read.
+    """
+    if session.connection().dialect.name == "postgresql":
+        key = int.from_bytes(round_.organization_id.bytes[:4], "big", signed=True)
+        lock = func.pg_advisory_xact_lock(cast(FAN_OUT_LOCK_CLASS, Integer), cast(key, Integer))
+        session.execute(select(lock))
+    else:
+        session.execute(
+            update(Round).where(Round.id == round_.id).values(status=Round.status)  # type: ignore[arg-type]
+        )
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -447,18 +509,35 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         connection.execute(insert(table), rows)
         return
     as_json = {c.name for c in table.columns if isinstance(c.type, JSON)} & set(names)
+    to_json = _by_identity(_json)
     statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
     with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
         with cursor.copy(statement) as copy:
             for row in rows:
                 if as_json:
-                    row = {**row, **{n: _json(row[n]) for n in as_json}}
+                    row = {**row, **{n: to_json(row[n]) for n in as_json}}
                 copy.write_row([row[n] for n in names])
+
+
+def _by_identity(convert: Any) -> Any:
+    """``convert`` once per object: a fan-out's rows share a handful of plan objects."""
+    done: dict[int, tuple[Any, Any]] = {}
+
+    def process(value: Any) -> Any:
+        hit = done.get(id(value))
+        if hit is None or hit[0] is not value:  # the object itself is kept, so its id is too
+            hit = done[id(value)] = (value, convert(value))
+        return hit[1]
+
+    return process
 
 
 def _memoized(column_type: Any, processor: Any) -> Any:
     """A timestamp column of a fan-out holds a handful of distinct values (now, the start,
-    the deadline) over thousands of rows: convert each once."""
+    the deadline) over thousands of rows: convert each once. So does a JSON column (the
+    plans, shared by identity)."""
+    if processor is not None and isinstance(column_type, JSON):
+        return _by_identity(processor)
     if processor is None or not isinstance(column_type, DateTime):
         return processor
     done: dict[Any, Any] = {}

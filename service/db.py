@@ -45,6 +45,7 @@ def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-unt
     # residents and their rounds' indexes does not fit in 2 MiB, and a round's fan-out then
     # re-reads index pages from the OS. Memory is taken only as pages are used.
     cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 

@@ -19,10 +19,12 @@ from sqlalchemy import (
     Integer,
     Table,
     and_,
+    case,
     cast,
     exists,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -139,6 +141,8 @@ def resident_plan(
 # Plain values: a fan-out compares 100,000 residents with them, and an enum member is looked
 # up through a descriptor on every use.
 _MOBILE = PhoneKind.mobile.value
+_WAITING = CheckInState.waiting.value
+_QUEUED = AttemptStatus.queued.value
 _MOVED_OUT = ResidentStatus.moved_out.value
 _AWAY = ResidentStatus.away.value
 _OPTED_OUT = ResidentStatus.opted_out.value
@@ -296,14 +300,18 @@ def _fan_out_chunk(
         Resident.preferred_channel,
         Resident.status,
         Resident.away_until,
-        Resident.consent_at,
+        # Only whether it is set matters here (``eligible``); a timestamp would be parsed
+        # for each of a round's residents (on SQLite, from text) to answer that.
+        case((Resident.consent_at.is_(None), None), else_=literal(1)).label("consent_at"),
     ]
-    _lock_fan_out(session, round_)
+    postgres = session.connection().dialect.name == "postgresql"
+    if postgres:
+        _lock_fan_out(session, round_)
     already = exists().where(CheckIn.round_id == round_.id, CheckIn.resident_id == Resident.id)
-    # Whether the resident has another round's check-in still waiting (superseded below).
-    # Asked per resident in the select, through the (resident_id, state) index: an UPDATE
-    # over the chunk's 5,000 ids made PostgreSQL scan every waiting check-in, this round's
-    # included, once per chunk.
+    # PostgreSQL: whether the resident has another round's check-in still waiting (superseded
+    # below), asked per resident in the select, through the (resident_id, state) index. An
+    # UPDATE over the chunk's 5,000 ids made PostgreSQL scan every waiting check-in, this
+    # round's included, once per chunk. SQLite does that UPDATE well and takes it as is.
     waiting_elsewhere = (
         exists()
         .where(
@@ -313,7 +321,9 @@ def _fan_out_chunk(
         )
         .label("waiting_elsewhere")
     )
-    query = select(*columns, waiting_elsewhere).where(_target_filter(round_), ~already)
+    if postgres:
+        columns.append(waiting_elsewhere)
+    query = select(*columns).where(_target_filter(round_), ~already)
     if after is not None:
         query = query.where(Resident.id > after)
     # Through the connection, not the ORM: plain rows, no ORM loading machinery per row.
@@ -330,14 +340,15 @@ def _fan_out_chunk(
     visits: list[tuple[uuid.UUID, uuid.UUID, str]] = []
     bodies: dict[tuple[str, str], str] = {}
     plans: dict[tuple[Any, Any, Any], list[dict[str, Any]]] = {}
+    organization_id, round_id = round_.organization_id, round_.id  # read once, not per row
     skipped = 0
     for resident in rows:
         contact, visit_reason = eligible(resident, today)
         checkin_id = uuid.uuid4()
         base = {
             "id": checkin_id,
-            "organization_id": round_.organization_id,
-            "round_id": round_.id,
+            "organization_id": organization_id,
+            "round_id": round_id,
             "resident_id": resident.id,
             "step_index": 0,
             "flagged": False,
@@ -381,7 +392,7 @@ def _fan_out_chunk(
         checkins.append(
             {
                 **base,
-                "state": CheckInState.waiting.value,
+                "state": _WAITING,
                 "plan": plan,
                 "next_action_at": start_at + timedelta(minutes=plan[0]["wait_minutes"]),
                 "closed_at": None,
@@ -394,7 +405,7 @@ def _fan_out_chunk(
         outbox.append(message)
     # A newer round supersedes a resident's older open check-in, unless it is escalated.
     table = CheckIn.__table__  # type: ignore[attr-defined]
-    waiting_ids = [r.id for r in rows if r.waiting_elsewhere]
+    waiting_ids = [r.id for r in rows if r.waiting_elsewhere] if postgres else [r.id for r in rows]
     superseded = (
         []
         if not waiting_ids
@@ -456,22 +467,18 @@ FAN_OUT_LOCK_CLASS = 0x4D4D4F46
 
 
 def _lock_fan_out(session: Session, round_: Round) -> None:
-    """Hold the organization's fan-out lock until the chunk's transaction ends.
+    """PostgreSQL: hold the organization's fan-out lock until the chunk's transaction ends.
 
     Two rounds fanning out at once (the morning round and an earthquake broadcast) take
-    turns chunk by chunk, so each chunk sees every check-in the other has written: a
-    resident is never left with two waiting check-ins, each round's chunk not yet seeing
-    the other's. On SQLite the same is the database's write lock, taken here by a first
-    write, before the chunk's residents are read.
+    turns chunk by chunk, so each chunk reads, under the lock, every check-in the other has
+    written: a resident is never left with two waiting check-ins. (SQLite needs no such
+    lock: there the supersede UPDATE is the chunk's first write, and from it on the chunk
+    holds the database's write lock. Taking that lock earlier, before the chunk's residents
+    are read, would keep every other writer, webhooks included, out for most of a fan-out.)
     """
-    if session.connection().dialect.name == "postgresql":
-        key = int.from_bytes(round_.organization_id.bytes[:4], "big", signed=True)
-        lock = func.pg_advisory_xact_lock(cast(FAN_OUT_LOCK_CLASS, Integer), cast(key, Integer))
-        session.execute(select(lock))
-    else:
-        session.execute(
-            update(Round).where(Round.id == round_.id).values(status=Round.status)  # type: ignore[arg-type]
-        )
+    key = int.from_bytes(round_.organization_id.bytes[:4], "big", signed=True)
+    lock = func.pg_advisory_xact_lock(cast(FAN_OUT_LOCK_CLASS, Integer), cast(key, Integer))
+    session.execute(select(lock))
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -618,7 +625,7 @@ def _attempt_rows(
         "channel": channel,
         "message": step.get("message", "prompt"),
         "phone": phone,
-        "status": AttemptStatus.queued.value,
+        "status": _QUEUED,
         "sid": None,
         "error_code": None,
         "created_at": now,

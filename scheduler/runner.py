@@ -16,10 +16,32 @@ log = logging.getLogger(__name__)
 STANDBY_POLL_SECONDS = 2.0
 
 
+# Jobs that run until their work is done, on a short interval: a tick that finds the last
+# run still busy is expected (the running one takes what that tick would have), not news.
+LONG_RUNNING_OK = frozenset({"process_replies"})
+
+
+class _ExpectedOverlap(logging.Filter):
+    """Drops APScheduler's "skipped: maximum number of running instances reached" warning
+    for the jobs above; it would otherwise be logged four times a second in a burst."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "maximum number of running instances" not in str(record.msg):
+            return True
+        job = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return getattr(job, "id", None) not in LONG_RUNNING_OK
+
+
+_OVERLAP_FILTER = _ExpectedOverlap()
+
+
 def build_scheduler(ctx: JobContext) -> BackgroundScheduler:
     # coalesce: after downtime a job runs once, not once per missed interval: the sweep
     # itself processes everything overdue, in deadline order. misfire_grace_time: a run that
     # is late by up to a minute still runs; later than that, the next interval covers it.
+    apscheduler_log = logging.getLogger("apscheduler.scheduler")
+    if _OVERLAP_FILTER not in apscheduler_log.filters:
+        apscheduler_log.addFilter(_OVERLAP_FILTER)
     scheduler = BackgroundScheduler(
         timezone="UTC",
         executors={"default": ThreadPoolExecutor(max_workers=4)},

@@ -1187,6 +1187,31 @@ def record_reply_sent(
     row already sent, so the timeline shows it and it counts against the recipient's cap."""
     if organization_id is None:
         return
+    row = reply_sent_row(
+        organization_id=organization_id,
+        to_phone=to_phone,
+        body=body,
+        locale=locale,
+        resident_id=resident_id,
+        member_id=member_id,
+        now=now,
+    )
+    # A plain INSERT on the session's connection (the SMS webhook's hot path has no ORM
+    # objects to flush); it commits or rolls back with the caller's transaction.
+    session.connection().execute(insert(OutboxMessage.__table__), [row])  # type: ignore[attr-defined]
+
+
+def reply_sent_row(
+    *,
+    organization_id: uuid.UUID,
+    to_phone: str,
+    body: str,
+    locale: str,
+    resident_id: uuid.UUID | None,
+    member_id: uuid.UUID | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The outbox row of a TwiML answer: an SMS already sent (``record_reply_sent``)."""
     row = outbox_row(
         organization_id=organization_id,
         channel=OutboxChannel.sms,
@@ -1198,9 +1223,7 @@ def record_reply_sent(
         now=now,
     )
     row.update(member_id=member_id, status=OutboxStatus.sent.value, sent_at=now, final_at=now)
-    # A plain INSERT on the session's connection (the SMS webhook's hot path has no ORM
-    # objects to flush); it commits or rolls back with the caller's transaction.
-    session.connection().execute(insert(OutboxMessage.__table__), [row])  # type: ignore[attr-defined]
+    return row
 
 
 # --- Attempts and delivery ------------------------------------------------------------------------

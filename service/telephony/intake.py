@@ -39,6 +39,7 @@ from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 
 from service.checkins import events
+from service.checkins import service as checkins
 from service.clock import get_clock
 from service.config import get_settings
 from service.db import get_engine
@@ -46,12 +47,9 @@ from service.privacy import mask_phone
 from service.telephony import twiml
 from service.telephony.models import (
     InboundMessage,
-    OutboxChannel,
     OutboxMessage,
-    OutboxPurpose,
-    OutboxStatus,
 )
-from service.telephony.outbox import outbox_row, recent_sms_counts
+from service.telephony.outbox import recent_sms_counts
 from service.telephony.signature import SIGNATURE_HEADER, route_path, signed_url_for_scope
 from service.telephony.webhooks import first_time_many
 
@@ -140,7 +138,17 @@ def take_replies(
                 reply = None
             else:
                 counts[phone] += 1
-                outbox_rows.append(_answer_row(sender, phone, reply, locale, received[i]))
+                outbox_rows.append(
+                    checkins.reply_sent_row(
+                        organization_id=sender.organization_id,
+                        to_phone=phone,
+                        body=reply,
+                        locale=locale,
+                        resident_id=sender.resident_id,
+                        member_id=None,
+                        now=received[i],
+                    )
+                )
             answers[i] = twiml.sms_reply(reply)
         if inbound_rows:
             connection.execute(insert(InboundMessage.__table__), inbound_rows)  # type: ignore[attr-defined]
@@ -157,24 +165,6 @@ def take_replies(
     for phone in result.capped:
         log.warning("not replying to %s: per-recipient cap", mask_phone(phone))
     return result
-
-
-def _answer_row(
-    sender: events.SoleResident, phone: str, reply: str, locale: str, now: datetime
-) -> dict[str, Any]:
-    """The TwiML answer, stored as an SMS already sent (``checkins.record_reply_sent``)."""
-    row = outbox_row(
-        organization_id=sender.organization_id,
-        channel=OutboxChannel.sms,
-        purpose=OutboxPurpose.resident_notice,
-        to_phone=phone,
-        body=reply,
-        locale=locale,
-        resident_id=sender.resident_id,
-        now=now,
-    )
-    row.update(status=OutboxStatus.sent.value, sent_at=now, final_at=now)
-    return row
 
 
 class SmsIntake:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import xml.etree.ElementTree as ET
 from datetime import timedelta
 from typing import Any
 
@@ -44,18 +43,13 @@ from tests.telephony.worlds import (
     OUR_NUMBER,
     checkin_of,
     counts,
+    messages_in,
     outbox_to,
     signed_headers,
     start_round_for,
 )
 
 ORG = "輪島市社会福祉協議会"
-
-
-def messages_in(twiml: str) -> list[str]:
-    root = ET.fromstring(twiml.encode("utf-8"))
-    assert root.tag == "Response"
-    return [el.text or "" for el in root.iter("Message")]
 
 
 def phone(n: int) -> tuple[str, str]:

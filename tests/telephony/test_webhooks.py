@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -48,18 +47,13 @@ from tests.telephony.worlds import (
     checkin_of,
     counts,
     message_row,
+    messages_in,
     outbox_to,
     signed_headers,
     snapshot,
 )
 
 ORG = "輪島市社会福祉協議会"
-
-
-def messages_in(twiml: str) -> list[str]:
-    root = ET.fromstring(twiml.encode("utf-8"))
-    assert root.tag == "Response"
-    return [el.text or "" for el in root.iter("Message")]
 
 
 def route_requests(cw: CheckinWorld) -> dict[str, tuple[str, dict[str, str]]]:

@@ -8,6 +8,7 @@ from there so both suites build the same council, clock and console provider.
 from __future__ import annotations
 
 import uuid
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,13 @@ COUNTED = {
     "escalation": Escalation,
     "alert": Alert,
 }
+
+
+def messages_in(twiml: str) -> list[str]:
+    """The texts of a TwiML answer's <Message> elements."""
+    root = ET.fromstring(twiml.encode("utf-8"))
+    assert root.tag == "Response"
+    return [el.text or "" for el in root.iter("Message")]
 
 
 def counts(engine: Engine) -> dict[str, int]:

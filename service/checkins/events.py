@@ -224,16 +224,7 @@ def sole_resident_sender(session: Session, phone: str) -> SoleResident | None:
     """The resident who sent an SMS, if exactly one has that number. None for a member, a
     stranger or a shared phone: whose reply it is, and so its answer, depends on who is
     waiting, and those are routed inside the request (``on_inbound_sms``)."""
-    rows = session.connection().execute(_SENDER, {"phone": phone}).all()
-    return SoleResident(*rows[0]) if len(rows) == 1 else None
-
-
-_SENDER = (
-    select(Resident.id, Resident.organization_id, Resident.language, Organization.name)
-    .join(Organization, Organization.id == Resident.organization_id)
-    .where(or_(Resident.phone == bindparam("phone"), Resident.phone2 == bindparam("phone")))
-    .limit(2)
-)
+    return sole_resident_senders(session.connection(), [phone]).get(phone)
 
 
 def sole_resident_senders(

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -403,8 +404,10 @@ def _fan_out_chunk(
         )
         attempts.append(attempt_row)
         outbox.append(message)
-    # A newer round supersedes a resident's older open check-in, unless it is escalated.
+    # A newer round supersedes a resident's older open check-in, unless it is escalated;
+    # never the other way round (see _taken_over).
     table = CheckIn.__table__  # type: ignore[attr-defined]
+    newer = _newer_rounds(round_)
     waiting_ids = [r.id for r in rows if r.waiting_elsewhere] if postgres else [r.id for r in rows]
     superseded = (
         []
@@ -416,6 +419,7 @@ def _fan_out_chunk(
                     table.c.resident_id.in_(waiting_ids),
                     table.c.state == CheckInState.waiting.value,
                     table.c.round_id != round_.id,
+                    table.c.round_id.not_in(newer),
                 )
                 .values(
                     state=CheckInState.superseded.value,
@@ -429,6 +433,11 @@ def _fan_out_chunk(
     )
     if superseded:
         _cancel_queued_attempts(session, superseded, now)
+    taken = _taken_over(session, newer, [r.id for r in rows])
+    if taken:
+        checkins, attempts, outbox, visits = _leave_to_newer_round(
+            taken, checkins, attempts, outbox, visits, now
+        )
     insert_rows(session, CheckIn.__table__, checkins)  # type: ignore[attr-defined]
     insert_rows(session, Attempt.__table__, attempts)  # type: ignore[attr-defined]
     insert_rows(session, OutboxMessage.__table__, outbox)  # type: ignore[attr-defined]
@@ -459,6 +468,79 @@ def _fan_out_chunk(
             detail={"why": reason},
         )
     return len(rows), rows[-1].id
+
+
+def _newer_rounds(round_: Round) -> Any:
+    """The organization's rounds newer than this one, as a subquery.
+
+    A round's age is the time it is for: a scheduled round's ``scheduled_for`` (it may
+    start late, after downtime), anyone else's ``started_at``; ties go by id. A round that
+    fans out late (resumed after a crash, slower than a broadcast started after it, or a
+    10:00 round started at 14:00 after a noon broadcast) must not supersede a newer round's
+    check-ins: the broadcast after an earthquake keeps its check-ins, its queued messages
+    and its cause."""
+    rounds = Round.__table__  # type: ignore[attr-defined]
+    age = func.coalesce(rounds.c.scheduled_for, rounds.c.started_at)
+    mine = select(age).where(rounds.c.id == round_.id).scalar_subquery()
+    return select(rounds.c.id).where(
+        rounds.c.organization_id == round_.organization_id,
+        rounds.c.id != round_.id,
+        or_(age > mine, and_(age == mine, rounds.c.id > round_.id)),
+    )
+
+
+def _taken_over(session: Session, newer: Any, resident_ids: list[Any]) -> set[Any]:
+    """The chunk's residents that a newer round already has a check-in for, in any state:
+    that round asks them (or asked them, or put them on the visit list), and this older
+    round's check-in is closed as superseded at once, sending nothing.
+
+    It must be asked when no other fan-out can write between it and the chunk's commit. On
+    PostgreSQL the chunk holds the organization's fan-out lock. On SQLite it runs after the
+    chunk's first write (the supersede UPDATE), under the database's write lock. A newer
+    round whose chunks come later sees this chunk's check-ins and supersedes them itself.
+    """
+    round_ids = list(session.execute(newer).scalars())
+    if not round_ids:
+        return set()
+    return set(
+        session.execute(
+            select(CheckIn.resident_id).where(
+                CheckIn.round_id.in_(round_ids),  # type: ignore[attr-defined]
+                CheckIn.resident_id.in_(resident_ids),  # type: ignore[attr-defined]
+            )
+        ).scalars()
+    )
+
+
+def _leave_to_newer_round(
+    taken: set[Any],
+    checkins: list[dict[str, Any]],
+    attempts: list[dict[str, Any]],
+    outbox: list[dict[str, Any]],
+    visits: list[tuple[uuid.UUID, uuid.UUID, str]],
+    now: datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[Any]]:
+    """The chunk's rows with the taken-over residents' check-ins closed as superseded, and
+    without their first attempts, messages and visit-list entries."""
+    dropped = {row["id"] for row in checkins if row["resident_id"] in taken}
+    closed = [
+        (
+            {
+                **row,
+                "state": CheckInState.superseded.value,
+                "plan": [],
+                "next_action_at": None,
+                "closed_at": now,
+            }
+            if row["id"] in dropped
+            else row
+        )
+        for row in checkins
+    ]
+    kept = [row for row in attempts if row["checkin_id"] not in dropped]
+    attempt_ids = {row["id"] for row in kept}
+    messages = [row for row in outbox if row["attempt_id"] in attempt_ids]
+    return closed, kept, messages, [v for v in visits if v[1] not in dropped]
 
 
 # Names "a round's fan-out" among PostgreSQL's two-key advisory locks (the second key is

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import timedelta
 
 from sqlmodel import Session, select
 
+from service.checkins import flows
 from service.checkins import service as checkins
-from service.checkins.models import CheckIn, CheckInState, RoundKind
+from service.checkins.models import Attempt, CheckIn, CheckInState, Round, RoundKind, Schedule
+from service.escalations.models import Escalation
 from service.telephony.models import OutboxMessage
 
 
@@ -63,3 +66,220 @@ def test_two_rounds_fanning_out_at_once_leave_each_resident_one_waiting_checkin(
     superseded = [state for _, _, state in states if state == CheckInState.superseded]
     assert len(superseded) == 40
     assert sorted(Counter(pending).values()) == [1] * 40  # one first message each, never two
+
+
+def _round(world, kind=RoundKind.broadcast, **extra):
+    with Session(world.engine) as s:
+        round_ = checkins.start_round(
+            s,
+            organization_id=world.org_id,
+            kind=kind,
+            started_by="test",
+            now=world.clock.now(),
+            override_quiet_hours=True,
+            **extra,
+        )
+        s.commit()
+        return round_.id
+
+
+def _first_chunk(world, round_id, size):
+    with Session(world.engine) as s:
+        round_ = s.get(Round, round_id)
+        done = checkins.fan_out_chunk(s, round_, world.clock.now(), size)
+        s.commit()
+    return done
+
+
+def _by_round(world):
+    """{round id: {resident id: state}}, and the residents with a first message pending."""
+    with Session(world.engine) as s:
+        rows = s.exec(select(CheckIn.round_id, CheckIn.resident_id, CheckIn.state)).all()
+        pending = s.exec(
+            select(Attempt.checkin_id, OutboxMessage.resident_id)
+            .join(Attempt, Attempt.id == OutboxMessage.attempt_id)
+            .where(OutboxMessage.purpose == "checkin", OutboxMessage.status == "pending")
+        ).all()
+    states: dict = {}
+    for round_id, resident_id, state in rows:
+        states.setdefault(round_id, {})[resident_id] = state
+    return states, pending
+
+
+def test_an_older_round_resumed_late_leaves_a_newer_broadcast_its_checkins(world):
+    """The morning round stops after its first chunk (a crash); an earthquake broadcast
+    starts and fans out; then the morning round resumes. The broadcast, being newer, keeps
+    every resident: its check-ins stay waiting and its messages queued, the morning round's
+    first-chunk check-ins are superseded, and the rest of the morning round is closed as
+    superseded without a message."""
+    world.site("A団地")
+    for n in range(12):
+        world.resident(f"R{n:02d}", f"090-2100-{n:04d}", site="A団地")
+    world.resident("NOPHONE", None, site="A団地")  # on the visit list of whichever round
+    morning = _round(world, kind=RoundKind.scheduled)
+    assert _first_chunk(world, morning, 5) == 5
+    world.clock.advance(minutes=2)
+    quake = _round(world, cause="能登半島沖 M6.2")
+    checkins.fan_out_round(lambda: Session(world.engine), quake, world.clock.now, 4)
+    world.clock.advance(minutes=1)
+    checkins.fan_out_round(lambda: Session(world.engine), morning, world.clock.now, 4)
+
+    states, pending = _by_round(world)
+    residents = set(world.residents.values())
+    assert set(states[morning]) == set(states[quake]) == residents
+    # Residents are taken in id order: the first chunk's five got the morning's check-ins
+    # (closed since: superseded, or on the visit list), the rest were taken over.
+    first_chunk = sorted(residents)[:5]
+    nophone = world.residents["NOPHONE"]
+    assert states[morning] == {
+        r: (
+            CheckInState.visit_list
+            if r == nophone and r in first_chunk
+            else CheckInState.superseded
+        )
+        for r in residents
+    }
+    assert sorted(states[quake].values()) == [CheckInState.visit_list] + [CheckInState.waiting] * 12
+    # One first message per contactable resident, each the broadcast's.
+    with Session(world.engine) as s:
+        quake_checkins = set(s.exec(select(CheckIn.id).where(CheckIn.round_id == quake)).all())
+        [escalation] = s.exec(select(Escalation)).all()
+    assert sorted(Counter(resident for _, resident in pending).values()) == [1] * 12
+    assert {checkin for checkin, _ in pending} <= quake_checkins
+    assert escalation.resident_id == world.residents["NOPHONE"]
+
+
+def test_a_resident_who_answered_a_newer_broadcast_is_not_asked_again_by_an_older_round(world):
+    world.site("A団地")
+    world.resident("R1", "090-2200-0001", site="A団地")
+    world.resident("R2", "090-2200-0002", site="A団地")
+    morning = _round(world, kind=RoundKind.scheduled)
+    world.clock.advance(minutes=1)
+    quake = _round(world)
+    checkins.fan_out_round(lambda: Session(world.engine), quake, world.clock.now)
+    world.tick()  # the broadcast's messages go out
+    world.sms("+819022000001", "1")
+    checkins.fan_out_round(lambda: Session(world.engine), morning, world.clock.now)
+    world.tick()
+
+    states, _ = _by_round(world)
+    r1, r2 = world.residents["R1"], world.residents["R2"]
+    assert states[quake] == {r1: CheckInState.ok, r2: CheckInState.waiting}
+    assert states[morning] == {r1: CheckInState.superseded, r2: CheckInState.superseded}
+    with Session(world.engine) as s:
+        morning_messages = s.exec(
+            select(OutboxMessage.id)
+            .join(Attempt, Attempt.id == OutboxMessage.attempt_id)
+            .join(CheckIn, CheckIn.id == Attempt.checkin_id)
+            .where(CheckIn.round_id == morning)
+        ).all()
+    assert morning_messages == []
+    # Each was asked once, by the broadcast; R1 was thanked for the answer.
+    assert len(world.sent_to("+819022000001")) == 2
+    assert len(world.sent_to("+819022000002")) == 1
+
+
+def test_rounds_fanning_out_at_once_leave_every_resident_to_the_newer_one(world):
+    """Whichever round's chunk reaches a resident first, the round started later keeps the
+    resident; run both ways round, on two threads, in chunks small enough to interleave."""
+    world.site("A団地")
+    for n in range(30):
+        world.resident(f"R{n:02d}", f"090-2300-{n:04d}", site="A団地")
+    older = _round(world, kind=RoundKind.scheduled)
+    world.clock.advance(seconds=1)
+    newer = _round(world)
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def fan_out(round_id) -> None:
+        try:
+            start.wait(10)
+            checkins.fan_out_round(lambda: Session(world.engine), round_id, world.clock.now, 2)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fan_out, args=(r,)) for r in (newer, older)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    states, pending = _by_round(world)
+    assert set(states[newer].values()) == {CheckInState.waiting}
+    assert set(states[older].values()) == {CheckInState.superseded}
+    assert len(states[newer]) == len(states[older]) == 30
+    with Session(world.engine) as s:
+        newer_checkins = set(s.exec(select(CheckIn.id).where(CheckIn.round_id == newer)).all())
+    assert {checkin for checkin, _ in pending} == newer_checkins
+
+
+def _daily_round_at_ten(world):
+    with world.session() as s:
+        s.add(
+            Schedule(
+                organization_id=world.org_id,
+                name="毎朝",
+                time_of_day="10:00",
+                target_kind="all",
+                next_run_at=world.clock.now() + timedelta(minutes=1),  # 10:00 in Tokyo
+            )
+        )
+        s.commit()
+
+
+def _checkin_messages(world, phone):
+    """(round id, outbox status) of each check-in message to ``phone``."""
+    with world.session() as s:
+        return s.exec(
+            select(CheckIn.round_id, OutboxMessage.status)
+            .join(Attempt, Attempt.id == OutboxMessage.attempt_id)
+            .join(CheckIn, CheckIn.id == Attempt.checkin_id)
+            .where(OutboxMessage.to_phone == phone, OutboxMessage.purpose == "checkin")
+        ).all()
+
+
+def test_a_daily_round_started_late_after_downtime_leaves_a_noon_broadcast_its_checkins(world):
+    """The scheduler is down from before 10:00 until 14:00. Staff broadcast at noon (the
+    server fans it out; its messages wait for the scheduler). At 14:00 the 10:00 round
+    starts late: it is the older round, so the broadcast keeps the resident."""
+    world.site("A団地")
+    world.resident("R1", "090-2400-0001", site="A団地")
+    _daily_round_at_ten(world)
+    world.clock.advance(hours=3, minutes=1)  # 12:00
+    quake = flows.start_broadcast(
+        world.engine,
+        organization_id=world.org_id,
+        started_by="test",
+        now_fn=world.clock.now,
+        cause="余震 M5.1",
+    )
+    world.clock.advance(hours=2)  # 14:00: the scheduler is back
+    world.tick()
+    with world.session() as s:
+        [daily] = s.exec(select(Round.id).where(Round.kind == RoundKind.scheduled)).all()
+    states, _ = _by_round(world)
+    r1 = world.residents["R1"]
+    assert states[quake] == {r1: CheckInState.waiting}
+    assert states[daily] == {r1: CheckInState.superseded}
+    # Only the broadcast's messages (its first, and the reminder now overdue) went out.
+    messages = _checkin_messages(world, "+819024000001")
+    assert messages and {round_id for round_id, _ in messages} == {quake}
+
+
+def test_a_daily_round_supersedes_a_broadcast_started_before_it(world):
+    """The other way round, the daily round is the newer one and takes over."""
+    world.site("A団地")
+    world.resident("R1", "090-2400-0001", site="A団地")
+    _daily_round_at_ten(world)
+    quake = flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )  # 09:59, queued: the scheduler has not dispatched it yet
+    world.tick(1)  # 10:00
+    with world.session() as s:
+        [daily] = s.exec(select(Round.id).where(Round.kind == RoundKind.scheduled)).all()
+    states, _ = _by_round(world)
+    r1 = world.residents["R1"]
+    assert states == {quake: {r1: CheckInState.superseded}, daily: {r1: CheckInState.waiting}}
+    assert sorted(_checkin_messages(world, "+819024000001")) == sorted(
+        [(quake, "cancelled"), (daily, "sent")]
+    )

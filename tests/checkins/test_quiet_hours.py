@@ -180,6 +180,7 @@ def test_round_start_on_the_command_line_holds_quiet_hours_unless_told(world):
     assert quiet.exit_code == 0, quiet.output
     world.tick()
     assert sent(world) == []
+    world.clock.advance(minutes=1)
     loud = runner.invoke(
         app, ["round", "start", "--site", "A団地", "--override-quiet-hours", "--cause", "津波"]
     )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import namedtuple
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +27,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     update,
@@ -250,8 +253,14 @@ def start_round(
     return round_
 
 
-def _target_filter(round_: Round) -> Any:
-    conditions = [Resident.organization_id == round_.organization_id]
+def _target_filter(round_: Round, sqlite: bool = False) -> Any:
+    """The round's residents. On SQLite the organization's condition is marked as likely
+    true (``likely()``, a planner hint): its planner, without statistics, would otherwise
+    read the chunk's residents through an index on ``organization_id``, every one of the
+    organization's residents each chunk and sorted by id, rather than walk the primary key
+    from the chunk's cursor (110 ms against 23 ms a chunk of 5,000 out of 100,000)."""
+    in_organization = Resident.organization_id == round_.organization_id
+    conditions = [func.likely(in_organization) if sqlite else in_organization]
     if round_.target_kind == TargetKind.sites:
         conditions.append(Resident.site_id.in_([uuid.UUID(s) for s in round_.target_site_ids]))  # type: ignore[union-attr]
     elif round_.target_kind == TargetKind.residents:
@@ -274,6 +283,12 @@ def fan_out_chunk(
     NOT EXISTS filter make a chunk that was interrupted by a crash simply run again.
     """
     return _fan_out_chunk(session, round_, now, limit, after)[0]
+
+
+@lru_cache
+def _row_type(fields: tuple[str, ...]) -> Any:
+    """A named tuple type with the query's column names, made once."""
+    return namedtuple("FanOutResident", fields)
 
 
 def _fan_out_chunk(
@@ -322,13 +337,16 @@ def _fan_out_chunk(
         )
         .label("waiting_elsewhere")
     )
-    if postgres:
-        columns.append(waiting_elsewhere)
-    query = select(*columns).where(_target_filter(round_), ~already)
+    columns.append(waiting_elsewhere if postgres else null().label("waiting_elsewhere"))
+    sqlite = session.connection().dialect.name == "sqlite"
+    query = select(*columns).where(_target_filter(round_, sqlite), ~already)
     if after is not None:
         query = query.where(Resident.id > after)
-    # Through the connection, not the ORM: plain rows, no ORM loading machinery per row.
-    rows = session.connection().execute(query.order_by(Resident.id).limit(limit)).all()
+    # Through the connection, not the ORM: plain rows, no ORM loading machinery per row. Then
+    # as named tuples: the loop below reads about fifteen fields of each resident, and a
+    # named tuple's field is read ten times faster than a Row's.
+    result = session.connection().execute(query.order_by(Resident.id).limit(limit))
+    rows = list(map(_row_type(tuple(result.keys()))._make, result))
     if not rows:
         return 0, after
     quiet = not round_.override_quiet_hours and in_quiet_hours(
@@ -591,7 +609,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         ]
         connection.exec_driver_sql(
             f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({', '.join('?' * len(names))})",
-            [tuple(row[n] if p is None else p(row[n]) for n, p in processors) for row in rows],
+            _converted(rows, names, [p for _, p in processors]),
         )
         return
     if connection.dialect.name != "postgresql":
@@ -606,6 +624,21 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
                 if as_json:
                     row = {**row, **{n: to_json(row[n]) for n in as_json}}
                 copy.write_row([row[n] for n in names])
+
+
+def _converted(
+    rows: list[dict[str, Any]], names: list[str], processors: list[Any]
+) -> list[tuple[Any, ...]]:
+    """The rows as tuples of stored values, column by column: each processor is mapped
+    over its column, and the columns without one are taken as they are. A generator per
+    row, calling or skipping a processor for each of a fan-out's millions of values, took
+    a fifth of a SQLite fan-out."""
+    if len(names) == 1:  # itemgetter of one name gives the value, not a tuple
+        (name,), (process,) = names, processors
+        return [(row[name] if process is None else process(row[name]),) for row in rows]
+    columns = zip(*map(itemgetter(*names), rows), strict=True)
+    converted = (c if p is None else map(p, c) for c, p in zip(columns, processors, strict=True))
+    return list(zip(*converted, strict=True))
 
 
 def _by_identity(convert: Any) -> Any:

@@ -283,3 +283,39 @@ def test_a_daily_round_supersedes_a_broadcast_started_before_it(world):
     assert sorted(_checkin_messages(world, "+819024000001")) == sorted(
         [(quake, "cancelled"), (daily, "sent")]
     )
+
+
+def test_fan_out_rows_are_stored_exactly_as_a_core_insert_stores_them(world):
+    """``insert_rows`` (a driver-level executemany on SQLite, COPY on PostgreSQL) stores
+    every value, UUIDs, zoned timestamps, JSON plans, booleans and NULLs, in the same form
+    as SQLAlchemy's own Core insert of the same rows."""
+    world.site("A団地")
+    for n in range(3):
+        world.resident(f"R{n}", f"090-2500-{n:04d}", site="A団地", language=("ja", "vi", "ne")[n])
+    world.resident("LANDLINE", "0768-22-0001", site="A団地")
+    round_id = _round(world)
+    world.clock.advance(minutes=1)
+    checkins.fan_out_round(lambda: Session(world.engine), round_id, world.clock.now)
+    tables = [CheckIn.__table__, Attempt.__table__, OutboxMessage.__table__]
+
+    def stored() -> list[list[tuple]]:
+        with world.engine.connect() as connection:
+            return [
+                [
+                    tuple(row)
+                    for row in connection.exec_driver_sql(f"SELECT * FROM {table.name} ORDER BY id")
+                ]
+                for table in tables
+            ]
+
+    by_insert_rows = stored()
+    assert [len(rows) for rows in by_insert_rows] == [4, 4, 4]
+    with world.engine.begin() as connection:
+        rows = [
+            [dict(row._mapping) for row in connection.execute(select(table))] for table in tables
+        ]
+        for table in reversed(tables):
+            connection.execute(table.delete())
+        for table, data in zip(tables, rows, strict=True):
+            connection.execute(table.insert(), data)
+    assert stored() == by_insert_rows

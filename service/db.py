@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -25,6 +29,10 @@ SQLModel.metadata.naming_convention = {
 metadata: MetaData = SQLModel.metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_FALLBACK_CHECKPOINT_PAGES = 100_000
+CHECKPOINT_INTERVAL_S = 1.0
+
+log = logging.getLogger(__name__)
 
 
 def normalize_database_url(url: str) -> str:
@@ -45,12 +53,62 @@ def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-unt
     # residents and their rounds' indexes does not fit in 2 MiB, and a round's fan-out then
     # re-reads index pages from the OS. Memory is taken only as pages are used.
     cursor.execute("PRAGMA cache_size=-65536")
-    # Checkpoint every 10,000 pages (~40 MB) instead of 1,000: a round's fan-out then pays
-    # a few large checkpoints rather than one on almost every chunk's commit. The file is cut
-    # back to 64 MiB after a checkpoint, so it does not stay at its largest size.
-    cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    # The engine's checkpointer thread (WalCheckpointer) copies the WAL into the database
+    # in the background, so no committing writer (a webhook, a fan-out's chunk) pays for a
+    # checkpoint. A writer checkpoints itself only if the WAL reaches this size all the
+    # same (~400 MB: the thread is not keeping up, or a process has none). The file is cut
+    # back to 64 MiB once it is reset, so it does not stay at its largest size.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_FALLBACK_CHECKPOINT_PAGES}")
     cursor.execute("PRAGMA journal_size_limit=67108864")
     cursor.close()
+
+
+class WalCheckpointer(threading.Thread):
+    """Checkpoints a SQLite database's write-ahead log every second, on its own connection.
+
+    SQLite's default is that the writer whose commit takes the WAL past a threshold copies
+    it into the database then and there, inside that writer's call: a webhook's reply could
+    wait for a fan-out's 40 MB. A PASSIVE checkpoint runs beside readers and writers and
+    never waits for them; what it cannot copy yet, the next one does. Two processes' threads
+    take turns (the one that finds a checkpoint running skips its turn).
+    """
+
+    def __init__(self, path: str, interval: float = CHECKPOINT_INTERVAL_S) -> None:
+        super().__init__(name="sqlite-checkpoint", daemon=True)
+        self.path = path
+        self.interval = interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        connection: sqlite3.Connection | None = None
+        while not self.stopping.wait(self.interval):
+            try:
+                if connection is None:
+                    connection = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                # Busy (another checkpoint), or the file is gone; the next turn tries again,
+                # and a writer still checkpoints at the fallback size.
+                log.debug("WAL checkpoint skipped: %s", exc)
+                if connection is not None:
+                    connection.close()
+                    connection = None
+        if connection is not None:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def _start_checkpointer(engine: Engine) -> None:
+    """One checkpointer per engine of a SQLite file, from its first connection until the
+    engine is garbage collected."""
+    path = engine.url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    checkpointer = WalCheckpointer(path)
+    weakref.finalize(engine, checkpointer.stop)
+    checkpointer.start()
 
 
 def make_engine(url: str) -> Engine:
@@ -65,6 +123,7 @@ def make_engine(url: str) -> Engine:
             hide_parameters=True,
         )
         event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "first_connect", lambda *_: _start_checkpointer(engine))
         return engine
     # hide_parameters: a logged database error must not carry message bodies or numbers.
     return create_engine(

@@ -423,9 +423,11 @@ def _fan_out_chunk(
         attempts.append(attempt_row)
         outbox.append(message)
     # A newer round supersedes a resident's older open check-in, unless it is escalated;
-    # never the other way round (see _taken_over).
+    # never the other way round (see _taken_over). One whose whole plan has run out
+    # unanswered is escalated first, as the sweep would have done.
     table = CheckIn.__table__  # type: ignore[attr-defined]
     newer = _newer_rounds(round_)
+    _escalate_silent_before_superseding(session, round_, newer, {r.id for r in rows}, now)
     waiting_ids = [r.id for r in rows if r.waiting_elsewhere] if postgres else [r.id for r in rows]
     superseded = (
         []
@@ -460,8 +462,14 @@ def _fan_out_chunk(
     insert_rows(session, Attempt.__table__, attempts)  # type: ignore[attr-defined]
     insert_rows(session, OutboxMessage.__table__, outbox)  # type: ignore[attr-defined]
     if skipped:
-        round_.skipped_away += skipped
-        session.add(round_)
+        # Added in the database, not to the count read before the chunk: a count another
+        # fan-out of this round committed in between is kept.
+        session.execute(
+            update(Round)
+            .where(Round.id == round_id)  # type: ignore[arg-type]
+            .values(skipped_away=Round.skipped_away + skipped)
+            .execution_options(synchronize_session=False)
+        )
     for resident_id, checkin_id, reason in visits:
         resident_obj = session.get(Resident, resident_id)
         assert resident_obj is not None
@@ -486,6 +494,30 @@ def _fan_out_chunk(
             detail={"why": reason},
         )
     return len(rows), rows[-1].id
+
+
+def _escalate_silent_before_superseding(
+    session: Session, round_: Round, newer: Any, resident_ids: set[Any], now: datetime
+) -> None:
+    """The chunk's residents whose older check-in is due to escalate now (its last step
+    waited out, no reply) are escalated, not superseded. After downtime, today's round
+    starts in the same run as the sweep that catches up: superseding would put a resident
+    who has been silent since yesterday back at the start of a new plan."""
+    due = session.execute(
+        select(CheckIn.id, CheckIn.resident_id, CheckIn.step_index, CheckIn.plan).where(
+            *_due(now),
+            CheckIn.organization_id == round_.organization_id,
+            CheckIn.round_id != round_.id,
+            CheckIn.round_id.not_in(newer),  # type: ignore[attr-defined]
+        )
+    ).all()
+    silent = [
+        checkin_id
+        for checkin_id, resident_id, step_index, plan in due
+        if resident_id in resident_ids and step_index + 1 >= len(plan)
+    ]
+    if silent:
+        advance_checkins(session, silent, now)
 
 
 def _newer_rounds(round_: Round) -> Any:
@@ -814,26 +846,28 @@ def fan_out_round(
 REPLY_HOLD = timedelta(minutes=5)
 
 
-def due_checkin_ids(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:
-    """Due check-ins, oldest deadline first. One whose resident has a reply stored in the
-    past few minutes and not yet acted on is left for the next sweep: that reply (a "1"
-    that came in time, say) is being acted on, perhaps by another worker holding its row,
-    and it is not a silence."""
+def _due(now: datetime) -> tuple[Any, ...]:
+    """Conditions of a check-in whose next step is due (see ``due_checkin_ids``)."""
     pending_reply = exists().where(
         InboundMessage.resident_id == CheckIn.resident_id,
         InboundMessage.processed_at.is_(None),  # type: ignore[union-attr]
         InboundMessage.received_at > now - REPLY_HOLD,
     )
+    return (
+        CheckIn.state == CheckInState.waiting,
+        CheckIn.next_action_at <= now,  # type: ignore[operator]
+        ~pending_reply,
+    )
+
+
+def due_checkin_ids(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Due check-ins, oldest deadline first. One whose resident has a reply stored in the
+    past few minutes and not yet acted on is left for the next sweep: that reply (a "1"
+    that came in time, say) is being acted on, perhaps by another worker holding its row,
+    and it is not a silence."""
     return list(
         session.execute(
-            select(CheckIn.id)
-            .where(
-                CheckIn.state == CheckInState.waiting,
-                CheckIn.next_action_at <= now,
-                ~pending_reply,
-            )
-            .order_by(CheckIn.next_action_at)
-            .limit(limit)
+            select(CheckIn.id).where(*_due(now)).order_by(CheckIn.next_action_at).limit(limit)
         ).scalars()
     )
 

@@ -319,3 +319,70 @@ def test_fan_out_rows_are_stored_exactly_as_a_core_insert_stores_them(world):
         for table, data in zip(tables, rows, strict=True):
             connection.execute(table.insert(), data)
     assert stored() == by_insert_rows
+
+
+def test_a_plan_that_ran_out_during_downtime_escalates_rather_than_being_superseded(world):
+    """The scheduler is down while R1's last step waits out (no reply) and R2 is only due
+    a reminder. A new round then starts before the sweep has caught up: R1 is escalated to
+    their member, as the sweep would have done; R2's check-in is superseded as usual."""
+    world.site("A団地")
+    world.member("M1", "080-3000-0001")
+    world.resident("R1", "090-2600-0001", site="A団地")
+    world.resident("R2", "090-2600-0002", site="A団地")
+    world.assign("R1", "M1", 1)
+    world.assign("R2", "M1", 1)
+    sms = {"channel": "sms", "message": "prompt", "wait_minutes": 60}
+    reminder = {**sms, "message": "reminder"}
+    last_step = flows.start_broadcast(
+        world.engine,
+        organization_id=world.org_id,
+        started_by="test",
+        now_fn=world.clock.now,
+        resident_ids=[world.residents["R1"]],
+        plan=[sms],
+    )
+    mid_plan = flows.start_broadcast(
+        world.engine,
+        organization_id=world.org_id,
+        started_by="test",
+        now_fn=world.clock.now,
+        resident_ids=[world.residents["R2"]],
+        plan=[sms, reminder],
+    )
+    world.tick()  # both first messages go out
+    world.clock.advance(minutes=90)  # down: nothing sweeps
+    new = flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
+    states, _ = _by_round(world)
+    r1, r2 = world.residents["R1"], world.residents["R2"]
+    assert states[last_step] == {r1: CheckInState.no_reply}
+    assert states[mid_plan] == {r2: CheckInState.superseded}
+    assert states[new] == {r1: CheckInState.waiting, r2: CheckInState.waiting}
+    with world.session() as s:
+        [escalation] = s.exec(select(Escalation)).all()
+    assert escalation.resident_id == r1 and escalation.reason == "no_reply"
+    world.tick()
+    alerts = [m for m in world.sent_to("+818030000001") if m.purpose == "alert"]
+    assert len(alerts) == 1
+
+
+def test_the_count_of_residents_away_adds_up_over_chunks_and_concurrent_writers(world):
+    """Each chunk adds its residents who are away to the round's count in the database:
+    a chunk that read the round before another fan-out of it committed loses nothing."""
+    world.site("A団地")
+    for n in range(5):
+        world.resident(
+            f"AWAY{n}", f"090-2700-{n:04d}", site="A団地", status="away", away_until="2026-12-31"
+        )
+    world.resident("HOME", "090-2700-0099", site="A団地")
+    round_id = _round(world)
+    with Session(world.engine) as stale, Session(world.engine) as other:
+        stale_round = stale.get(Round, round_id)  # read, as fan_out_round reads it
+        other.get(Round, round_id).skipped_away = 7  # someone else's chunks, committed first
+        other.commit()
+        checkins.fan_out_chunk(stale, stale_round, world.clock.now(), 3)
+        stale.commit()
+    checkins.fan_out_round(lambda: Session(world.engine), round_id, world.clock.now, 2)
+    with Session(world.engine) as s:
+        assert s.get(Round, round_id).skipped_away == 7 + 5

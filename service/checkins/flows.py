@@ -4,9 +4,10 @@ sessions, and on error logs and rolls back that unit of work without losing the 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
@@ -37,7 +38,9 @@ def process_replies(
     again and the watchdog reports it: it is never dropped.
     """
     done = 0
-    failed: set[uuid.UUID] = set()  # not tried again in this run, so they hold up no other
+    # Not tried again in this run, so they hold up no other; nor, for a while, in the next
+    # runs (four a second), so one reply that keeps failing does not fill the log.
+    failed: set[uuid.UUID] = _failing.resting(now_fn())
     for _ in range(max_batches):
         now = now_fn()
         with Session(engine) as session:
@@ -47,6 +50,7 @@ def process_replies(
             try:
                 done += events.process_reply_batch(session, ids, now)
                 session.commit()
+                _failing.succeeded(*ids)
                 continue
             except Exception:
                 session.rollback()
@@ -56,11 +60,53 @@ def process_replies(
                 with Session(engine) as session:
                     done += events.process_reply(session, inbound_id, now)
                     session.commit()
+                _failing.succeeded(inbound_id)
             except Exception:
-                log.exception("could not act on reply %s; flagged for staff, retried", inbound_id)
+                wait = _failing.failed(inbound_id, now)
+                log.exception(
+                    "could not act on reply %s; flagged for staff, retried in %d s",
+                    inbound_id,
+                    wait.total_seconds(),
+                )
                 failed.add(inbound_id)
                 _flag_reply(engine, inbound_id)
     return done
+
+
+class _FailingReplies:
+    """Replies that failed in this process, each resting before its next try: 1 s after
+    the first failure, doubling to at most a minute. It only spaces the tries: the reply is
+    flagged for staff and stays unprocessed in the database, where the watchdog counts it,
+    and a restarted process tries it at once."""
+
+    MAX_WAIT = timedelta(minutes=1)
+    LIMIT = 10_000  # forgotten beyond this (each is then tried again at once)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next: dict[uuid.UUID, tuple[int, datetime]] = {}
+
+    def failed(self, inbound_id: uuid.UUID, now: datetime) -> timedelta:
+        with self._lock:
+            failures = self._next.get(inbound_id, (0, now))[0] + 1
+            wait = min(self.MAX_WAIT, timedelta(seconds=2 ** (failures - 1)))
+            if len(self._next) >= self.LIMIT:
+                self._next.clear()
+            self._next[inbound_id] = (failures, now + wait)
+            return wait
+
+    def succeeded(self, *inbound_ids: uuid.UUID) -> None:
+        with self._lock:
+            if self._next:
+                for inbound_id in inbound_ids:
+                    self._next.pop(inbound_id, None)
+
+    def resting(self, now: datetime) -> set[uuid.UUID]:
+        with self._lock:
+            return {key for key, (_, retry_at) in self._next.items() if retry_at > now}
+
+
+_failing = _FailingReplies()
 
 
 def _flag_reply(engine: Engine, inbound_id: uuid.UUID) -> None:

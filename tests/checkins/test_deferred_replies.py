@@ -547,3 +547,40 @@ def test_a_sweep_cannot_escalate_a_checkin_between_the_bulk_close_reading_and_wr
         assert cases == [] and swept == [0]  # the reply went first; the sweep found it closed
     else:
         assert after.state == CheckInState.no_reply and len(cases) == 1  # the sweep went first
+
+
+def test_a_reply_that_keeps_failing_is_tried_again_after_a_growing_rest(world, monkeypatch):
+    """1 s after the first failure, then 2 s, 4 s, … at most a minute: the job runs four
+    times a second, and one broken reply must not fill the log at that rate. It stays
+    flagged and unprocessed all along; once mended it is acted on at its next try."""
+    _setup(world, ("R1", "090-1000-0001", "ja"))
+    world.sms(R1, "2", act=False)
+    real = events._act_on_resident_reply
+    tries: list = []
+
+    def broken(session, inbound, resident, now, received_at=None):
+        tries.append(now)
+        raise RuntimeError("simulated fault while acting on a reply")
+
+    monkeypatch.setattr(events, "_act_on_resident_reply", broken)
+
+    def run_for(seconds: float) -> int:
+        """The job four times a second for ``seconds``; how many tries it made."""
+        before = len(tries)
+        for _ in range(int(seconds * 4)):
+            flows.process_replies(world.engine, world.clock.now)
+            world.clock.advance(seconds=0.25)
+        return len(tries) - before
+
+    assert run_for(0.25) == 2  # the batch, then the reply alone
+    assert run_for(0.75) == 0  # resting for 1 s
+    assert run_for(0.25) == 2
+    assert run_for(1.75) == 0  # then 2 s
+    assert run_for(0.25) == 2
+    assert run_for(60) <= 2 * 5  # 4, 8, 16, 32 s, …
+    assert [row.processed_at for row in _inbound(world)] == [None]
+    assert _inbound(world)[0].needs_staff
+
+    monkeypatch.setattr(events, "_act_on_resident_reply", real)
+    run_for(60)
+    assert _checkins(world, "R1")[0].state == CheckInState.needs_help

@@ -503,19 +503,17 @@ def _escalate_silent_before_superseding(
     waited out, no reply) are escalated, not superseded. After downtime, today's round
     starts in the same run as the sweep that catches up: superseding would put a resident
     who has been silent since yesterday back at the start of a new plan."""
+    at_last_step = CheckIn.step_index + 1 >= func.json_array_length(CheckIn.plan)
     due = session.execute(
-        select(CheckIn.id, CheckIn.resident_id, CheckIn.step_index, CheckIn.plan).where(
+        select(CheckIn.id, CheckIn.resident_id).where(
             *_due(now),
+            at_last_step,
             CheckIn.organization_id == round_.organization_id,
             CheckIn.round_id != round_.id,
             CheckIn.round_id.not_in(newer),  # type: ignore[attr-defined]
         )
     ).all()
-    silent = [
-        checkin_id
-        for checkin_id, resident_id, step_index, plan in due
-        if resident_id in resident_ids and step_index + 1 >= len(plan)
-    ]
+    silent = [checkin_id for checkin_id, resident_id in due if resident_id in resident_ids]
     if silent:
         advance_checkins(session, silent, now)
 
@@ -540,13 +538,17 @@ def _newer_rounds(round_: Round) -> Any:
 
 
 def _taken_over(session: Session, newer: Any, resident_ids: list[Any]) -> set[Any]:
-    """The chunk's residents that a newer round already has a check-in for, in any state:
-    that round asks them (or asked them, or put them on the visit list), and this older
-    round's check-in is closed as superseded at once, sending nothing.
+    """The chunk's residents that a newer round already asks, asked, or put on the visit
+    list: this older round's check-in is closed as superseded at once, sending nothing.
+
+    A newer check-in that is itself superseded does not count. Either a still newer round
+    took over (and its own check-in counts), or the resident was away when the newer round
+    started: back home now, they are asked by this round.
 
     It must be asked when no other fan-out can write between it and the chunk's commit. On
     PostgreSQL the chunk holds the organization's fan-out lock. On SQLite it runs after the
-    chunk's first write (the supersede UPDATE), under the database's write lock. A newer
+    chunk's first write (the supersede UPDATE, which on SQLite always runs, or an escalation
+    before it), under the database's write lock. A newer
     round whose chunks come later sees this chunk's check-ins and supersedes them itself.
     """
     round_ids = list(session.execute(newer).scalars())
@@ -557,6 +559,7 @@ def _taken_over(session: Session, newer: Any, resident_ids: list[Any]) -> set[An
             select(CheckIn.resident_id).where(
                 CheckIn.round_id.in_(round_ids),  # type: ignore[attr-defined]
                 CheckIn.resident_id.in_(resident_ids),  # type: ignore[attr-defined]
+                CheckIn.state != CheckInState.superseded,
             )
         ).scalars()
     )
@@ -604,8 +607,9 @@ def _lock_fan_out(session: Session, round_: Round) -> None:
     Two rounds fanning out at once (the morning round and an earthquake broadcast) take
     turns chunk by chunk, so each chunk reads, under the lock, every check-in the other has
     written: a resident is never left with two waiting check-ins. (SQLite needs no such
-    lock: there the supersede UPDATE is the chunk's first write, and from it on the chunk
-    holds the database's write lock. Taking that lock earlier, before the chunk's residents
+    lock: there the chunk's first write, the supersede UPDATE (or the escalation of a
+    silent check-in before it), takes the database's write lock, and the checks after it
+    see every committed check-in. Taking that lock earlier, before the chunk's residents
     are read, would keep every other writer, webhooks included, out for most of a fan-out.)
     """
     key = int.from_bytes(round_.organization_id.bytes[:4], "big", signed=True)
@@ -1464,8 +1468,14 @@ def start_due_schedule(session: Session, schedule: Schedule, now: datetime) -> R
     coalesced into this one, and the lateness goes to the audit log."""
     org = session.get(Organization, schedule.organization_id)
     assert org is not None
-    scheduled_for = aware(schedule.next_run_at)
-    assert scheduled_for is not None
+    first_missed = aware(schedule.next_run_at)
+    assert first_missed is not None
+    # The round is for the latest of the runs it stands for: after two days of downtime,
+    # today's 10:00, not the first 10:00 missed. Its age orders it among the rounds that
+    # overlap it (``_newer_rounds``): a broadcast sent during the downtime is older than it.
+    scheduled_for, missed = first_missed, 1
+    while (following := next_run_after(schedule, scheduled_for, org.timezone)) <= now:
+        scheduled_for, missed = following, missed + 1
     already = session.execute(
         select(Round.id).where(
             Round.schedule_id == schedule.id, Round.scheduled_for == scheduled_for
@@ -1476,7 +1486,7 @@ def start_due_schedule(session: Session, schedule: Schedule, now: datetime) -> R
     session.add(schedule)
     if already:
         return None
-    lateness = (now - scheduled_for).total_seconds()
+    lateness = (now - first_missed).total_seconds()
     if lateness > 60:
         record(
             session=session,
@@ -1485,7 +1495,7 @@ def start_due_schedule(session: Session, schedule: Schedule, now: datetime) -> R
             action="late",
             entity_type="schedule",
             entity_id=schedule.id,
-            detail={"late_seconds": round(lateness)},
+            detail={"late_seconds": round(lateness), "runs": missed},
         )
     return start_round(
         session,

@@ -6,12 +6,16 @@ import threading
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlmodel import Session, select
 
+from service.audit.models import AuditEntry
 from service.checkins import flows
 from service.checkins import service as checkins
 from service.checkins.models import Attempt, CheckIn, CheckInState, Round, RoundKind, Schedule
+from service.common import aware
 from service.escalations.models import Escalation
+from service.registry.models import Resident
 from service.telephony.models import OutboxMessage
 
 
@@ -386,3 +390,82 @@ def test_the_count_of_residents_away_adds_up_over_chunks_and_concurrent_writers(
     checkins.fan_out_round(lambda: Session(world.engine), round_id, world.clock.now, 2)
     with Session(world.engine) as s:
         assert s.get(Round, round_id).skipped_away == 7 + 5
+
+
+def test_a_daily_round_after_days_of_downtime_is_for_today_and_asks_everyone(world):
+    """Down from day 1, 09:59 to day 3, 14:00, with a noon broadcast on day 1 that R1
+    answered. The missed runs make one round, for day 3's 10:00: it is newer than the
+    broadcast, so R1 is asked again (their "fine" is two days old)."""
+    from zoneinfo import ZoneInfo
+
+    world.site("A団地")
+    world.resident("R1", "090-2400-0001", site="A団地")
+    _daily_round_at_ten(world)
+    world.clock.advance(hours=2, minutes=1)  # day 1, 12:00
+    quake = flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
+    world.sms("+819024000001", "1")
+    world.clock.advance(days=2, hours=2)  # day 3, 14:00
+    flows.start_due_rounds(world.engine, world.clock.now)
+    with world.session() as s:
+        [daily] = s.exec(select(Round).where(Round.kind == RoundKind.scheduled)).all()
+        [late] = s.exec(select(AuditEntry).where(AuditEntry.action == "late")).all()
+    tokyo = ZoneInfo("Asia/Tokyo")
+    assert aware(daily.scheduled_for).astimezone(tokyo).strftime("%d %H:%M") == "03 10:00"
+    assert late.detail["runs"] == 3  # day 1, day 2 and day 3 at 10:00, in one round
+    assert late.detail["late_seconds"] == 2 * 86400 + 4 * 3600  # since the first missed
+    states, _ = _by_round(world)
+    r1 = world.residents["R1"]
+    assert states == {quake: {r1: CheckInState.ok}, daily.id: {r1: CheckInState.waiting}}
+
+
+def test_a_resident_away_during_a_newer_broadcast_is_asked_by_an_older_round_resumed(world):
+    """R1 was away when the broadcast fanned out (its check-in closed at once, nobody
+    asked); back home, they are asked by the morning round that resumes afterwards."""
+    world.site("A団地")
+    r1 = world.resident("R1", "090-2800-0001", site="A団地", status="away", away_until="2026-12-31")
+    world.resident("R2", "090-2800-0002", site="A団地")
+    morning = _round(world, kind=RoundKind.scheduled)
+    world.clock.advance(minutes=1)
+    quake = _round(world)
+    checkins.fan_out_round(lambda: Session(world.engine), quake, world.clock.now)
+    with Session(world.engine) as s:
+        resident = s.get(Resident, r1)
+        resident.status, resident.away_until = "active", None
+        s.commit()
+    checkins.fan_out_round(lambda: Session(world.engine), morning, world.clock.now)
+    states, _ = _by_round(world)
+    r2 = world.residents["R2"]
+    assert states[quake] == {r1: CheckInState.superseded, r2: CheckInState.waiting}
+    assert states[morning] == {r1: CheckInState.waiting, r2: CheckInState.superseded}
+
+
+@pytest.mark.parametrize("first", ["older", "newer"])
+def test_chunks_of_two_rounds_taking_turns_leave_every_resident_to_the_newer(world, first):
+    """The two rounds' chunks alternate, in either order: a chunk of the older round
+    after the newer's closes its check-ins at once; a chunk of the newer round after the
+    older's supersedes them and cancels their messages."""
+    world.site("A団地")
+    for n in range(9):
+        world.resident(f"R{n}", f"090-2900-{n:04d}", site="A団地")
+    older = _round(world, kind=RoundKind.scheduled)
+    world.clock.advance(seconds=1)
+    newer = _round(world)
+    order = [older, newer] if first == "older" else [newer, older]
+    cursors: dict = {older: None, newer: None}
+    for _ in range(5):  # 9 residents in chunks of 2
+        for round_id in order:
+            with Session(world.engine) as s:
+                round_ = s.get(Round, round_id)
+                _, cursors[round_id] = checkins._fan_out_chunk(
+                    s, round_, world.clock.now(), 2, cursors[round_id]
+                )
+                s.commit()
+    states, pending = _by_round(world)
+    assert len(states[newer]) == len(states[older]) == 9
+    assert set(states[newer].values()) == {CheckInState.waiting}
+    assert set(states[older].values()) == {CheckInState.superseded}
+    with Session(world.engine) as s:
+        newer_checkins = set(s.exec(select(CheckIn.id).where(CheckIn.round_id == newer)).all())
+    assert {checkin for checkin, _ in pending} == newer_checkins

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends
@@ -80,11 +82,13 @@ class WalCheckpointer(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        # mode=rw: a database that was deleted is not created again, empty, by this thread.
+        uri = f"{Path(self.path).absolute().as_uri()}?mode=rw"
         connection: sqlite3.Connection | None = None
         while not self.stopping.wait(self.interval):
             try:
                 if connection is None:
-                    connection = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+                    connection = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error as exc:
                 # Busy (another checkpoint), or the file is gone; the next turn tries again,
@@ -100,15 +104,28 @@ class WalCheckpointer(threading.Thread):
         self.stopping.set()
 
 
-def _start_checkpointer(engine: Engine) -> None:
-    """One checkpointer per engine of a SQLite file, from its first connection until the
-    engine is garbage collected."""
+# Each engine's checkpointer, with the process it runs in: a child process forked from one
+# that had started it has the engine but not the thread, and starts its own.
+_checkpointers: weakref.WeakKeyDictionary[Engine, tuple[int, WalCheckpointer]] = (
+    weakref.WeakKeyDictionary()
+)
+_checkpointers_lock = threading.Lock()
+
+
+def _ensure_checkpointer(engine: Engine) -> None:
+    """One checkpointer per engine of a SQLite file and process, from the engine's first
+    connection until the engine is garbage collected."""
     path = engine.url.database
     if not path or path == ":memory:" or path.startswith("file:"):
         return
-    checkpointer = WalCheckpointer(path)
-    weakref.finalize(engine, checkpointer.stop)
-    checkpointer.start()
+    with _checkpointers_lock:
+        running = _checkpointers.get(engine)
+        if running is not None and running[0] == os.getpid() and running[1].is_alive():
+            return
+        checkpointer = WalCheckpointer(path)
+        _checkpointers[engine] = (os.getpid(), checkpointer)
+        weakref.finalize(engine, checkpointer.stop)
+        checkpointer.start()
 
 
 def make_engine(url: str) -> Engine:
@@ -123,7 +140,13 @@ def make_engine(url: str) -> Engine:
             hide_parameters=True,
         )
         event.listen(engine, "connect", _configure_sqlite)
-        event.listen(engine, "first_connect", lambda *_: _start_checkpointer(engine))
+        engine_ref = weakref.ref(engine)  # the listener must not keep the engine alive
+
+        def checkpointed(*_: object) -> None:
+            if (live := engine_ref()) is not None:
+                _ensure_checkpointer(live)
+
+        event.listen(engine, "connect", checkpointed)
         return engine
     # hide_parameters: a logged database error must not carry message bodies or numbers.
     return create_engine(

@@ -48,23 +48,29 @@ def test_the_checkpointer_copies_the_log_into_the_database_without_any_writer(tm
     writer.close()
 
 
-def _checkpointers() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if isinstance(t, WalCheckpointer)}
+def _checkpointers(path: Path) -> list[WalCheckpointer]:
+    """The live checkpointers of one database (other tests' engines may still have theirs,
+    until they are collected)."""
+    return [
+        t
+        for t in threading.enumerate()
+        if isinstance(t, WalCheckpointer) and t.path == str(path) and t.is_alive()
+    ]
 
 
 def test_an_engine_of_a_sqlite_file_has_one_checkpointer_until_it_is_collected(tmp_path: Path):
-    before = _checkpointers()
-    engine = make_engine(f"sqlite:///{tmp_path / 'engine.db'}")
-    assert _checkpointers() == before  # none until the engine is first used
+    path = tmp_path / "engine.db"
+    engine = make_engine(f"sqlite:///{path}")
+    assert _checkpointers(path) == []  # none until the engine is first used
     with engine.connect() as connection:
         fallback = connection.execute(text("PRAGMA wal_autocheckpoint")).scalar_one()
         assert fallback == SQLITE_FALLBACK_CHECKPOINT_PAGES
-    with engine.connect():
-        pass
-    [started] = _checkpointers() - before
-    assert started.path == str(tmp_path / "engine.db")
+    for _ in range(3):  # a disposed pool's new connections start no second one
+        engine.dispose()
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    [started] = _checkpointers(path)
 
-    engine.dispose()
     del engine, connection
     gc.collect()
     started.join(5)
@@ -72,8 +78,26 @@ def test_an_engine_of_a_sqlite_file_has_one_checkpointer_until_it_is_collected(t
 
 
 def test_an_in_memory_database_has_no_checkpointer():
-    before = _checkpointers()
     engine = make_engine("sqlite://")
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
-    assert _checkpointers() == before
+    assert not [
+        t
+        for t in threading.enumerate()
+        if isinstance(t, WalCheckpointer) and t.path in ("", ":memory:")
+    ]
+
+
+def test_the_checkpointer_never_creates_a_database_file(tmp_path: Path):
+    """A database that was deleted (or never made) stays absent: the thread opens the file
+    read-write only, never "create"."""
+    path = tmp_path / "gone.db"
+    checkpointer = WalCheckpointer(str(path), interval=0.02)
+    checkpointer.start()
+    try:
+        time.sleep(0.3)  # about fifteen turns, each failing to open the file
+        assert checkpointer.is_alive()
+        assert not path.exists()
+    finally:
+        checkpointer.stop()
+        checkpointer.join(5)

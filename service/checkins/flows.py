@@ -34,8 +34,9 @@ def process_replies(
     """Act on the residents' replies the SMS webhook stored and answered, oldest first.
 
     A batch is one transaction. A batch that fails is retried one reply at a time; a reply
-    that still fails is flagged for staff and stays unprocessed, so the next run tries it
-    again and the watchdog reports it: it is never dropped.
+    that still fails is flagged for staff and stays unprocessed, so a later run tries it
+    again (after a rest that grows with each failure, see ``_FailingReplies``) and the
+    watchdog reports it: it is never dropped.
     """
     done = 0
     # Not tried again in this run, so they hold up no other; nor, for a while, in the next
@@ -75,11 +76,12 @@ def process_replies(
 
 class _FailingReplies:
     """Replies that failed in this process, each resting before its next try: 1 s after
-    the first failure, doubling to at most a minute. It only spaces the tries: the reply is
-    flagged for staff and stays unprocessed in the database, where the watchdog counts it,
-    and a restarted process tries it at once."""
+    the first failure, doubling to at most 15 s (a call for help that failed on a passing
+    fault is not held back long). It only spaces the tries: the reply is flagged for staff
+    and stays unprocessed in the database, where the watchdog counts it, and a restarted
+    process tries it at once."""
 
-    MAX_WAIT = timedelta(minutes=1)
+    MAX_WAIT = timedelta(seconds=15)
     LIMIT = 10_000  # forgotten beyond this (each is then tried again at once)
 
     def __init__(self) -> None:

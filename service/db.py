@@ -128,22 +128,6 @@ def _ensure_checkpointer(engine: Engine) -> None:
         checkpointer.start()
 
 
-def hold_sqlite_write_lock(session: Session) -> None:
-    """SQLite: hold the database's write lock from now until the session's transaction
-    ends, so what it reads next cannot change under it (PostgreSQL locks rows instead:
-    ``FOR UPDATE``). Nothing on other databases.
-
-    Python's sqlite3 opens a transaction only at the first write; reads before it see the
-    database as it is at each statement. ``BEGIN IMMEDIATE`` opens it now, with the lock,
-    waiting up to the busy timeout for another writer. A transaction already open has
-    written, and holds the lock already."""
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return
-    if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def make_engine(url: str) -> Engine:
     # Every table must be known before the first flush, or foreign keys cannot be resolved.
     import service.models  # noqa: F401

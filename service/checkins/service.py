@@ -53,7 +53,6 @@ from service.checkins.models import (
     TaskKind,
 )
 from service.common import aware
-from service.db import hold_sqlite_write_lock
 from service.escalations import service as escalations
 from service.escalations.models import Escalation, EscalationReason
 from service.registry.models import (
@@ -906,12 +905,6 @@ def advance_checkins(session: Session, checkin_ids: list[uuid.UUID], now: dateti
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    else:
-        # SQLite has no row locks: take the database's write lock before reading, so the
-        # rows read cannot change before this transaction commits. A reply acted on at the
-        # same moment (a "1" closing one) is either seen here or waits for the commit, and
-        # is never written over by this step.
-        hold_sqlite_write_lock(session)
     locked = [
         checkin
         for checkin in session.execute(query).scalars()

@@ -584,3 +584,60 @@ def test_a_reply_that_keeps_failing_is_tried_again_after_a_growing_rest(world, m
     monkeypatch.setattr(events, "_act_on_resident_reply", real)
     run_for(60)
     assert _checkins(world, "R1")[0].state == CheckInState.needs_help
+
+
+def test_a_fine_reply_acted_on_while_the_sweep_escalates_is_never_lost(world):
+    """R1's "1" comes in and is acted on just as the sweep, having found R1's check-in at
+    the end of its plan, escalates it. Whichever goes first, the other sees it: either the
+    "1" closes the check-in and nothing is escalated, or the escalation stands and the "1"
+    reaches its member as a late reply. Never a closed check-in written back over."""
+    if world.engine.dialect.name == "sqlite":
+        pytest.skip(
+            "known gap on SQLite: no row locks, and taking the database's write lock before "
+            "the sweep reads starved other writers (see the session 4 note)"
+        )
+    from sqlalchemy import event
+
+    world.site("A団地")
+    world.member("M1", "080-3000-0001")
+    world.resident("R1", "090-1000-0001", site="A団地")
+    world.assign("R1", "M1", 1)
+    flows.start_broadcast(
+        world.engine,
+        organization_id=world.org_id,
+        started_by="test",
+        now_fn=world.clock.now,
+        plan=[{"channel": "sms", "message": "prompt", "wait_minutes": 60}],
+    )
+    world.tick()
+    world.clock.advance(minutes=60)  # the plan has run out: escalation is due
+    replied: list[threading.Thread] = []
+
+    def reply_now(conn, cursor, statement, parameters, context, executemany) -> None:
+        # Once the sweep has read the due check-in (it now reads the resident), the reply
+        # comes in and is acted on, on another thread, given half a second to finish.
+        if replied or not statement.lstrip().startswith("SELECT resident."):
+            return
+        thread = threading.Thread(target=world.sms, args=(R1, "1"))
+        replied.append(thread)
+        thread.start()
+        thread.join(0.5)
+
+    event.listen(world.engine, "before_cursor_execute", reply_now)
+    try:
+        flows.sweep_checkins(world.engine, world.clock.now)
+    finally:
+        event.remove(world.engine, "before_cursor_execute", reply_now)
+    [thread] = replied
+    thread.join(30)
+    [checkin] = _checkins(world, "R1")
+    with world.session() as s:
+        escalations = s.exec(select(Escalation)).all()
+        late = s.exec(
+            select(TimelineEvent).where(TimelineEvent.kind == "escalation.late_reply")
+        ).all()
+    if checkin.state == CheckInState.ok:
+        assert escalations == []
+    else:
+        assert checkin.state == CheckInState.no_reply
+        assert len(escalations) == 1 and len(late) == 1

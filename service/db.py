@@ -113,8 +113,9 @@ _checkpointers_lock = threading.Lock()
 
 
 def _ensure_checkpointer(engine: Engine) -> None:
-    """One checkpointer per engine of a SQLite file and process, from the engine's first
-    connection until the engine is garbage collected."""
+    """One checkpointer per engine of a SQLite file and process: started by the first new
+    connection that finds none alive in this process (so again after a fork, or if the
+    thread died), stopped when the engine is garbage collected."""
     path = engine.url.database
     if not path or path == ":memory:" or path.startswith("file:"):
         return

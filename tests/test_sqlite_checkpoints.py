@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from service.db import SQLITE_FALLBACK_CHECKPOINT_PAGES, WalCheckpointer, make_engine
+from service.db import _checkpointers as _checkpointers_by_engine
 
 
 def _wait_for(condition, timeout: float = 10.0) -> bool:
@@ -81,11 +82,7 @@ def test_an_in_memory_database_has_no_checkpointer():
     engine = make_engine("sqlite://")
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
-    assert not [
-        t
-        for t in threading.enumerate()
-        if isinstance(t, WalCheckpointer) and t.path in ("", ":memory:")
-    ]
+    assert engine not in _checkpointers_by_engine
 
 
 def test_the_checkpointer_never_creates_a_database_file(tmp_path: Path):

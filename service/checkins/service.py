@@ -503,7 +503,11 @@ def _escalate_silent_before_superseding(
     waited out, no reply) are escalated, not superseded. After downtime, today's round
     starts in the same run as the sweep that catches up: superseding would put a resident
     who has been silent since yesterday back at the start of a new plan."""
-    at_last_step = CheckIn.step_index + 1 >= func.json_array_length(CheckIn.plan)
+    length = func.json_array_length(CheckIn.plan)
+    if session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL raises on the length of a JSON scalar ('null'); SQLite answers 0.
+        length = case((func.json_typeof(CheckIn.plan) == "array", length), else_=0)
+    at_last_step = CheckIn.step_index + 1 >= length
     due = session.execute(
         select(CheckIn.id, CheckIn.resident_id).where(
             *_due(now),
@@ -1475,6 +1479,8 @@ def start_due_schedule(session: Session, schedule: Schedule, now: datetime) -> R
     # overlap it (``_newer_rounds``): a broadcast sent during the downtime is older than it.
     scheduled_for, missed = first_missed, 1
     while (following := next_run_after(schedule, scheduled_for, org.timezone)) <= now:
+        if following <= scheduled_for:  # a clock change must not loop it back
+            break
         scheduled_for, missed = following, missed + 1
     already = session.execute(
         select(Round.id).where(

@@ -364,6 +364,10 @@ def test_a_plan_that_ran_out_during_downtime_escalates_rather_than_being_superse
     assert states[mid_plan] == {r2: CheckInState.superseded}
     assert states[new] == {r1: CheckInState.waiting, r2: CheckInState.waiting}
     with world.session() as s:
+        [r2_old] = s.exec(select(CheckIn).where(CheckIn.round_id == mid_plan)).all()
+        steps = s.exec(select(Attempt.step_index).where(Attempt.checkin_id == r2_old.id)).all()
+    assert r2_old.step_index == 0 and steps == [0]  # R2's reminder was never taken
+    with world.session() as s:
         [escalation] = s.exec(select(Escalation)).all()
     assert escalation.resident_id == r1 and escalation.reason == "no_reply"
     world.tick()

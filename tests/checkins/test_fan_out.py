@@ -19,6 +19,26 @@ from service.registry.models import Resident
 from service.telephony.models import OutboxMessage
 
 
+def _fan_out_at_once(world, round_ids, chunk: int) -> None:
+    """Fan the rounds out on one thread each, started together, in chunks of ``chunk``."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(round_ids))
+
+    def fan_out(round_id) -> None:
+        try:
+            start.wait(10)
+            checkins.fan_out_round(lambda: Session(world.engine), round_id, world.clock.now, chunk)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fan_out, args=(r,)) for r in round_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+
+
 def test_two_rounds_fanning_out_at_once_leave_each_resident_one_waiting_checkin(world):
     """The morning round and an earthquake broadcast fan out at the same moment, in small
     chunks, on two threads. Chunk by chunk they take turns (the organization's fan-out
@@ -40,22 +60,7 @@ def test_two_rounds_fanning_out_at_once_leave_each_resident_one_waiting_checkin(
             )
             rounds.append(round_.id)
         s.commit()
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-
-    def fan_out(round_id) -> None:
-        try:
-            start.wait(10)
-            checkins.fan_out_round(lambda: Session(world.engine), round_id, world.clock.now, 3)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=fan_out, args=(r,)) for r in rounds]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert errors == []
+    _fan_out_at_once(world, rounds, chunk=3)
 
     with Session(world.engine) as s:
         states = s.exec(select(CheckIn.resident_id, CheckIn.round_id, CheckIn.state)).all()
@@ -192,22 +197,7 @@ def test_rounds_fanning_out_at_once_leave_every_resident_to_the_newer_one(world)
     older = _round(world, kind=RoundKind.scheduled)
     world.clock.advance(seconds=1)
     newer = _round(world)
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-
-    def fan_out(round_id) -> None:
-        try:
-            start.wait(10)
-            checkins.fan_out_round(lambda: Session(world.engine), round_id, world.clock.now, 2)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=fan_out, args=(r,)) for r in (newer, older)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert errors == []
+    _fan_out_at_once(world, [newer, older], chunk=2)
     states, pending = _by_round(world)
     assert set(states[newer].values()) == {CheckInState.waiting}
     assert set(states[older].values()) == {CheckInState.superseded}

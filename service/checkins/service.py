@@ -552,8 +552,8 @@ def _taken_over(session: Session, newer: Any, resident_ids: list[Any]) -> set[An
     It must be asked when no other fan-out can write between it and the chunk's commit. On
     PostgreSQL the chunk holds the organization's fan-out lock. On SQLite it runs after the
     chunk's first write (the supersede UPDATE, which on SQLite always runs, or an escalation
-    before it), under the database's write lock. A newer
-    round whose chunks come later sees this chunk's check-ins and supersedes them itself.
+    before it), under the database's write lock. A newer round whose chunks come later sees
+    this chunk's check-ins and supersedes them itself.
     """
     round_ids = list(session.execute(newer).scalars())
     if not round_ids:

@@ -47,19 +47,7 @@ def test_two_rounds_fanning_out_at_once_leave_each_resident_one_waiting_checkin(
     world.site("A団地")
     for n in range(40):
         world.resident(f"R{n:02d}", f"090-2000-{n:04d}", site="A団地")
-    rounds = []
-    with Session(world.engine) as s:
-        for kind in (RoundKind.broadcast, RoundKind.broadcast):
-            round_ = checkins.start_round(
-                s,
-                organization_id=world.org_id,
-                kind=kind,
-                started_by="test",
-                now=world.clock.now(),
-                override_quiet_hours=True,
-            )
-            rounds.append(round_.id)
-        s.commit()
+    rounds = [_round(world), _round(world)]
     _fan_out_at_once(world, rounds, chunk=3)
 
     with Session(world.engine) as s:

@@ -320,7 +320,8 @@ def _fan_out_chunk(
         # for each of a round's residents (on SQLite, from text) to answer that.
         case((Resident.consent_at.is_(None), None), else_=literal(1)).label("consent_at"),
     ]
-    postgres = session.connection().dialect.name == "postgresql"
+    dialect = session.connection().dialect.name
+    postgres, sqlite = dialect == "postgresql", dialect == "sqlite"
     if postgres:
         _lock_fan_out(session, round_)
     already = exists().where(CheckIn.round_id == round_.id, CheckIn.resident_id == Resident.id)
@@ -338,7 +339,6 @@ def _fan_out_chunk(
         .label("waiting_elsewhere")
     )
     columns.append(waiting_elsewhere if postgres else null().label("waiting_elsewhere"))
-    sqlite = session.connection().dialect.name == "sqlite"
     query = select(*columns).where(_target_filter(round_, sqlite), ~already)
     if after is not None:
         query = query.where(Resident.id > after)

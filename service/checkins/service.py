@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import namedtuple
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from operator import itemgetter
@@ -890,24 +891,27 @@ def advance_checkins(session: Session, checkin_ids: list[uuid.UUID], now: dateti
     """Take the next step of each due check-in in ``checkin_ids``, in deadline order, in the
     caller's transaction. Returns how many moved.
 
-    Each row is taken under its row lock (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: a row
-    another worker holds is left to it) and only while it is still waiting and due, checked
-    again after the lock: a duplicated or late sweep is a no-op. The work is done per batch,
-    not per row: one query locks and loads the check-ins, one loads their residents, and the
-    new attempts and outbox rows go in with one insert each.
+    A check-in moves only while it is still waiting and due, checked under its row lock: a
+    duplicated or late sweep is a no-op, and a reply acted on meanwhile is never written
+    over. On PostgreSQL the rows are read ``FOR UPDATE SKIP LOCKED`` (a row another worker
+    holds is left to it). SQLite has no row locks and takes its write lock only at a
+    transaction's first write, so the next steps are worked out first and then claimed by
+    a guarded ``UPDATE``, the first write: a check-in that changed after it was read (a
+    "1" that closed it, another sweep that moved it) is dropped, and nothing of it applied.
+
+    The work is done per batch, not per row: one query reads the check-ins, one their
+    residents, and the new attempts and outbox rows go in with one insert each.
     """
     if not checkin_ids:
         return 0
-    query = (
-        select(CheckIn)
-        .where(
-            CheckIn.id.in_(checkin_ids),  # type: ignore[attr-defined]
-            CheckIn.state == CheckInState.waiting,
-            CheckIn.next_action_at <= now,  # type: ignore[operator]
-        )
-        .execution_options(populate_existing=True)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    still_due = (
+        CheckIn.id.in_(checkin_ids),  # type: ignore[attr-defined]
+        CheckIn.state == CheckInState.waiting,
+        CheckIn.next_action_at <= now,  # type: ignore[operator]
     )
-    if session.get_bind().dialect.name == "postgresql":
+    query = select(CheckIn).where(*still_due).execution_options(populate_existing=True)
+    if not sqlite:
         query = query.with_for_update(skip_locked=True)
     locked = [
         checkin
@@ -919,6 +923,71 @@ def advance_checkins(session: Session, checkin_ids: list[uuid.UUID], now: dateti
     if not locked:
         return 0
     locked.sort(key=lambda c: (aware(c.next_action_at), str(c.id)))
+    steps = _next_steps(session, locked, now)
+    if sqlite:
+        claimed = set(
+            session.execute(
+                update(CheckIn)
+                .where(*still_due)
+                .values(updated_at=now)
+                .returning(CheckIn.id)
+                .execution_options(synchronize_session=False)
+            ).scalars()
+        )
+        for step in steps:
+            if step.checkin.id not in claimed:
+                session.expire(step.checkin)  # changed since it was read: not ours to move
+        steps = [step for step in steps if step.checkin.id in claimed]
+    attempts: list[dict[str, Any]] = []
+    outbox: list[dict[str, Any]] = []
+    exhausted: list[tuple[CheckIn, Resident, Round]] = []
+    for step in steps:
+        checkin = step.checkin
+        if step.late_seconds is not None:
+            record(
+                session=session,
+                organization_id=checkin.organization_id,
+                actor=SCHEDULER,
+                action="late",
+                entity_type="checkin",
+                entity_id=checkin.id,
+                detail={"late_seconds": step.late_seconds},
+            )
+        if step.escalate:
+            exhausted.append((checkin, step.resident, step.round_))
+            continue
+        if step.attempt is not None:
+            attempts.append(step.attempt)
+            outbox.append(step.message)
+            checkin.step_index = step.step_index
+        checkin.next_action_at = step.next_action_at
+        checkin.updated_at = now
+    insert_rows(session, Attempt.__table__, attempts)  # type: ignore[attr-defined]
+    insert_rows(session, OutboxMessage.__table__, outbox)  # type: ignore[attr-defined]
+    if exhausted:
+        _escalate_exhausted_plans(session, exhausted, now)
+    return len(steps)
+
+
+@dataclass(slots=True)
+class _NextStep:
+    """What the sweep will do with one due check-in, worked out before anything is written:
+    escalate it, defer it to the end of quiet hours, or send its next attempt."""
+
+    checkin: CheckIn
+    resident: Resident
+    round_: Round
+    late_seconds: int | None
+    escalate: bool = False
+    step_index: int = 0
+    next_action_at: datetime | None = None
+    attempt: dict[str, Any] | None = None
+    message: dict[str, Any] | None = None
+
+
+def _next_steps(session: Session, locked: list[CheckIn], now: datetime) -> list[_NextStep]:
+    """Work out each due check-in's next step. Reads only: nothing is changed or added to
+    the session, so on SQLite the claim that follows is the transaction's first write."""
     residents = {
         r.id: r
         for r in session.execute(
@@ -939,9 +1008,7 @@ def advance_checkins(session: Session, checkin_ids: list[uuid.UUID], now: dateti
             )
         ).scalars()
     }
-    attempts: list[dict[str, Any]] = []
-    outbox: list[dict[str, Any]] = []
-    exhausted: list[tuple[CheckIn, Resident, Round]] = []
+    steps: list[_NextStep] = []
     bodies: dict[tuple[str, str], str] = {}
     for checkin in locked:
         round_ = rounds[checkin.round_id]
@@ -950,16 +1017,9 @@ def advance_checkins(session: Session, checkin_ids: list[uuid.UUID], now: dateti
         due = aware(checkin.next_action_at)
         assert due is not None
         lateness = (now - due).total_seconds()
-        if lateness > 60:
-            record(
-                session=session,
-                organization_id=checkin.organization_id,
-                actor=SCHEDULER,
-                action="late",
-                entity_type="checkin",
-                entity_id=checkin.id,
-                detail={"late_seconds": round(lateness)},
-            )
+        late = round(lateness) if lateness > 60 else None
+        step = _NextStep(checkin, resident, round_, late, step_index=checkin.step_index)
+        steps.append(step)
         next_step = checkin.step_index + 1
         while next_step < len(checkin.plan):
             if pick_number(resident, checkin.plan[next_step]["channel"]) is not None:
@@ -967,28 +1027,20 @@ def advance_checkins(session: Session, checkin_ids: list[uuid.UUID], now: dateti
             next_step += 1
         if next_step >= len(checkin.plan):
             # Escalation is not a message to the resident: quiet hours never delay it.
-            exhausted.append((checkin, resident, round_))
+            step.escalate = True
             continue
         if not round_.override_quiet_hours and in_quiet_hours(
             now, org.timezone, round_.quiet_start, round_.quiet_end
         ):
-            checkin.next_action_at = quiet_hours_end(now, org.timezone, round_.quiet_end)
-            checkin.updated_at = now
+            step.next_action_at = quiet_hours_end(now, org.timezone, round_.quiet_end)
             continue
-        step = checkin.plan[next_step]
-        attempt, message = _attempt_rows(
-            round_, org, resident, step, next_step, checkin.id, now, now, bodies
+        planned = checkin.plan[next_step]
+        step.attempt, step.message = _attempt_rows(
+            round_, org, resident, planned, next_step, checkin.id, now, now, bodies
         )
-        attempts.append(attempt)
-        outbox.append(message)
-        checkin.step_index = next_step
-        checkin.next_action_at = now + timedelta(minutes=int(step["wait_minutes"]))
-        checkin.updated_at = now
-    insert_rows(session, Attempt.__table__, attempts)  # type: ignore[attr-defined]
-    insert_rows(session, OutboxMessage.__table__, outbox)  # type: ignore[attr-defined]
-    if exhausted:
-        _escalate_exhausted_plans(session, exhausted, now)
-    return len(locked)
+        step.step_index = next_step
+        step.next_action_at = now + timedelta(minutes=int(planned["wait_minutes"]))
+    return steps
 
 
 def _escalate_exhausted_plans(

@@ -6,9 +6,11 @@ scheduler that was down catches up when it returns and nothing depends on in-mem
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections import namedtuple
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -147,6 +149,10 @@ def resident_plan(
 # up through a descriptor on every use.
 _MOBILE = PhoneKind.mobile.value
 _WAITING = CheckInState.waiting.value
+_VISIT_LIST = CheckInState.visit_list.value
+# A check-in closed as it is made: away, taken over by a newer round, or on the visit list
+# (with its own state).
+_CLOSED = {"state": CheckInState.superseded.value, "plan": [], "next_action_at": None}
 _QUEUED = AttemptStatus.queued.value
 _MOVED_OUT = ResidentStatus.moved_out.value
 _AWAY = ResidentStatus.away.value
@@ -350,79 +356,6 @@ def _fan_out_chunk(
     rows = list(map(_row_type(tuple(result.keys()))._make, result))
     if not rows:
         return 0, after
-    quiet = not round_.override_quiet_hours and in_quiet_hours(
-        now, tz, round_.quiet_start, round_.quiet_end
-    )
-    start_at = quiet_hours_end(now, tz, round_.quiet_end) if quiet else now
-    checkins: list[dict[str, Any]] = []
-    attempts: list[dict[str, Any]] = []
-    outbox: list[dict[str, Any]] = []
-    visits: list[tuple[uuid.UUID, uuid.UUID, str]] = []
-    bodies: dict[tuple[str, str], str] = {}
-    plans: dict[tuple[Any, Any, Any], list[dict[str, Any]]] = {}
-    organization_id, round_id = round_.organization_id, round_.id  # read once, not per row
-    skipped = 0
-    for resident in rows:
-        contact, visit_reason = eligible(resident, today)
-        checkin_id = uuid.uuid4()
-        base = {
-            "id": checkin_id,
-            "organization_id": organization_id,
-            "round_id": round_id,
-            "resident_id": resident.id,
-            "step_index": 0,
-            "flagged": False,
-            "last_reply_kind": None,
-            "replied_at": None,
-            "escalation_id": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        if not contact and visit_reason is None:
-            # Away or moved out: recorded in the round so it is visible, never contacted.
-            checkins.append(
-                {
-                    **base,
-                    "state": CheckInState.superseded.value,
-                    "plan": [],
-                    "next_action_at": None,
-                    "closed_at": now,
-                }
-            )
-            skipped += 1
-            continue
-        if not contact:
-            checkins.append(
-                {
-                    **base,
-                    "state": CheckInState.visit_list.value,
-                    "plan": [],
-                    "next_action_at": None,
-                    "closed_at": now,
-                }
-            )
-            visits.append((resident.id, checkin_id, visit_reason or "visit"))
-            continue
-        # One plan object per kind of resident: shared by their rows (nothing changes a
-        # plan after it is written), so it is also serialized once.
-        plan_key = (resident.preferred_channel, resident.phone_kind, resident.phone2_kind)
-        plan = plans.get(plan_key)
-        if plan is None:
-            plan = plans[plan_key] = resident_plan(round_.plan, *plan_key)
-        checkins.append(
-            {
-                **base,
-                "state": _WAITING,
-                "plan": plan,
-                "next_action_at": start_at + timedelta(minutes=plan[0]["wait_minutes"]),
-                "closed_at": None,
-            }
-        )
-        attempt_row, message = _attempt_rows(
-            round_, org, resident, plan[0], 0, checkin_id, now, start_at, bodies
-        )
-        attempts.append(attempt_row)
-        outbox.append(message)
     # A newer round supersedes a resident's older open check-in, unless it is escalated;
     # never the other way round (see _taken_over). One whose whole plan has run out
     # unanswered is escalated first, as the sweep would have done.
@@ -455,13 +388,77 @@ def _fan_out_chunk(
     if superseded:
         _cancel_queued_attempts(session, superseded, now)
     taken = _taken_over(session, newer, [r.id for r in rows])
-    if taken:
-        checkins, attempts, outbox, visits = _leave_to_newer_round(
-            taken, checkins, attempts, outbox, visits, now
-        )
+    quiet = not round_.override_quiet_hours and in_quiet_hours(
+        now, tz, round_.quiet_start, round_.quiet_end
+    )
+    start_at = quiet_hours_end(now, tz, round_.quiet_end) if quiet else now
+    checkins: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
+    visits: list[tuple[uuid.UUID, uuid.UUID, str]] = []
+    bodies: dict[tuple[str, str], str] = {}
+    plans: dict[tuple[Any, Any, Any], list[dict[str, Any]]] = {}
+    organization_id, round_id = round_.organization_id, round_.id  # read once, not per row
+    skipped = 0
+
+    def messages() -> Iterator[dict[str, Any]]:
+        """Each resident's check-in and first attempt (into the lists above), and, as it
+        goes, their message. The messages are inserted as they are made: on PostgreSQL the
+        server stores each part of the COPY while the next is being made, instead of
+        waiting for the whole chunk. (The outbox has no foreign key to the attempt.)"""
+        nonlocal skipped
+        for resident in rows:
+            contact, visit_reason = eligible(resident, today)
+            checkin_id = uuid.uuid4()
+            base = {
+                "id": checkin_id,
+                "organization_id": organization_id,
+                "round_id": round_id,
+                "resident_id": resident.id,
+                "step_index": 0,
+                "flagged": False,
+                "last_reply_kind": None,
+                "replied_at": None,
+                "escalation_id": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            if not contact and visit_reason is None:
+                # Away or moved out: recorded in the round so it is visible, never contacted.
+                checkins.append({**base, **_CLOSED, "closed_at": now})
+                skipped += 1
+                continue
+            if resident.id in taken:
+                # A newer round has asked (or put on the visit list) this resident already.
+                checkins.append({**base, **_CLOSED, "closed_at": now})
+                continue
+            if not contact:
+                checkins.append({**base, **_CLOSED, "state": _VISIT_LIST, "closed_at": now})
+                visits.append((resident.id, checkin_id, visit_reason or "visit"))
+                continue
+            # One plan object per kind of resident: shared by their rows (nothing changes a
+            # plan after it is written), so it is also serialized once.
+            plan_key = (resident.preferred_channel, resident.phone_kind, resident.phone2_kind)
+            plan = plans.get(plan_key)
+            if plan is None:
+                plan = plans[plan_key] = resident_plan(round_.plan, *plan_key)
+            checkins.append(
+                {
+                    **base,
+                    "state": _WAITING,
+                    "plan": plan,
+                    "next_action_at": start_at + timedelta(minutes=plan[0]["wait_minutes"]),
+                    "closed_at": None,
+                }
+            )
+            attempt_row, message = _attempt_rows(
+                round_, org, resident, plan[0], 0, checkin_id, now, start_at, bodies
+            )
+            attempts.append(attempt_row)
+            yield message
+
+    insert_rows(session, OutboxMessage.__table__, messages())  # type: ignore[attr-defined]
     insert_rows(session, CheckIn.__table__, checkins)  # type: ignore[attr-defined]
     insert_rows(session, Attempt.__table__, attempts)  # type: ignore[attr-defined]
-    insert_rows(session, OutboxMessage.__table__, outbox)  # type: ignore[attr-defined]
     if skipped:
         # Added in the database, not to the count read before the chunk: a count another
         # fan-out of this round committed in between is kept.
@@ -570,37 +567,6 @@ def _taken_over(session: Session, newer: Any, resident_ids: list[Any]) -> set[An
     )
 
 
-def _leave_to_newer_round(
-    taken: set[Any],
-    checkins: list[dict[str, Any]],
-    attempts: list[dict[str, Any]],
-    outbox: list[dict[str, Any]],
-    visits: list[tuple[uuid.UUID, uuid.UUID, str]],
-    now: datetime,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[Any]]:
-    """The chunk's rows with the taken-over residents' check-ins closed as superseded, and
-    without their first attempts, messages and visit-list entries."""
-    dropped = {row["id"] for row in checkins if row["resident_id"] in taken}
-    closed = [
-        (
-            {
-                **row,
-                "state": CheckInState.superseded.value,
-                "plan": [],
-                "next_action_at": None,
-                "closed_at": now,
-            }
-            if row["id"] in dropped
-            else row
-        )
-        for row in checkins
-    ]
-    kept = [row for row in attempts if row["checkin_id"] not in dropped]
-    attempt_ids = {row["id"] for row in kept}
-    messages = [row for row in outbox if row["attempt_id"] in attempt_ids]
-    return closed, kept, messages, [v for v in visits if v[1] not in dropped]
-
-
 # Names "a round's fan-out" among PostgreSQL's two-key advisory locks (the second key is
 # the organization); any fixed 32-bit number.
 FAN_OUT_LOCK_CLASS = 0x4D4D4F46
@@ -622,19 +588,23 @@ def _lock_fan_out(session: Session, round_: Round) -> None:
     session.execute(select(lock))
 
 
-def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def insert_rows(session: Session, table: Table, rows: Iterable[dict[str, Any]]) -> None:
     """Insert complete rows (dicts with the same keys) in the session's transaction.
 
     Fan-out writes three rows per resident, so this is as direct as the database allows. On
     PostgreSQL it is a COPY, about twice as fast as multi-row INSERT statements, with the
-    same constraint, foreign key and index checks. On SQLite each value goes through its
-    column type's own bind processor (the same stored form as any Core insert) and the
-    rows through one driver-level executemany, without per-row statement compilation.
+    same constraint, foreign key and index checks; rows given as an iterator are sent as
+    they come. On SQLite each value goes through its column type's own bind processor (the
+    same stored form as any Core insert) and the rows through one driver-level executemany,
+    without per-row statement compilation.
     """
-    if not rows:
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
         return
+    rows = itertools.chain((first,), iterator)
     connection = session.connection()
-    names = list(rows[0])
+    names = list(first)
     quote = connection.dialect.identifier_preparer.quote
     columns = ", ".join(quote(n) for n in names)
     if connection.dialect.name == "sqlite":
@@ -654,7 +624,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         )
         return
     if connection.dialect.name != "postgresql":
-        connection.execute(insert(table), rows)
+        connection.execute(insert(table), list(rows))
         return
     as_json = {c.name for c in table.columns if isinstance(c.type, JSON)} & set(names)
     to_json = _by_identity(_json)
@@ -668,7 +638,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
 
 
 def _converted(
-    rows: list[dict[str, Any]], names: list[str], processors: list[Any]
+    rows: Iterable[dict[str, Any]], names: list[str], processors: list[Any]
 ) -> list[tuple[Any, ...]]:
     """The rows as tuples of stored values, column by column: each processor is mapped
     over its column, and the columns without one are taken as they are. A generator per

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, Text
+from sqlalchemy import JSON, Column, Index, String, Text, text
 from sqlmodel import Field, SQLModel
 
 from service.common import id_field, timestamp_field
@@ -52,10 +52,24 @@ OUTCOME_BY_DIGIT = {
 }
 
 
+# An escalation still on the board (``service.escalations.service.OPEN_STATES``).
+OPEN_CASE = text("state IN ('alerting', 'acknowledged', 'exhausted')")
+
+
 class Escalation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_escalation_due", "state", "next_action_at"),
         Index("ix_escalation_org_state", "organization_id", "state"),
+        # A member answers "A7 1": no two open cases of an organization share a code, even
+        # when two transactions open cases at once (the second one fails and is retried).
+        Index(
+            "uq_escalation_open_case_code",
+            "organization_id",
+            "case_code",
+            unique=True,
+            sqlite_where=OPEN_CASE,
+            postgresql_where=OPEN_CASE,
+        ),
     )
     id: uuid.UUID = id_field()
     organization_id: uuid.UUID = Field(foreign_key="organization.id")

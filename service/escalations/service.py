@@ -23,7 +23,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
 
 from i18n.languages import display_name
@@ -55,6 +55,8 @@ from service.telephony.models import OutboxChannel, OutboxPurpose
 from service.telephony.outbox import enqueue
 
 OPEN_STATES = (EscalationState.alerting, EscalationState.acknowledged, EscalationState.exhausted)
+# The states with a next step the sweep takes: the next alert, or the acknowledger's reminder.
+SWEPT_STATES = (EscalationState.alerting, EscalationState.acknowledged)
 DEFAULT_ACK_MINUTES = 30
 DEFAULT_OUTCOME_HOURS = 4
 REMINDER_GRACE = timedelta(hours=1)
@@ -480,7 +482,7 @@ def due_escalation_ids(session: Session, now: datetime, limit: int) -> list[tupl
     query = (
         select(Escalation.id, Escalation.version)
         .where(
-            Escalation.state.in_([EscalationState.alerting, EscalationState.acknowledged]),  # type: ignore[attr-defined]
+            Escalation.state.in_(SWEPT_STATES),  # type: ignore[attr-defined]
             Escalation.next_action_at <= now,
         )
         .order_by(Escalation.priority, Escalation.next_action_at)
@@ -492,10 +494,31 @@ def due_escalation_ids(session: Session, now: datetime, limit: int) -> list[tupl
 def advance_escalation(
     session: Session, escalation_id: uuid.UUID, expected_version: int, now: datetime
 ) -> bool:
-    """Take the escalation's due step, if it is still the step the sweep saw."""
+    """Take the escalation's due step, if it is still the step the sweep saw.
+
+    On PostgreSQL the row is read under its lock (``SKIP LOCKED``: a row another worker
+    holds is left to it). SQLite has no row locks and takes its write lock only at a
+    transaction's first write, so the step is first claimed by a guarded ``UPDATE``: a
+    member's "1" that came in after the sweep listed the step, and bumped the version,
+    makes the claim miss, instead of being written over by the next step."""
     query = select(Escalation).where(Escalation.id == escalation_id)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
+    else:
+        claimed = session.execute(
+            update(Escalation)
+            .where(
+                Escalation.id == escalation_id,  # type: ignore[arg-type]
+                Escalation.version == expected_version,  # type: ignore[arg-type]
+                Escalation.state.in_(SWEPT_STATES),  # type: ignore[attr-defined]
+                Escalation.next_action_at <= now,  # type: ignore[arg-type,operator]
+            )
+            .values(updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        query = query.execution_options(populate_existing=True)
     escalation = session.execute(query).scalars().first()
     if escalation is None or escalation.version != expected_version:
         return False

@@ -260,15 +260,17 @@ def sweep_escalations(
 
 
 def _one_by_one(
-    engine: Engine, ids: list[uuid.UUID], step: Callable[[Session, uuid.UUID], object]
+    engine: Engine, ids: list[uuid.UUID], step: Callable[[Session, uuid.UUID], bool]
 ) -> int:
+    """Each item in its own transaction; how many moved (one that changed meanwhile, and
+    so was left as it is, does not count)."""
     done = 0
     for item in ids:
         try:
             with Session(engine) as session:
-                step(session, item)
+                moved = step(session, item)
                 session.commit()
-                done += 1
+                done += moved
         except Exception:
             # It stays due, so the next sweep tries again; the watchdog reports it.
             log.exception("could not advance %s; it stays due", item)

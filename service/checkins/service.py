@@ -875,11 +875,8 @@ def advance_checkins(session: Session, checkin_ids: list[uuid.UUID], now: dateti
     if not checkin_ids:
         return 0
     sqlite = session.get_bind().dialect.name == "sqlite"
-    still_due = (
-        CheckIn.id.in_(checkin_ids),  # type: ignore[attr-defined]
-        CheckIn.state == CheckInState.waiting,
-        CheckIn.next_action_at <= now,  # type: ignore[operator]
-    )
+    # Still due, as ``due_checkin_ids`` found it: a reply stored since is left to be acted on.
+    still_due = (CheckIn.id.in_(checkin_ids), *_due(now))  # type: ignore[attr-defined]
     query = select(CheckIn).where(*still_due).execution_options(populate_existing=True)
     if not sqlite:
         query = query.with_for_update(skip_locked=True)

@@ -489,6 +489,9 @@ def schedule_create(
                 console.print(f"[red]No site named {site_name!r}.[/]")
                 raise typer.Exit(1)
             site_ids.append(str(found.id))
+        if site_ids and flag:
+            console.print("[red]Choose either --site or --flag: a schedule targets one of them.[/]")
+            raise typer.Exit(1)
         kind = TargetKind.sites if site_ids else TargetKind.flag if flag else TargetKind.all
         try:
             data = ScheduleCreate(name=name, time_of_day=time_of_day,

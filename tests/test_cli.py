@@ -190,6 +190,9 @@ def test_round_start_and_schedules_from_the_command_line(tmp_path, database_url)
     assert "next run" in created.stdout
     bad = run("schedule", "create", "--name", "x", "--at", "25:00", env=env)
     assert bad.returncode == 1 and "HH:MM" in bad.stderr
+    both = run("schedule", "create", "--name", "x", "--site", "河井町団地", "--flag",
+               "lives_alone", env=env)
+    assert both.returncode == 1 and "--site or --flag" in both.stderr
     listed = run("schedule", "list", env=env, check=True)
     assert "毎朝の見守り" in listed.stdout and "sites" in listed.stdout
     started = run("round", "start", "--site", "河井町団地", "--override-quiet-hours", env=env,

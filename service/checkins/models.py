@@ -129,6 +129,31 @@ class _ScheduleValidators(SQLModel):
             raise ValueError(f"target_flag must be one of {', '.join(TARGET_FLAGS)}")
         return value
 
+    @field_validator("target_site_ids", "target_resident_ids", check_fields=False)
+    @classmethod
+    def _ids(cls, value: list[Any] | None) -> list[str] | None:
+        if value is None:
+            return None
+        ids = []
+        for item in value:
+            try:
+                ids.append(str(uuid.UUID(str(item))))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an id") from None
+        return list(dict.fromkeys(ids))
+
+
+def check_targets(
+    kind: TargetKind, site_ids: list[str], flag: str | None, resident_ids: list[str]
+) -> None:
+    """A schedule's targets must say whom they mean: raises ValueError naming what is missing."""
+    if kind == TargetKind.sites and not site_ids:
+        raise ValueError("target_kind 'sites' needs target_site_ids")
+    if kind == TargetKind.flag and not flag:
+        raise ValueError("target_kind 'flag' needs target_flag")
+    if kind == TargetKind.residents and not resident_ids:
+        raise ValueError("target_kind 'residents' needs target_resident_ids")
+
 
 class Schedule(ScheduleBase, table=True):
     id: uuid.UUID = id_field()
@@ -141,12 +166,9 @@ class Schedule(ScheduleBase, table=True):
 class ScheduleCreate(_ScheduleValidators, ScheduleBase):
     @model_validator(mode="after")
     def _targets(self) -> ScheduleCreate:
-        if self.target_kind == TargetKind.sites and not self.target_site_ids:
-            raise ValueError("target_kind 'sites' needs target_site_ids")
-        if self.target_kind == TargetKind.flag and not self.target_flag:
-            raise ValueError("target_kind 'flag' needs target_flag")
-        if self.target_kind == TargetKind.residents and not self.target_resident_ids:
-            raise ValueError("target_kind 'residents' needs target_resident_ids")
+        check_targets(
+            self.target_kind, self.target_site_ids, self.target_flag, self.target_resident_ids
+        )
         return self
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import uuid
 from collections import namedtuple
 from collections.abc import Iterable, Iterator
@@ -148,6 +149,8 @@ def resident_plan(
 # Plain values: a fan-out compares 100,000 residents with them, and an enum member is looked
 # up through a descriptor on every use.
 _MOBILE = PhoneKind.mobile.value
+log = logging.getLogger(__name__)
+
 _WAITING = CheckInState.waiting.value
 _VISIT_LIST = CheckInState.visit_list.value
 # A check-in closed as it is made: away, taken over by a newer round, or on the visit list
@@ -260,6 +263,19 @@ def start_round(
     return round_
 
 
+def _ids(round_: Round, values: list[str]) -> list[uuid.UUID]:
+    """The ids a round targets. Schedules are checked when saved; one saved before that
+    check with something that is not an id must not stop its round for good (a fan-out
+    that raises is retried every run), so that entry is left out, and logged."""
+    ids = []
+    for value in values:
+        try:
+            ids.append(uuid.UUID(str(value)))
+        except ValueError:
+            log.error("round %s: target %r is not an id; left out", round_.id, value)
+    return ids
+
+
 def _target_filter(round_: Round, sqlite: bool = False) -> Any:
     """The round's residents. On SQLite the organization's condition is marked as likely
     true (``likely()``, a planner hint): its planner, without statistics, would otherwise
@@ -269,9 +285,9 @@ def _target_filter(round_: Round, sqlite: bool = False) -> Any:
     in_organization = Resident.organization_id == round_.organization_id
     conditions = [func.likely(in_organization) if sqlite else in_organization]
     if round_.target_kind == TargetKind.sites:
-        conditions.append(Resident.site_id.in_([uuid.UUID(s) for s in round_.target_site_ids]))  # type: ignore[union-attr]
+        conditions.append(Resident.site_id.in_(_ids(round_, round_.target_site_ids)))  # type: ignore[union-attr]
     elif round_.target_kind == TargetKind.residents:
-        conditions.append(Resident.id.in_([uuid.UUID(r) for r in round_.target_resident_ids]))  # type: ignore[attr-defined]
+        conditions.append(Resident.id.in_(_ids(round_, round_.target_resident_ids)))  # type: ignore[attr-defined]
     elif round_.target_kind == TargetKind.flag and round_.target_flag:
         conditions.append(getattr(Resident, round_.target_flag).is_(True))
     return and_(*conditions)

@@ -29,6 +29,7 @@ from service.checkins.models import (
     StaffTaskPublic,
     TimelineEvent,
     TimelineEventPublic,
+    check_targets,
 )
 from service.clock import get_clock
 from service.common import Page, aware
@@ -69,7 +70,10 @@ def _refresh_next_run(session: Session, schedule: Schedule) -> None:
     )
 
 
-def _check_targets(session: Session, organization_id: uuid.UUID, site_ids: list[str]) -> None:
+def _check_targets(
+    session: Session, organization_id: uuid.UUID, site_ids: list[str], resident_ids: list[str]
+) -> None:
+    """Every site and resident a schedule names is one of the organization's."""
     for site_id in site_ids:
         try:
             registry.get_site(
@@ -77,6 +81,18 @@ def _check_targets(session: Session, organization_id: uuid.UUID, site_ids: list[
             )
         except (NotFound, ValueError):
             raise Invalid(f"no such site {site_id}", field="target_site_ids") from None
+    wanted = {uuid.UUID(r) for r in resident_ids}
+    found = set(
+        session.execute(
+            select(Resident.id).where(
+                Resident.organization_id == organization_id,
+                Resident.id.in_(wanted),  # type: ignore[attr-defined]
+            )
+        ).scalars()
+    )
+    for resident_id in resident_ids:
+        if uuid.UUID(resident_id) not in found:
+            raise Invalid(f"no such resident {resident_id}", field="target_resident_ids")
 
 
 @router.get("/schedules", response_model=Page[SchedulePublic], tags=["schedules"])
@@ -95,7 +111,7 @@ def list_schedules(session: SessionDep, user: CurrentUser) -> Page[SchedulePubli
 
 @router.post("/schedules", response_model=SchedulePublic, status_code=201, tags=["schedules"])
 def create_schedule(session: SessionDep, user: Coordinator, data: ScheduleCreate) -> SchedulePublic:
-    _check_targets(session, user.organization_id, data.target_site_ids)
+    _check_targets(session, user.organization_id, data.target_site_ids, data.target_resident_ids)
     schedule = Schedule.model_validate(data, update={"organization_id": user.organization_id})
     _refresh_next_run(session, schedule)
     session.add(schedule)
@@ -119,8 +135,24 @@ def update_schedule(
 ) -> SchedulePublic:
     schedule = _schedule(session, user.organization_id, schedule_id)
     changes = data.model_dump(exclude_unset=True)
-    if "target_site_ids" in changes:
-        _check_targets(session, user.organization_id, changes["target_site_ids"] or [])
+    for name, value in changes.items():
+        if value is None and name != "target_flag":  # only the flag can be cleared
+            raise Invalid(f"{name} cannot be null", field=name)
+    targets = [
+        changes[name] if name in changes else getattr(schedule, name)
+        for name in ("target_kind", "target_site_ids", "target_flag", "target_resident_ids")
+    ]
+    try:
+        check_targets(*targets)
+    except ValueError as error:
+        raise Invalid(str(error), field="target_kind") from None
+    if "target_site_ids" in changes or "target_resident_ids" in changes:
+        _check_targets(
+            session,
+            user.organization_id,
+            changes.get("target_site_ids") or [],
+            changes.get("target_resident_ids") or [],
+        )
     schedule.sqlmodel_update(changes)
     _refresh_next_run(session, schedule)
     session.add(schedule)

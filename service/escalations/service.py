@@ -166,14 +166,29 @@ def _new_case_code(session: Session, organization_id: uuid.UUID) -> str:
                 )
             ).scalars()
         )
-    for _ in range(1000):
-        code = f"{random.choice(string.ascii_uppercase)}{random.randint(1, 99)}"
-        if code not in used:
-            break
-    else:
-        code = uuid.uuid4().hex[:6].upper()
+    code = _free_code(used)
     used.add(code)
     return code
+
+
+def _free_code(used: set[str]) -> str:
+    """A letter and a number a member can type back ("A7 1"): short (1–99) while fewer than
+    a few thousand cases are open, then up to 999. Only past 25,974 open cases would a code
+    be one a member cannot answer with; staff still can, from the board."""
+    for _ in range(64):
+        code = f"{random.choice(string.ascii_uppercase)}{random.randint(1, 99)}"
+        if code not in used:
+            return code
+    for top in (99, 999):
+        free = [
+            code
+            for letter in string.ascii_uppercase
+            for number in range(1, top + 1)
+            if (code := f"{letter}{number}") not in used
+        ]
+        if free:
+            return random.choice(free)
+    return uuid.uuid4().hex[:6].upper()
 
 
 def timeline(

@@ -167,3 +167,20 @@ def test_the_migration_gives_open_cases_that_share_a_code_fresh_ones(tmp_path):
             text("UPDATE escalation SET case_code = 'A7', state = 'alerting' WHERE id = :id"),
             {"id": ids[1].hex},
         )
+
+
+def test_codes_stay_ones_a_member_can_answer_with_when_thousands_are_open():
+    import string
+
+    from service.escalations.service import _free_code, parse_member_reply
+
+    short = {f"{letter}{n}" for letter in string.ascii_uppercase for n in range(1, 100)}
+    assert len(short) == 2574
+    fresh = _free_code(set(short))
+    assert fresh not in short and 100 <= int(fresh[1:]) <= 999
+    assert parse_member_reply(f"{fresh} 1") == (fresh, "1")
+    assert parse_member_reply(f"2 {fresh.lower()}") == (fresh, "2")
+    # Nearly full: the one short code left is found, not missed by chance.
+    assert _free_code(short - {"Q42"}) == "Q42"
+    # While few are open, codes are short.
+    assert all(int(_free_code({"A1"})[1:]) <= 99 for _ in range(200))

@@ -734,14 +734,12 @@ def handle_member_reply(
         cases[escalation.case_code] = (escalation, alert)
     for escalation in held:
         cases[escalation.case_code] = (escalation, None)
+    if (code is not None and code not in cases) or (code is None and not cases):
+        return _answer_former_case(session, member, code, digit, now)
     if code is not None:
-        target = cases.get(code)
-        if target is None:
-            return render("member.unclear", locale)
+        target = cases[code]
     elif len(cases) == 1:
         target = next(iter(cases.values()))
-    elif not cases:
-        return render("member.unclear", locale)
     else:
         return render("member.which_case", locale, codes=", ".join(sorted(cases)))
     escalation, alert = target
@@ -775,6 +773,95 @@ def handle_member_reply(
     )
     audit("resolve", outcome=outcome.value)
     return render("member.outcome_recorded", locale, **values)
+
+
+def _answer_former_case(
+    session: Session, member: Member, code: str | None, digit: str, now: datetime
+) -> str:
+    """A reply about an open case that no longer waits for this member: their alert's
+    window passed, someone else took the case, or they took it and it was handed on when
+    no result came. It is never dropped as "unclear":
+
+    - they had taken the case (and were told "if you did visit, reply with the result"):
+      the reply is that result. It closes the case while nobody else holds it; if someone
+      does, it is put on the case's timeline for staff, and the member is told who holds it.
+    - their alert had expired (or was withdrawn): "1" takes the case if nobody holds it
+      yet, as it would have in time; otherwise they are told someone else is going.
+    """
+    locale = (member.languages or ["ja"])[0]
+    rows = session.execute(
+        select(Escalation, Alert)
+        .join(Alert, Alert.escalation_id == Escalation.id)
+        .where(
+            Alert.member_id == member.id,
+            Alert.state != AlertState.sent,
+            Escalation.state.in_(OPEN_STATES),  # type: ignore[attr-defined]
+        )
+        .order_by(Alert.step_index.desc())  # type: ignore[attr-defined]
+    ).all()
+    former: dict[str, tuple[Escalation, Alert]] = {}
+    for escalation, alert in rows:
+        former.setdefault(escalation.case_code, (escalation, alert))  # their latest alert
+    if code is not None:
+        found = former.get(code)
+    else:
+        found = next(iter(former.values())) if len(former) == 1 else None
+    if found is None:
+        return render("member.unclear", locale)
+    escalation, alert = found
+    escalation = session.get(
+        Escalation, escalation.id, with_for_update=True, populate_existing=True
+    )
+    assert escalation is not None
+    values = _resident_values(session, escalation)
+    actor = f"member:{member.name}"
+    held_by_other = (
+        escalation.state == EscalationState.acknowledged and escalation.acknowledged_by != member.id
+    )
+    if alert.state == AlertState.acknowledged:  # they took it, and it was handed on
+        if code is None:
+            return render("member.outcome_request", locale, **values)
+        outcome = OUTCOME_BY_DIGIT[digit]
+        if held_by_other:
+            timeline(
+                session,
+                resident_id=escalation.resident_id,
+                organization_id=escalation.organization_id,
+                kind="escalation.outcome_reported",
+                at=now,
+                escalation_id=escalation.id,
+                member_id=member.id,
+                detail={"outcome": outcome.value, "held_by": str(escalation.acknowledged_by)},
+            )
+            _audit_answer(session, escalation, actor, "report", "sms", outcome=outcome.value)
+            return render("member.already_taken", locale, **values)
+        resolve(
+            session,
+            escalation=escalation,
+            outcome=outcome,
+            now=now,
+            actor=actor,
+            member_id=member.id,
+        )
+        _audit_answer(session, escalation, actor, "resolve", "sms", outcome=outcome.value)
+        return render("member.outcome_recorded", locale, **values)
+    if digit == "1" and escalation.state in (EscalationState.alerting, EscalationState.exhausted):
+        # A "1" after the window: nobody has taken the case yet, so this member goes.
+        acknowledge(session, escalation=escalation, member_id=member.id, now=now, actor=actor)
+        alert.state = AlertState.acknowledged  # theirs now: a later result is read as one
+        alert.answered_at = now
+        session.add(alert)
+        _audit_answer(session, escalation, actor, "acknowledge", "sms", late=True)
+        return (
+            render("member.ack", locale, **values)
+            + " "
+            + render("member.outcome_request", locale, **values)
+        )
+    if digit == "1":
+        return render("member.already_taken", locale, **values)
+    if digit == "2":
+        return render("member.declined", locale, **values)
+    return render("member.unclear", locale)
 
 
 ACK_GRACE = timedelta(minutes=15)

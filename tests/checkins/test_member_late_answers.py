@@ -1,0 +1,126 @@
+"""Members' answers about a case that no longer waits for them: an alert whose window
+passed, a case someone else took, a case handed on when no result came. None of them is
+dropped as "unclear"; none takes a case from the member who holds it."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from service.checkins import flows
+from service.checkins.models import TimelineEvent
+from service.escalations.models import Alert, AlertState, Escalation
+
+M1, M2 = "+818030000001", "+818030000002"
+ALREADY_TAKEN = "すでに別の方が対応しています"
+RECORDED = "結果を記録しました"
+
+
+def _escalated(world) -> Escalation:
+    """R1 stayed silent: the case alerts M1 first, then M2."""
+    world.member("M1", "080-3000-0001")
+    world.member("M2", "080-3000-0002")
+    world.resident("R1", "090-1000-0001")
+    world.assign("R1", "M1", 1)
+    world.assign("R1", "M2", 2)
+    flows.start_broadcast(
+        world.engine,
+        organization_id=world.org_id,
+        started_by="test",
+        now_fn=world.clock.now,
+        plan=[{"channel": "sms", "message": "prompt", "wait_minutes": 60}],
+    )
+    world.tick()
+    world.tick(60)
+    return _case(world)
+
+
+def _case(world) -> Escalation:
+    with world.session() as s:
+        return s.exec(select(Escalation)).one()
+
+
+def _waiting(world) -> set[tuple[str, int]]:
+    names = {v: k for k, v in world.members.items()}
+    with world.session() as s:
+        alerts = s.exec(select(Alert).where(Alert.state == AlertState.sent)).all()
+    return {(names[a.member_id], a.step_index) for a in alerts}
+
+
+def _handed_on(world) -> Escalation:
+    """M1 took the case, then sent no result: reminded, then handed on to M2."""
+    case = _escalated(world)
+    world.sms(M1, f"1 {case.case_code}")
+    world.tick(case.outcome_hours * 60 + 1)  # reminded
+    world.tick(61)  # handed on
+    case = _case(world)
+    assert case.state == "alerting" and case.acknowledged_by is None and case.step_index == 1
+    assert _waiting(world) == {("M2", 1)}
+    return case
+
+
+def test_a_member_handed_on_who_did_visit_records_the_result(world):
+    case = _handed_on(world)
+    answer = world.sms(M1, f"{case.case_code} 1")
+    assert RECORDED in answer
+    case = _case(world)
+    assert (case.state, case.outcome) == ("resolved", "safe")
+    assert _waiting(world) == set()  # M2 is no longer asked
+
+
+def test_a_member_handed_on_is_asked_which_case_a_bare_digit_is_about(world):
+    case = _handed_on(world)
+    answer = world.sms(M1, "1")
+    assert case.case_code in answer  # the outcome request, naming the code
+    assert _case(world).state == "alerting"
+
+
+def test_a_result_from_the_member_handed_on_does_not_take_the_case_from_the_next(world):
+    case = _handed_on(world)
+    world.sms(M2, f"1 {case.case_code}")
+    assert _case(world).acknowledged_by == world.members["M2"]
+    answer = world.sms(M1, f"{case.case_code} 1")
+    assert ALREADY_TAKEN in answer
+    case = _case(world)
+    assert case.state == "acknowledged" and case.acknowledged_by == world.members["M2"]
+    with world.session() as s:
+        [reported] = s.exec(
+            select(TimelineEvent).where(TimelineEvent.kind == "escalation.outcome_reported")
+        ).all()
+    assert reported.member_id == world.members["M1"]
+    assert reported.detail["outcome"] == "safe"
+
+
+def test_a_yes_after_the_window_takes_the_case_while_nobody_has(world):
+    case = _escalated(world)
+    world.tick(case.ack_minutes)  # M1's window passed: M2 is asked
+    assert _waiting(world) == {("M2", 1)}
+    answer = world.sms(M1, f"1 {case.case_code}")
+    assert ALREADY_TAKEN not in answer and case.case_code in answer
+    case = _case(world)
+    assert case.state == "acknowledged" and case.acknowledged_by == world.members["M1"]
+    assert _waiting(world) == set()
+    # The result M1 sends later closes it, as for any case they hold.
+    world.clock.advance(minutes=30)
+    assert RECORDED in world.sms(M1, f"{case.case_code} 1")
+    assert _case(world).state == "resolved"
+
+
+def test_a_yes_after_the_window_when_someone_else_took_the_case_is_told_so(world):
+    case = _escalated(world)
+    world.tick(case.ack_minutes)
+    world.sms(M2, f"1 {case.case_code}")
+    assert ALREADY_TAKEN in world.sms(M1, f"1 {case.case_code}")
+    assert ALREADY_TAKEN in world.sms(M1, "1")  # their one former case, without the code
+    case = _case(world)
+    assert case.acknowledged_by == world.members["M2"]
+
+
+def test_a_code_the_member_never_had_is_still_unclear(world):
+    case = _escalated(world)
+    world.tick(case.ack_minutes)
+    world.sms(M2, f"1 {case.case_code}")
+    world.member("M3", "080-3000-0003")
+    answer = world.sms("+818030000003", f"1 {case.case_code}")
+    assert "内容がわかりませんでした" in answer
+    assert "内容がわかりませんでした" in world.sms(M1, "1 Z999")
+    assert _case(world).acknowledged_by == world.members["M2"]

@@ -1266,10 +1266,13 @@ def handle_resident_reply(
 
     if escalation is not None and kind in ANSWER_IDS:
         # A late reply (or a reply while an older case is open): recorded, and whoever
-        # holds the case is told. The case stays open until someone records a visit.
-        escalations.notify_late_reply(
+        # holds the case is told. The case stays open until someone records a visit. When
+        # nobody holds it (the chain ran out), staff are given the reply as a task.
+        told = escalations.notify_late_reply(
             session, escalation=escalation, answer_id=ANSWER_IDS[kind], now=now
         )
+        if not told:
+            _task(session, org.id, TaskKind.late_reply, resident, checkin, inbound_id, now)
 
     if kind == ReplyKind.FINE:
         if waiting:

@@ -1065,8 +1065,9 @@ def reassign(
 
 def notify_late_reply(
     session: Session, *, escalation: Escalation, answer_id: str, now: datetime
-) -> None:
-    """The resident answered after the alert went out: tell whoever holds the case."""
+) -> int:
+    """The resident answered after the alert went out: tell whoever holds the case.
+    Returns how many members were told (none when nobody holds it: an exhausted case)."""
     holders: list[uuid.UUID] = []
     if escalation.state == EscalationState.acknowledged and escalation.acknowledged_by:
         holders = [escalation.acknowledged_by]
@@ -1105,3 +1106,4 @@ def notify_late_reply(
         escalation_id=escalation.id,
         detail={"answer": answer_id, "notified": len(holders)},
     )
+    return len(holders)

@@ -160,6 +160,29 @@ def test_help_after_an_exhausted_case_alerts_the_chain_again(world):
     assert again.state == "alerting" and again.priority == 0
 
 
+def test_a_late_fine_on_a_case_nobody_holds_becomes_a_task_for_staff(world):
+    """The chain ran out: there is no member to tell of the resident's late "1", so staff
+    get it as a task. The case stays open (exhausted) until someone records a visit."""
+    esc = _silent_escalation(world)
+    world.tick(31)
+    world.sms("+819010000001", "1")
+    with world.session() as s:
+        tasks = s.exec(select(StaffTask).where(StaffTask.kind == "late_reply")).all()
+        assert s.get(Escalation, esc.id).state == "exhausted"
+    assert [t.resident_id for t in tasks] == [esc.resident_id]
+    assert tasks[0].closed_at is None
+
+
+def test_a_late_fine_on_a_case_a_member_holds_tells_them_and_makes_no_task(world):
+    esc = _silent_escalation(world)
+    world.sms("+818030000001", f"1 {esc.case_code}")
+    world.sms("+819010000001", "1")
+    notices = [m for m in world.sent_to("+818030000001") if m.purpose == "member_notice"]
+    assert notices
+    with world.session() as s:
+        assert s.exec(select(StaffTask).where(StaffTask.kind == "late_reply")).all() == []
+
+
 def test_escalation_is_not_held_back_by_quiet_hours(world):
     from datetime import timedelta
 

@@ -16,9 +16,11 @@ from sqlmodel import Session
 from i18n.classifier import ReplyKind, classify
 from service.checkins import service as checkins
 from service.checkins.models import (
+    Attempt,
     AttemptStatus,
     CheckIn,
     CheckInState,
+    Round,
     StaffTask,
     TaskKind,
     TimelineEvent,
@@ -39,6 +41,90 @@ ATTEMPT_STATUS = {
     OutboxStatus.busy: AttemptStatus.no_answer,
     OutboxStatus.machine: AttemptStatus.machine,
 }
+
+
+def hold_for_quiet_hours(
+    session: Session, message_ids: Collection[uuid.UUID], now: datetime
+) -> set[uuid.UUID]:
+    """Of the check-in messages just claimed for sending, those of rounds that keep quiet
+    hours, while quiet hours hold (one queued at 20:59 and reached at 21:04, behind a long
+    round or a rate limit): put back to wait for the morning. Returns their ids.
+
+    The whole step moves with its message, as if it had been due at the end of quiet hours:
+    the message's deadline and the check-in's next step move by the same time, so the
+    resident is given the step's full wait from the morning, rather than a reminder at
+    08:00 beside the first message, or an escalation for a message never sent."""
+    if not message_ids:
+        return set()
+    rows = session.execute(
+        select(
+            OutboxMessage.id,
+            OutboxMessage.next_try_at,
+            OutboxMessage.give_up_at,
+            CheckIn.id,
+            CheckIn.state,
+            CheckIn.step_index,
+            CheckIn.next_action_at,
+            Attempt.step_index,
+            Round.quiet_start,
+            Round.quiet_end,
+            Organization.timezone,
+        )
+        .join(Attempt, Attempt.id == OutboxMessage.attempt_id)  # type: ignore[arg-type]
+        .join(CheckIn, CheckIn.id == Attempt.checkin_id)  # type: ignore[arg-type]
+        .join(Round, Round.id == CheckIn.round_id)  # type: ignore[arg-type]
+        .join(Organization, Organization.id == Round.organization_id)  # type: ignore[arg-type]
+        .where(
+            OutboxMessage.id.in_(message_ids),  # type: ignore[attr-defined]
+            Round.override_quiet_hours.is_(False),  # type: ignore[attr-defined]
+        )
+    ).all()
+    held: set[uuid.UUID] = set()
+    for (
+        message_id,
+        next_try_at,
+        give_up_at,
+        checkin_id,
+        state,
+        step_index,
+        next_action_at,
+        attempt_step,
+        quiet_start,
+        quiet_end,
+        timezone,
+    ) in rows:
+        if not checkins.in_quiet_hours(now, timezone, quiet_start, quiet_end):
+            continue
+        morning = checkins.quiet_hours_end(now, timezone, quiet_end)
+        # As if the message had been due in the morning: its window to be sent, and the
+        # step's wait after it, start then.
+        delay = morning - (aware(next_try_at) or now)
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)  # type: ignore[arg-type]
+            .values(
+                status=OutboxStatus.pending,
+                claimed_at=None,
+                next_try_at=morning,
+                give_up_at=aware(give_up_at) + delay,
+                last_error="deferred: quiet hours",
+                updated_at=now,
+            )
+        )
+        due = aware(next_action_at)
+        if state == CheckInState.waiting and step_index == attempt_step and due is not None:
+            session.execute(
+                update(CheckIn)
+                .where(
+                    CheckIn.id == checkin_id,  # type: ignore[arg-type]
+                    CheckIn.state == CheckInState.waiting,  # type: ignore[arg-type]
+                    CheckIn.step_index == step_index,  # type: ignore[arg-type]
+                    CheckIn.next_action_at == next_action_at,  # type: ignore[arg-type]
+                )
+                .values(next_action_at=due + delay, updated_at=now)
+            )
+        held.add(message_id)
+    return held
 
 
 def on_outbox_failed(session: Session, message: OutboxMessage, now: datetime) -> None:

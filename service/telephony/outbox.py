@@ -259,6 +259,21 @@ def _failure_hook() -> FailureHook:
     return on_outbox_failed
 
 
+def _hold_for_quiet_hours(engine: Engine, claimed: list[_Claimed], now: datetime) -> list[_Claimed]:
+    """Check-in messages that reached the front of the queue during their round's quiet
+    hours wait for the morning (``checkins.events.hold_for_quiet_hours``)."""
+    from service.checkins.events import hold_for_quiet_hours
+
+    checkin_ids = [item.id for item in claimed if item.purpose == OutboxPurpose.checkin]
+    if not checkin_ids:
+        return claimed
+    with Session(engine) as session, session.begin():
+        held = hold_for_quiet_hours(session, checkin_ids, now)
+    if held:
+        log.info("%d check-in messages held for the end of quiet hours", len(held))
+    return [item for item in claimed if item.id not in held]
+
+
 def _cancel_settled_alert_calls(session: Session, now: datetime) -> None:
     """An alert call still waiting to be placed whose alert was answered, declined, expired
     or withdrawn meanwhile is not placed: nobody should be rung about a settled alert."""
@@ -498,6 +513,7 @@ async def dispatch_once(
     claimed = claim_batch(engine, now=now, limit=batch)
     if not claimed:
         return 0
+    claimed = _hold_for_quiet_hours(engine, claimed, now)
     claimed = _defer_capped(engine, claimed, settings, now)
     limiters = limiters or make_limiters(settings)
     semaphore = asyncio.Semaphore(concurrency)

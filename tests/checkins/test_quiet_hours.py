@@ -170,6 +170,47 @@ def test_a_broadcast_that_overrides_quiet_hours_sends_at_once_and_keeps_going(wo
         assert audit.override_quiet_hours is True
 
 
+def test_messages_queued_before_quiet_hours_and_reached_after_it_wait_for_the_morning(
+    world, coordinator
+):
+    """A round started at 20:59 whose messages reach the front of the queue at 21:01 (a long
+    round ahead of them, a rate limit): they are not sent at night. Each waits for 08:00,
+    and its check-in's next step moves with it: the full wait from the morning."""
+    residents(world)
+    world.clock.set(tokyo(1, 20, 59).astimezone(UTC))
+    broadcast(world, coordinator)  # fanned out at 20:59; nothing dispatched yet
+    with Session(world.engine) as s:
+        waits = {
+            c.id: aware(c.next_action_at) - world.clock.now()
+            for c in s.execute(select(CheckIn)).scalars()
+        }
+    world.clock.set(tokyo(1, 21, 1).astimezone(UTC))
+    world.tick()
+    assert sent(world) == []
+    with Session(world.engine) as s:
+        queued = s.execute(select(OutboxMessage)).scalars().all()
+        assert {(m.status, aware(m.next_try_at)) for m in queued} == {("pending", tokyo(2, 8))}
+        for checkin in s.execute(select(CheckIn)).scalars():
+            assert aware(checkin.next_action_at) == tokyo(2, 8) + waits[checkin.id]
+    run_until(world, tokyo(2, 7, 59), step_minutes=29)
+    assert sent(world) == []
+    with Session(world.engine) as s:
+        assert s.execute(select(func.count()).select_from(Escalation)).scalar_one() == 0
+        assert {c.step_index for c in s.execute(select(CheckIn)).scalars()} == {0}
+    world.clock.set(tokyo(2, 8, 0).astimezone(UTC))
+    world.tick()
+    assert len(sent(world)) == 3
+
+
+def test_an_overriding_round_reached_after_2100_still_sends(world, coordinator):
+    residents(world)
+    world.clock.set(tokyo(1, 20, 59).astimezone(UTC))
+    broadcast(world, coordinator, override_quiet_hours=True)
+    world.clock.set(tokyo(1, 21, 1).astimezone(UTC))
+    world.tick()
+    assert len(sent(world)) == 3
+
+
 def test_round_start_on_the_command_line_holds_quiet_hours_unless_told(world):
     from service.cli import app
 

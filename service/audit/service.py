@@ -33,7 +33,12 @@ def record(
     fields: Iterable[str] = (),
     detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Add an entry to the caller's transaction; it commits or rolls back with the change."""
+    """Add an entry to the caller's transaction; it commits or rolls back with the change.
+
+    Its ``at`` is the wall-clock time it was written, on purpose not the service's
+    injectable clock: the log keeps the order things were written in even under a fake
+    clock that stands still (a catch-up after downtime is one instant to the service).
+    Domain times (how late a step was) go in ``detail``."""
     entry = AuditEntry(
         organization_id=organization_id,
         actor=actor.label,

@@ -57,8 +57,6 @@ from service.telephony.outbox import enqueue
 OPEN_STATES = (EscalationState.alerting, EscalationState.acknowledged, EscalationState.exhausted)
 # The states with a next step the sweep takes: the next alert, or the acknowledger's reminder.
 SWEPT_STATES = (EscalationState.alerting, EscalationState.acknowledged)
-DEFAULT_ACK_MINUTES = 30
-DEFAULT_OUTCOME_HOURS = 4
 REMINDER_GRACE = timedelta(hours=1)
 
 
@@ -255,6 +253,8 @@ def open_escalation(
             _start_step(session, existing, resident, 0, now, last_contact)
         return existing
     chain = build_chain(session, resident, reason)
+    org = session.get(Organization, resident.organization_id)
+    assert org is not None
     escalation = Escalation(
         organization_id=resident.organization_id,
         resident_id=resident.id,
@@ -264,8 +264,8 @@ def open_escalation(
         chain=chain,
         case_code=_new_case_code(session, resident.organization_id),
         cause=cause,
-        ack_minutes=DEFAULT_ACK_MINUTES,
-        outcome_hours=DEFAULT_OUTCOME_HOURS,
+        ack_minutes=org.ack_minutes,
+        outcome_hours=org.outcome_hours,
         created_at=now,
         updated_at=now,
     )

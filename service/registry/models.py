@@ -72,10 +72,24 @@ _DIGITS = re.compile(r"^\d+$")
 # --- Organization -------------------------------------------------------------------------
 
 
+# How long an alerted member has to answer before the next one is asked, and how long a
+# member who said "I'll go" has to send the result before being reminded (then, after
+# another hour, the case goes on). The organization's own; new cases take them.
+DEFAULT_ACK_MINUTES = 30
+DEFAULT_OUTCOME_HOURS = 4
+
+
 class Organization(SQLModel, table=True):
     id: uuid.UUID = id_field()
     name: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     timezone: str = Field(default="Asia/Tokyo", max_length=64)
+    ack_minutes: int = Field(
+        default=DEFAULT_ACK_MINUTES, sa_column_kwargs={"server_default": str(DEFAULT_ACK_MINUTES)}
+    )
+    outcome_hours: int = Field(
+        default=DEFAULT_OUTCOME_HOURS,
+        sa_column_kwargs={"server_default": str(DEFAULT_OUTCOME_HOURS)},
+    )
     created_at: datetime = timestamp_field()
 
 
@@ -83,6 +97,15 @@ class OrganizationPublic(SQLModel):
     id: uuid.UUID
     name: str
     timezone: str
+    ack_minutes: int
+    outcome_hours: int
+
+
+class OrganizationUpdate(SQLModel):
+    """What an administrator may change. Each applies to cases opened after the change."""
+
+    ack_minutes: int | None = Field(default=None, ge=5, le=240)
+    outcome_hours: int | None = Field(default=None, ge=1, le=72)
 
 
 # --- Site -------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ from service.registry.models import (
     MemberCreate,
     MemberPublic,
     MemberUpdate,
+    Organization,
+    OrganizationPublic,
+    OrganizationUpdate,
     ResidentCreate,
     ResidentPublic,
     ResidentStatus,
@@ -32,6 +35,43 @@ from service.registry.models import (
 router = APIRouter()
 Skip = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
+
+# --- The organization ------------------------------------------------------------------------
+
+
+@router.get("/organization", response_model=OrganizationPublic, tags=["organization"])
+def read_organization(session: SessionDep, user: CurrentUser) -> OrganizationPublic:
+    """The caller's organization and its settings."""
+    return OrganizationPublic.model_validate(session.get(Organization, user.organization_id))
+
+
+@router.patch("/organization", response_model=OrganizationPublic, tags=["organization"])
+def update_organization(
+    session: SessionDep, user: Admin, data: OrganizationUpdate
+) -> OrganizationPublic:
+    """Change the organization's escalation windows; cases opened from now on take them."""
+    org = session.get(Organization, user.organization_id)
+    assert org is not None
+    changes = data.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if value is None:
+            raise Invalid(f"{name} cannot be null", field=name)
+    before = {name: getattr(org, name) for name in changes}
+    org.sqlmodel_update(changes)
+    session.add(org)
+    record(
+        session=session,
+        organization_id=org.id,
+        actor=actor_for(user),
+        action="update",
+        entity_type="organization",
+        entity_id=org.id,
+        fields=changes.keys(),
+        detail={"before": before},
+    )
+    session.commit()
+    return OrganizationPublic.model_validate(org)
+
 
 # --- Sites ------------------------------------------------------------------------------------
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlmodel import Session, SQLModel
 
 from service.audit.service import record
@@ -273,6 +273,90 @@ class CheckInPublic(SQLModel):
     escalation_id: uuid.UUID | None
 
 
+def checkin_urgency() -> Any:
+    """Check-ins, most urgent first: calls for help, residents nobody could reach, silence to
+    the end of the plan, the visit list; then those still waiting, a reply nobody could read
+    first and the nearest deadline next; then call-back requests; the closed ones last."""
+    return (
+        case(
+            (CheckIn.state == CheckInState.needs_help, 0),
+            (CheckIn.state == CheckInState.unreachable, 1),
+            (CheckIn.state == CheckInState.no_reply, 2),
+            (CheckIn.state.in_([CheckInState.visit_list, CheckInState.opted_out]), 3),  # type: ignore[attr-defined]
+            (and_(CheckIn.state == CheckInState.waiting, CheckIn.flagged.is_(True)), 4),  # type: ignore[attr-defined]
+            (CheckIn.state == CheckInState.waiting, 5),
+            (CheckIn.state == CheckInState.wants_talk, 6),
+            else_=7,
+        ),
+        CheckIn.next_action_at.is_(None),  # type: ignore[union-attr]
+        CheckIn.next_action_at,
+    )
+
+
+CheckInOrder = Literal["urgency", "name"]
+
+
+def _list_checkins(
+    session: Session,
+    organization_id: uuid.UUID,
+    *,
+    round_id: uuid.UUID | None,
+    state: CheckInState | None,
+    flagged: bool | None,
+    site_id: uuid.UUID | None,
+    sort: CheckInOrder,
+    skip: int,
+    limit: int,
+) -> Page[CheckInPublic]:
+    query = (
+        select(CheckIn, Resident.name)
+        .join(Resident, Resident.id == CheckIn.resident_id)
+        .where(CheckIn.organization_id == organization_id)
+    )
+    if round_id is not None:
+        query = query.where(CheckIn.round_id == round_id)
+    if state is not None:
+        query = query.where(CheckIn.state == state)
+    if flagged is not None:
+        query = query.where(CheckIn.flagged.is_(flagged))  # type: ignore[attr-defined]
+    if site_id is not None:
+        query = query.where(Resident.site_id == site_id)
+    count = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    by_name = (Resident.name_kana, Resident.name, CheckIn.id)
+    order = by_name if sort == "name" else (*checkin_urgency(), *by_name)
+    rows = session.execute(query.order_by(*order).offset(skip).limit(limit)).all()
+    return Page(
+        data=[CheckInPublic.model_validate(c, update={"resident_name": name}) for c, name in rows],
+        count=count,
+    )
+
+
+@router.get("/checkins", response_model=Page[CheckInPublic], tags=["checkins"])
+def list_checkins(
+    session: SessionDep,
+    user: CurrentUser,
+    round_id: uuid.UUID | None = None,
+    state: CheckInState | None = None,
+    flagged: bool | None = None,
+    site_id: uuid.UUID | None = None,
+    sort: CheckInOrder = "urgency",
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[CheckInPublic]:
+    """The organization's check-ins across rounds, most urgent first (or by name)."""
+    return _list_checkins(
+        session,
+        user.organization_id,
+        round_id=round_id,
+        state=state,
+        flagged=flagged,
+        site_id=site_id,
+        sort=sort,
+        skip=skip,
+        limit=limit,
+    )
+
+
 @router.get("/rounds/{round_id}/checkins", response_model=Page[CheckInPublic], tags=["rounds"])
 def list_round_checkins(
     session: SessionDep,
@@ -280,42 +364,26 @@ def list_round_checkins(
     round_id: uuid.UUID,
     state: CheckInState | None = None,
     flagged: bool | None = None,
+    sort: CheckInOrder = "name",
     skip: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[CheckInPublic]:
+    """One round's check-ins, by name (its roster), or most urgent first."""
     _round(session, user.organization_id, round_id)
-    query = (
-        select(CheckIn, Resident.name)
-        .join(Resident, Resident.id == CheckIn.resident_id)
-        .where(CheckIn.round_id == round_id)
-    )
-    if state is not None:
-        query = query.where(CheckIn.state == state)
-    if flagged is not None:
-        query = query.where(CheckIn.flagged.is_(flagged))  # type: ignore[attr-defined]
-    count = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.execute(
-        query.order_by(Resident.name_kana, Resident.name).offset(skip).limit(limit)
-    ).all()
-    return Page(
-        data=[CheckInPublic(resident_name=name, **c.model_dump()) for c, name in rows], count=count
+    return _list_checkins(
+        session,
+        user.organization_id,
+        round_id=round_id,
+        state=state,
+        flagged=flagged,
+        site_id=None,
+        sort=sort,
+        skip=skip,
+        limit=limit,
     )
 
 
 # --- Escalations ----------------------------------------------------------------------------------
-
-
-# Urgency: help first, then exhausted chains, then unacknowledged, then the rest.
-def _urgency() -> Any:
-    return (
-        Escalation.priority,
-        case(
-            (Escalation.state == EscalationState.exhausted, 0),
-            (Escalation.state == EscalationState.alerting, 1),
-            else_=2,
-        ),
-        Escalation.created_at,
-    )
 
 
 def _escalation_public(escalation: Escalation) -> EscalationPublic:
@@ -342,7 +410,8 @@ def list_escalations(
     if resident_id is not None:
         query = query.where(Escalation.resident_id == resident_id)
     count = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.execute(query.order_by(*_urgency()).offset(skip).limit(limit)).scalars().all()
+    order = (escalations.urgency(), Escalation.created_at, Escalation.id)
+    rows = session.execute(query.order_by(*order).offset(skip).limit(limit)).scalars().all()
     return Page(data=[_escalation_public(e) for e in rows], count=count)
 
 

@@ -23,7 +23,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlmodel import Session
 
 from i18n.languages import display_name
@@ -57,6 +57,27 @@ from service.telephony.outbox import enqueue
 OPEN_STATES = (EscalationState.alerting, EscalationState.acknowledged, EscalationState.exhausted)
 # The states with a next step the sweep takes: the next alert, or the acknowledger's reminder.
 SWEPT_STATES = (EscalationState.alerting, EscalationState.acknowledged)
+
+
+def urgency() -> Any:
+    """Open cases, most urgent first (the API's lists and the dashboard's board agree): calls
+    for help (whoever holds them), then chains nobody took, then cases still waiting for a
+    member, then residents nobody could reach; other cases a member has taken come last."""
+    return case(
+        (Escalation.reason == EscalationReason.needs_help, 0),
+        (Escalation.state == EscalationState.exhausted, 1),
+        (
+            and_(
+                Escalation.state == EscalationState.alerting,
+                Escalation.reason != EscalationReason.unreachable,
+            ),
+            2,
+        ),
+        (Escalation.reason == EscalationReason.unreachable, 3),
+        else_=4,
+    )
+
+
 REMINDER_GRACE = timedelta(hours=1)
 
 

@@ -8,15 +8,14 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, func, select
 from sqlmodel import Session
 
 from service.checkins.models import CheckIn, CheckInState, Round, StaffTask
 from service.common import aware
-from service.escalations.models import Escalation, EscalationReason, EscalationState
-from service.escalations.service import OPEN_STATES
+from service.escalations.models import Escalation, EscalationState
+from service.escalations.service import OPEN_STATES, urgency
 from service.registry.models import Resident, Site
 from service.web.labels import BOARD_BUCKETS
 
@@ -172,24 +171,6 @@ class AttentionItem:
     urgency: int
 
 
-def _urgency() -> Any:
-    """Help first, then chains nobody took, then cases still waiting for a member, then
-    residents nobody could reach; cases a member has taken come last."""
-    return case(
-        (Escalation.reason == EscalationReason.needs_help, 0),
-        (Escalation.state == EscalationState.exhausted, 1),
-        (
-            and_(
-                Escalation.state == EscalationState.alerting,
-                Escalation.reason != EscalationReason.unreachable,
-            ),
-            2,
-        ),
-        (Escalation.reason == EscalationReason.unreachable, 3),
-        else_=4,
-    )
-
-
 def needs_attention(
     session: Session, organization_id: uuid.UUID, limit: int = ATTENTION_LIMIT
 ) -> tuple[list[AttentionItem], int]:
@@ -200,13 +181,13 @@ def needs_attention(
     total = session.execute(
         select(func.count()).select_from(Escalation).where(open_filter)
     ).scalar_one()
-    urgency = _urgency().label("urgency")
+    rank = urgency().label("urgency")
     rows = session.execute(
-        select(Escalation, Resident.name, Resident.unit, Site.name, Resident.language, urgency)
+        select(Escalation, Resident.name, Resident.unit, Site.name, Resident.language, rank)
         .join(Resident, Resident.id == Escalation.resident_id)
         .outerjoin(Site, Site.id == Resident.site_id)
         .where(open_filter)
-        .order_by(urgency, Escalation.created_at, Escalation.id)
+        .order_by(rank, Escalation.created_at, Escalation.id)
         .limit(limit)
     ).all()
     items = [

@@ -111,9 +111,10 @@ def test_the_migration_gives_open_cases_that_share_a_code_fresh_ones(tmp_path):
     """Revision 0007: the oldest open case keeps a shared code, the others get fresh ones
     (audited), closed cases keep theirs, and the index then refuses a new duplicate."""
     from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
 
     from alembic import command
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import DateTime, String, Uuid, column, create_engine, table, text
 
     from service import migrate
 
@@ -121,11 +122,22 @@ def test_the_migration_gives_open_cases_that_share_a_code_fresh_ones(tmp_path):
     command.upgrade(migrate.alembic_config(url), "0006")  # the models' tables, less the index
     engine = create_engine(url)
     t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    org, other = (SimpleNamespace(id=uuid.uuid4()) for _ in range(2))
+    organization = table(
+        "organization",
+        column("id", Uuid),
+        column("name", String),
+        column("timezone", String),
+        column("created_at", DateTime(timezone=True)),
+    )
+    with engine.begin() as c:  # the organization table as it was at 0006
+        for o, name in ((org, "輪島市社会福祉協議会"), (other, "珠洲市社会福祉協議会")):
+            c.execute(
+                organization.insert().values(
+                    id=o.id, name=name, timezone="Asia/Tokyo", created_at=t0
+                )
+            )
     with Session(engine) as s:
-        org = Organization(name="輪島市社会福祉協議会", timezone="Asia/Tokyo")
-        other = Organization(name="珠洲市社会福祉協議会", timezone="Asia/Tokyo")
-        s.add_all([org, other])
-        s.flush()
         resident = Resident(organization_id=org.id, external_id="R1", name="住民 R1")
         s.add(resident)
         s.flush()

@@ -107,11 +107,7 @@ def build_chain(
         .all()
     )
     chain = [[_recipient(m)] for m in rows]
-    if (
-        reason == EscalationReason.needs_help
-        and resident.needs_interpreter
-        and resident.language not in ("ja", "easy_ja")
-    ):
+    if reason == EscalationReason.needs_help and _needs_interpreter(resident):
         interpreter = _interpreter_for(session, resident)
         if interpreter is not None:
             if not chain:
@@ -138,6 +134,10 @@ def build_chain(
     if staff_step:
         chain.append(staff_step)
     return chain
+
+
+def _needs_interpreter(resident: Resident) -> bool:
+    return bool(resident.needs_interpreter) and resident.language not in ("ja", "easy_ja")
 
 
 def _interpreter_for(session: Session, resident: Resident) -> Member | None:
@@ -272,6 +272,8 @@ def open_escalation(
             # rather than only changing its place on the board.
             existing.chain = build_chain(session, resident, reason)
             _start_step(session, existing, resident, 0, now, last_contact)
+        elif reason == EscalationReason.needs_help and existing.state == EscalationState.alerting:
+            _add_interpreter(session, existing, resident, now, last_contact)
         return existing
     chain = build_chain(session, resident, reason)
     org = session.get(Organization, resident.organization_id)
@@ -338,72 +340,113 @@ def _start_step(
     org = session.get(Organization, resident.organization_id)
     assert org is not None
     for recipient in escalation.chain[step]:
-        member_id = uuid.UUID(recipient["member_id"])
-        coded = _has_other_open_case(session, member_id, exclude=escalation.id)
-        _transaction_cache(session).setdefault("alerted", {}).setdefault(member_id, set()).add(
-            escalation.id
-        )
-        alert = Alert(
-            organization_id=resident.organization_id,
-            escalation_id=escalation.id,
-            member_id=member_id,
-            step_index=step,
-            language=recipient["language"],
-            sent_at=now,
-        )
-        session.add(alert)
-        body = alert_text(
-            session, escalation, resident, org, recipient["language"], coded, last_contact
-        )
-        calls = get_settings().alert_voice_calls
-        # A landline cannot take the SMS: with calls on, its call is the alert itself.
-        by_call_only = calls and recipient.get("phone_kind") == PhoneKind.landline.value
-        if not by_call_only:
-            enqueue(
-                session,
-                organization_id=resident.organization_id,
-                channel=OutboxChannel.sms,
-                purpose=OutboxPurpose.alert,
-                to_phone=recipient["phone"],
-                body=body,
-                locale=recipient["language"],
-                resident_id=resident.id,
-                member_id=member_id,
-                alert_id=alert.id,
-                now=now,
-                deadline=timedelta(hours=2),
-            )
-        if calls:
-            # Beside the SMS the call is only a nudge: the SMS carries the details and is the
-            # alert of record, so a call that is not answered declines nothing. To a landline
-            # the call is the alert, and one that cannot reach the member counts as a decline.
-            enqueue(
-                session,
-                organization_id=resident.organization_id,
-                channel=OutboxChannel.call,
-                purpose=OutboxPurpose.alert if by_call_only else OutboxPurpose.alert_call,
-                to_phone=recipient["phone"],
-                locale=recipient["language"],
-                resident_id=resident.id,
-                member_id=member_id,
-                alert_id=alert.id,
-                now=now,
-                deadline=timedelta(minutes=escalation.ack_minutes),
-            )
-        timeline(
+        _alert(session, escalation, resident, org, recipient, step, now, last_contact)
+
+
+def _alert(
+    session: Session,
+    escalation: Escalation,
+    resident: Resident,
+    org: Organization,
+    recipient: dict[str, Any],
+    step: int,
+    now: datetime,
+    last_contact: datetime | None,
+) -> None:
+    """Alert one recipient of the step: the alert, its SMS (and call), the timeline."""
+    member_id = uuid.UUID(recipient["member_id"])
+    coded = _has_other_open_case(session, member_id, exclude=escalation.id)
+    _transaction_cache(session).setdefault("alerted", {}).setdefault(member_id, set()).add(
+        escalation.id
+    )
+    alert = Alert(
+        organization_id=resident.organization_id,
+        escalation_id=escalation.id,
+        member_id=member_id,
+        step_index=step,
+        language=recipient["language"],
+        sent_at=now,
+    )
+    session.add(alert)
+    body = alert_text(
+        session, escalation, resident, org, recipient["language"], coded, last_contact
+    )
+    calls = get_settings().alert_voice_calls
+    # A landline cannot take the SMS: with calls on, its call is the alert itself.
+    by_call_only = calls and recipient.get("phone_kind") == PhoneKind.landline.value
+    if not by_call_only:
+        enqueue(
             session,
-            resident_id=resident.id,
             organization_id=resident.organization_id,
-            kind="escalation.alert",
-            at=now,
-            escalation_id=escalation.id,
+            channel=OutboxChannel.sms,
+            purpose=OutboxPurpose.alert,
+            to_phone=recipient["phone"],
+            body=body,
+            locale=recipient["language"],
+            resident_id=resident.id,
             member_id=member_id,
-            detail={
-                "step": step + 1,
-                "member": recipient["name"],
-                "language": recipient["language"],
-            },
+            alert_id=alert.id,
+            now=now,
+            deadline=timedelta(hours=2),
         )
+    if calls:
+        # Beside the SMS the call is only a nudge: the SMS carries the details and is the
+        # alert of record, so a call that is not answered declines nothing. To a landline
+        # the call is the alert, and one that cannot reach the member counts as a decline.
+        enqueue(
+            session,
+            organization_id=resident.organization_id,
+            channel=OutboxChannel.call,
+            purpose=OutboxPurpose.alert if by_call_only else OutboxPurpose.alert_call,
+            to_phone=recipient["phone"],
+            locale=recipient["language"],
+            resident_id=resident.id,
+            member_id=member_id,
+            alert_id=alert.id,
+            now=now,
+            deadline=timedelta(minutes=escalation.ack_minutes),
+        )
+    timeline(
+        session,
+        resident_id=resident.id,
+        organization_id=resident.organization_id,
+        kind="escalation.alert",
+        at=now,
+        escalation_id=escalation.id,
+        member_id=member_id,
+        detail={
+            "step": step + 1,
+            "member": recipient["name"],
+            "language": recipient["language"],
+        },
+    )
+
+
+def _add_interpreter(
+    session: Session,
+    escalation: Escalation,
+    resident: Resident,
+    now: datetime,
+    last_contact: datetime | None,
+) -> None:
+    """A call for help on a case already asking its members (silent until then): as for a
+    case opened by help, a supporter who speaks the resident's language joins, alerted now
+    beside the step's members, unless they are in the chain already."""
+    if not _needs_interpreter(resident):
+        return
+    interpreter = _interpreter_for(session, resident)
+    if interpreter is None or any(
+        r["member_id"] == str(interpreter.id) for step in escalation.chain for r in step
+    ):
+        return
+    recipient = _recipient(interpreter)
+    chain = [list(step) for step in escalation.chain]
+    chain[escalation.step_index].append(recipient)
+    escalation.chain = chain  # a new list: the JSON column is saved as changed
+    session.add(escalation)
+    org = session.get(Organization, resident.organization_id)
+    assert org is not None
+    _alert(session, escalation, resident, org, recipient, escalation.step_index, now, last_contact)
 
 
 def _has_other_open_case(session: Session, member_id: uuid.UUID, exclude: uuid.UUID) -> bool:

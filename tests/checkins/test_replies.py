@@ -16,8 +16,9 @@ def _setup(world, *residents):
     for key, phone, lang in residents:
         world.resident(key, phone, language=lang, site="A団地")
         world.assign(key, "M1", 1)
-    flows.start_broadcast(world.engine, organization_id=world.org_id, started_by="test",
-                          now_fn=world.clock.now)
+    flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
     world.tick()
 
 
@@ -77,8 +78,13 @@ def test_a_shared_household_phone_answers_for_the_resident_who_was_asked(world):
     world.member("M1", "080-3000-0001")
     world.resident("R1", "090-1000-0001", site="A団地")
     world.resident("R2", "090-1000-0001", site="A団地", name="同じ電話の家族")
-    flows.start_broadcast(world.engine, organization_id=world.org_id, started_by="test",
-                          now_fn=world.clock.now, resident_ids=[world.residents["R2"]])
+    flows.start_broadcast(
+        world.engine,
+        organization_id=world.org_id,
+        started_by="test",
+        now_fn=world.clock.now,
+        resident_ids=[world.residents["R2"]],
+    )
     world.tick()
     world.sms("+819010000001", "1")
     assert _checkin(world, "R2").state == "ok"
@@ -183,6 +189,45 @@ def test_a_late_fine_on_a_case_a_member_holds_tells_them_and_makes_no_task(world
         assert s.exec(select(StaffTask).where(StaffTask.kind == "late_reply")).all() == []
 
 
+def test_help_on_a_case_already_asking_its_members_brings_in_an_interpreter(world):
+    """R1 (Vietnamese, needs an interpreter) was silent, so M1 is being asked. Then R1
+    writes "không ổn" (not ok): the case becomes a call for help, and a supporter who speaks
+    Vietnamese is alerted at once, beside M1, as for a case opened by help."""
+    from service.registry.models import MemberKind
+
+    world.member("M1", "080-3000-0001")
+    world.member("I-vi", "080-3000-0300", ["vi", "ja"], kind=MemberKind.interpreter)
+    world.resident("R1", "090-1000-0001", language="vi", needs_interpreter=True)
+    world.assign("R1", "M1", 1)
+    flows.start_broadcast(
+        world.engine,
+        organization_id=world.org_id,
+        started_by="test",
+        now_fn=world.clock.now,
+        plan=[{"channel": "sms", "message": "prompt", "wait_minutes": 60}],
+    )
+    world.tick()
+    world.tick(60)
+    with world.session() as s:
+        case = s.exec(select(Escalation)).one()
+    assert case.reason == "no_reply" and [len(step) for step in case.chain] == [1]
+    assert not [m for m in world.sent_to("+818030000300") if m.purpose == "alert"]
+    world.clock.advance(minutes=5)
+    world.sms("+819010000001", "không ổn")
+    with world.session() as s:
+        case = s.get(Escalation, case.id)
+    assert case.reason == "needs_help" and case.priority == 0 and case.step_index == 0
+    assert [r["member_id"] for r in case.chain[0]] == [
+        str(world.members["M1"]),
+        str(world.members["I-vi"]),
+    ]
+    [alert] = [m for m in world.sent_to("+818030000300") if m.purpose == "alert"]
+    assert alert.locale == "vi"
+    # A second call for help does not alert them twice.
+    world.sms("+819010000001", "2")
+    assert len([m for m in world.sent_to("+818030000300") if m.purpose == "alert"]) == 1
+
+
 def test_escalation_is_not_held_back_by_quiet_hours(world):
     from datetime import timedelta
 
@@ -208,8 +253,9 @@ def test_a_fine_from_a_phone_two_waiting_people_share_closes_neither(world):
     world.member("M1", "080-3000-0001")
     world.resident("R1", "090-1000-0001", site="A団地")
     world.resident("R2", "090-1000-0001", site="A団地", name="同じ電話の家族")
-    flows.start_broadcast(world.engine, organization_id=world.org_id, started_by="test",
-                          now_fn=world.clock.now)
+    flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
     world.tick()
     world.sms("+819010000001", "1")
     assert _checkin(world, "R1").state == "waiting"

@@ -134,7 +134,9 @@ def resident_plan(
     phone2_kind: str | None,
 ) -> list[dict[str, Any]]:
     """Fit the schedule's plan to one resident: landlines and voice-preferring residents get
-    calls where the plan says SMS; nobody is sent an SMS to a number that cannot take one."""
+    calls where the plan says SMS; nobody is sent an SMS to a number that cannot take one.
+    A resident who prefers SMS, or both, follows the plan as written: it already mixes the
+    two (SMS, an SMS reminder, then a call), and a call stays the fallback for silence."""
     has_mobile = PhoneKind.mobile in (phone_kind, phone2_kind)
     voice_only = not has_mobile or resident_channel == Channel.voice
     out = []
@@ -146,11 +148,11 @@ def resident_plan(
     return out
 
 
+log = logging.getLogger(__name__)
+
 # Plain values: a fan-out compares 100,000 residents with them, and an enum member is looked
 # up through a descriptor on every use.
 _MOBILE = PhoneKind.mobile.value
-log = logging.getLogger(__name__)
-
 _WAITING = CheckInState.waiting.value
 _VISIT_LIST = CheckInState.visit_list.value
 # A check-in closed as it is made: away, taken over by a newer round, or on the visit list

@@ -415,14 +415,25 @@ def round_start(
         ),
     ] = False,
     cause: Annotated[str | None, typer.Option(help="Why, shown to staff and members.")] = None,
+    resident: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--resident", help="A resident's external id (repeat for several), instead of sites."
+        ),
+    ] = None,
 ) -> None:
-    """Start a check-in round now (a broadcast to chosen sites), as the API does."""
+    """Start a check-in round now (a broadcast to chosen sites or residents), as the API does."""
     from service.checkins import flows
     from service.checkins import service as checkins
+    from service.checkins.models import RoundKind
     from service.clock import get_clock
     from service.db import get_engine
+    from service.registry.models import Resident
     from service.registry.service import find_site_by_name
 
+    if site and resident:
+        console.print("[red]Choose either --site or --resident: a round asks one of them.[/]")
+        raise typer.Exit(1)
     if get_settings().is_sqlite:
         _upgrade_schema()
     engine = get_engine()
@@ -435,6 +446,15 @@ def round_start(
                 console.print(f"[red]No site named {name!r}.[/]")
                 raise typer.Exit(1)
             site_ids.append(found.id)
+        resident_ids = []
+        for external_id in resident or []:
+            person = session.exec(select(Resident).where(
+                Resident.organization_id == organization.id,
+                Resident.external_id == external_id)).first()
+            if person is None:
+                console.print(f"[red]No resident with the id {external_id!r}.[/]")
+                raise typer.Exit(1)
+            resident_ids.append(person.id)
         org_id = organization.id
     round_id = flows.start_broadcast(
         engine,
@@ -442,8 +462,10 @@ def round_start(
         started_by=_cli_actor().label,
         now_fn=get_clock().now,
         site_ids=site_ids,
+        resident_ids=resident_ids,
         override_quiet_hours=override_quiet_hours,
         cause=cause,
+        kind=RoundKind.one_off if resident_ids else RoundKind.broadcast,
     )
     with Session(engine) as session:
         counts = checkins.round_counts(session, round_id)
@@ -533,6 +555,54 @@ def schedule_list(
                           ",".join(map(str, row.weekdays)), row.target_kind,
                           "yes" if row.active else "no", str(row.next_run_at or "-"))
         out.print(table)
+
+
+def _set_schedule_active(schedule_id: str, org: str | None, active: bool) -> None:
+    import uuid
+
+    from service.audit.service import record
+    from service.checkins import service as checkins
+    from service.checkins.models import Schedule
+    from service.clock import get_clock
+    from service.db import session_scope
+
+    with session_scope() as session:
+        organization = _resolve_org(session, org)
+        try:
+            schedule = session.get(Schedule, uuid.UUID(schedule_id))
+        except ValueError:
+            schedule = None
+        if schedule is None or schedule.organization_id != organization.id:
+            console.print(f"[red]No schedule {schedule_id}.[/]")
+            raise typer.Exit(1)
+        schedule.active = active
+        schedule.next_run_at = (checkins.next_run_after(schedule, get_clock().now(),
+                                                        organization.timezone)
+                                if active else None)
+        session.add(schedule)
+        record(session=session, organization_id=organization.id, actor=_cli_actor(),
+               action="update", entity_type="schedule", entity_id=schedule.id,
+               fields=["active"])
+        out.print(f"Schedule {schedule.id} resumed; next run {schedule.next_run_at}."
+                  if active else f"Schedule {schedule.id} paused.")
+
+
+@schedule_app.command("pause")
+def schedule_pause(
+    schedule_id: Annotated[str, typer.Argument(help="The schedule's id.")],
+    org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
+) -> None:
+    """Stop a schedule starting rounds, keeping it (the same as PATCH active=false)."""
+    _set_schedule_active(schedule_id, org, active=False)
+
+
+@schedule_app.command("resume")
+def schedule_resume(
+    schedule_id: Annotated[str, typer.Argument(help="The schedule's id.")],
+    org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
+) -> None:
+    """Start a paused schedule again from its next run time."""
+    _set_schedule_active(schedule_id, org, active=True)
 
 
 @schedule_app.command("delete")

@@ -202,3 +202,17 @@ def test_round_start_and_schedules_from_the_command_line(tmp_path, database_url)
     assert "3 residents" in started.stdout and "2 on the visit list" in started.stdout
     missing = run("round", "start", "--site", "どこにもない団地", env=env)
     assert missing.returncode == 1 and "No site named" in missing.stderr
+    one = run("round", "start", "--resident", "W-003", "--override-quiet-hours", env=env,
+              check=True)
+    assert "1 residents" in one.stdout and "1 on the visit list" in one.stdout
+    nobody = run("round", "start", "--resident", "W-999", env=env)
+    assert nobody.returncode == 1 and "W-999" in nobody.stderr
+    both = run("round", "start", "--site", "河井町団地", "--resident", "W-003", env=env)
+    assert both.returncode == 1 and "--site or --resident" in both.stderr
+    schedule_id = created.stdout.split()[1]
+    paused = run("schedule", "pause", schedule_id, env=env, check=True)
+    assert "paused" in paused.stdout
+    assert " no " in run("schedule", "list", env=env, check=True).stdout
+    resumed = run("schedule", "resume", schedule_id, env=env, check=True)
+    assert "next run" in resumed.stdout
+    assert run("schedule", "pause", "not-an-id", env=env).returncode == 1

@@ -249,6 +249,13 @@ class RoundStart(SQLModel):
     def _plan(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
         return None if value is None else validate_plan(value)
 
+    @model_validator(mode="after")
+    def _one_target(self) -> RoundStart:
+        # A round asks chosen sites, or chosen residents; given both, one would be dropped.
+        if self.site_ids and self.resident_ids:
+            raise ValueError("give site_ids or resident_ids, not both")
+        return self
+
 
 class RoundPublic(SQLModel):
     id: uuid.UUID

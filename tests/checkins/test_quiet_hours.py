@@ -247,3 +247,19 @@ def test_round_start_on_the_command_line_holds_quiet_hours_unless_told(world):
             .where(Attempt.step_index == 0, OutboxMessage.status != "cancelled")
         ).all()
     assert sorted(to for to, _status in first_messages) == sorted(PHONES.values())
+
+
+def test_a_broadcast_names_sites_or_residents_not_both(world, coordinator):
+    residents(world)
+    response = world.client.post(
+        "/api/v1/rounds",
+        json={
+            "site_ids": [str(world.sites["A団地"])],
+            "resident_ids": [str(world.residents["R1"])],
+        },
+        headers=coordinator.headers,
+    )
+    assert response.status_code == 422, response.text
+    assert "not both" in response.text
+    with Session(world.engine) as s:
+        assert s.execute(select(func.count()).select_from(Round)).scalar_one() == 0

@@ -136,6 +136,9 @@ MEMBER_UNCLEAR = N_("member.unclear")
 # TRANSLATORS: The member took the visit but sent no result in time, so the visit was
 # passed to someone else. If they did visit, they can still reply with the result.
 MEMBER_HANDED_ON = N_("member.handed_on")
+# TRANSLATORS: To a supporter who speaks the resident's language: the resident replied 3
+# (would like to talk). {language} is the resident's language, {phone} their number to call.
+MEMBER_CALLBACK = N_("member.callback")
 
 # --- Short labels inserted into other messages ----------------------------------------
 
@@ -207,6 +210,7 @@ MESSAGES: dict[str, MessageSpec] = {
         _spec(MEMBER_WHICH_CASE, _MEMBER, "codes"),
         _spec(MEMBER_UNCLEAR, _MEMBER),
         _spec(MEMBER_HANDED_ON, _MEMBER, "name"),
+        _spec(MEMBER_CALLBACK, _MEMBER, "name", "language", "phone"),
         _spec(ANSWER_OK, _FRAGMENT),
         _spec(ANSWER_HELP, _FRAGMENT),
         _spec(ANSWER_TALK, _FRAGMENT),
@@ -237,6 +241,7 @@ LONG_SAMPLE_VALUES: dict[str, str] = {
     "place": "能登地方",
     "intensity": "6強",
     "answer": "needs help",
+    "phone": "090-1234-5678",
 }
 
 

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 from i18n.classifier import Classification, ReplyKind, classify
-from i18n.languages import get_language
+from i18n.languages import display_name, get_language
 from i18n.render import render
 from service.audit.service import Actor, record
 from service.checkins.models import (
@@ -67,7 +67,7 @@ from service.registry.models import (
     Resident,
     ResidentStatus,
 )
-from service.registry.phones import PhoneKind
+from service.registry.phones import PhoneKind, display_phone
 from service.telephony.models import (
     InboundMessage,
     OutboxChannel,
@@ -75,7 +75,7 @@ from service.telephony.models import (
     OutboxPurpose,
     OutboxStatus,
 )
-from service.telephony.outbox import outbox_row
+from service.telephony.outbox import enqueue, outbox_row
 
 # Residents per fan-out transaction. Larger chunks mean fewer commits (and, on SQLite, fewer
 # WAL checkpoints): 5,000 starts a 100,000-resident round 15-20 % faster than 2,000, and a
@@ -1304,7 +1304,7 @@ def handle_resident_reply(
         if waiting:
             assert checkin is not None
             _close(checkin, CheckInState.wants_talk, now)
-        _task(
+        task = _task(
             session,
             org.id,
             TaskKind.callback,
@@ -1314,6 +1314,8 @@ def handle_resident_reply(
             now,
             interpreter=resident.needs_interpreter,
         )
+        if task.assigned_member_id is not None:
+            _ask_supporter_to_call(session, task.assigned_member_id, resident, now)
         return reply
 
     # Unclear: ask again, flag for staff; it is not an answer.
@@ -1367,6 +1369,38 @@ def _task(
     )
     session.add(task)
     return task
+
+
+def _ask_supporter_to_call(
+    session: Session, member_id: uuid.UUID, resident: Resident, now: datetime
+) -> None:
+    """The call-back goes to the supporter who speaks the resident's language: they have
+    no dashboard, so they are told by SMS, in their language, whom to call and at which
+    number (nothing else: not what the resident said)."""
+    member = session.get(Member, member_id)
+    number = pick_number(resident, "voice")
+    if member is None or not member.phone or member.phone_kind != PhoneKind.mobile or not number:
+        return  # staff see the task, assigned to them, on the inbox
+    locale = (member.languages or ["ja"])[0]
+    body = render(
+        "member.callback",
+        locale,
+        name=resident.name,
+        language=display_name(resident.language, locale),
+        phone=display_phone(number),
+    )
+    enqueue(
+        session,
+        organization_id=resident.organization_id,
+        channel=OutboxChannel.sms,
+        purpose=OutboxPurpose.member_notice,
+        to_phone=member.phone,
+        body=body,
+        locale=locale,
+        resident_id=resident.id,
+        member_id=member.id,
+        now=now,
+    )
 
 
 def record_reply_sent(

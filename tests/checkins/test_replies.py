@@ -228,6 +228,46 @@ def test_help_on_a_case_already_asking_its_members_brings_in_an_interpreter(worl
     assert len([m for m in world.sent_to("+818030000300") if m.purpose == "alert"]) == 1
 
 
+def test_a_call_back_request_reaches_the_supporter_who_speaks_the_language_by_sms(world):
+    """R1 (Vietnamese, needs an interpreter) replies 3. The call-back task is the
+    Vietnamese-speaking supporter's; they have no dashboard, so an SMS in their language
+    tells them whom to call and at which number. R2 (Japanese) replying 3 is a task for
+    staff, and no supporter is messaged."""
+    from i18n.languages import display_name
+    from i18n.render import render
+    from service.registry.models import MemberKind
+
+    world.member("M1", "080-3000-0001")
+    world.member("I-vi", "080-3000-0300", ["vi", "ja"], kind=MemberKind.interpreter)
+    world.resident(
+        "R1", "090-1000-0001", language="vi", needs_interpreter=True, name="Nguyen Van An"
+    )
+    world.resident("R2", "090-1000-0002")
+    world.assign("R1", "M1", 1)
+    world.assign("R2", "M1", 1)
+    flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
+    world.tick()
+    world.sms("+819010000001", "3")
+    world.sms("+819010000002", "3")
+    world.tick()
+    with world.session() as s:
+        tasks = {t.resident_id: t for t in s.exec(select(StaffTask)).all()}
+    assert tasks[world.residents["R1"]].assigned_member_id == world.members["I-vi"]
+    assert tasks[world.residents["R2"]].assigned_member_id is None
+    [notice] = [m for m in world.sent_to("+818030000300") if m.purpose == "member_notice"]
+    assert notice.status == "sent" and notice.locale == "vi"
+    assert notice.body == render(
+        "member.callback",
+        "vi",
+        name="Nguyen Van An",
+        language=display_name("vi", "vi"),
+        phone="090-1000-0001",
+    )
+    assert not [m for m in world.sent_to("+818030000001") if m.purpose == "member_notice"]
+
+
 def test_escalation_is_not_held_back_by_quiet_hours(world):
     from datetime import timedelta
 

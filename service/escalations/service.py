@@ -1053,7 +1053,17 @@ def decline(session: Session, *, escalation: Escalation, alert: Alert, now: date
             Alert.state == AlertState.sent,
         )
     ).scalar_one()
-    if still_waiting == 0 and escalation.state == EscalationState.alerting:
+    # "2" starts the next step at once. When others in this step (an interpreter beside the
+    # member) have not answered yet, their alerts stay open, and their "1" still takes the
+    # case; only the last step waits for all of them before the chain runs out.
+    # (A "2" to an earlier step's alert, the chain having moved on, moves nothing.)
+    current = alert.step_index == escalation.step_index
+    last_step = escalation.step_index + 1 >= len(escalation.chain)
+    if (
+        escalation.state == EscalationState.alerting
+        and current
+        and (still_waiting == 0 or not last_step)
+    ):
         resident = session.get(Resident, escalation.resident_id)
         assert resident is not None
         _start_step(session, escalation, resident, escalation.step_index + 1, now)

@@ -124,3 +124,53 @@ def test_a_code_the_member_never_had_is_still_unclear(world):
     assert "内容がわかりませんでした" in answer
     assert "内容がわかりませんでした" in world.sms(M1, "1 Z999")
     assert _case(world).acknowledged_by == world.members["M2"]
+
+
+def test_a_no_from_the_member_moves_on_at_once_while_the_interpreter_may_still_go(world):
+    """A call for help from R1 (Vietnamese, needs an interpreter): the first step alerts M1
+    and the Vietnamese-speaking supporter. M1 answers "2": the next member is asked at
+    once, without waiting for the supporter, whose alert stays open; their "1" then takes
+    the case. A "2" from an earlier step, the chain having moved on, moves nothing."""
+    from service.registry.models import MemberKind
+
+    world.member("M1", "080-3000-0001")
+    world.member("M2", "080-3000-0002")
+    world.member("S1", "080-3000-0009", kind=MemberKind.staff_on_duty)
+    world.member("I-vi", "080-3000-0300", ["vi", "ja"], kind=MemberKind.interpreter)
+    world.resident("R1", "090-1000-0001", language="vi", needs_interpreter=True)
+    world.assign("R1", "M1", 1)
+    world.assign("R1", "M2", 2)
+    flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
+    world.tick()
+    world.sms("+819010000001", "2")  # help
+    case = _case(world)
+    assert _waiting(world) == {("M1", 0), ("I-vi", 0)}
+    world.sms(M1, f"2 {case.case_code}")
+    assert _waiting(world) == {("I-vi", 0), ("M2", 1)}
+    assert _case(world).step_index == 1
+    world.sms("+818030000300", f"2 {case.case_code}")  # an earlier step's "2"
+    assert _case(world).step_index == 1 and _waiting(world) == {("M2", 1)}
+
+
+def test_the_interpreter_left_open_still_takes_the_case(world):
+    from service.registry.models import MemberKind
+
+    world.member("M1", "080-3000-0001")
+    world.member("M2", "080-3000-0002")
+    world.member("I-vi", "080-3000-0300", ["vi", "ja"], kind=MemberKind.interpreter)
+    world.resident("R1", "090-1000-0001", language="vi", needs_interpreter=True)
+    world.assign("R1", "M1", 1)
+    world.assign("R1", "M2", 2)
+    flows.start_broadcast(
+        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
+    )
+    world.tick()
+    world.sms("+819010000001", "2")
+    case = _case(world)
+    world.sms(M1, f"2 {case.case_code}")
+    world.sms("+818030000300", f"1 {case.case_code}")
+    case = _case(world)
+    assert case.state == "acknowledged" and case.acknowledged_by == world.members["I-vi"]
+    assert _waiting(world) == set()  # M2's alert withdrawn

@@ -132,3 +132,26 @@ def test_cases_are_listed_in_the_boards_order(world, coordinator):
     world.sms("+818030000001", f"1 {cases[world.residents['R7']].case_code}")
     world.sms("+818030000001", f"1 {cases[world.residents['R1']].case_code}")
     assert order() == ["R1", "R2", "R7"]
+
+
+def test_a_residents_timeline_is_every_contact_in_order(world, coordinator, other_org_admin):
+    """R2's day: the check-in SMS, the reminder, the case opened and its alert, in order;
+    a staff note among them. Another organization cannot read it."""
+    _morning(world)
+    r2 = world.residents["R2"]
+    note = world.client.post(
+        f"/api/v1/residents/{r2}/notes", json={"text": "電話で確認中"}, headers=coordinator.headers
+    )
+    assert note.status_code == 201, note.text
+    response = world.client.get(f"/api/v1/residents/{r2}/timeline", headers=coordinator.headers)
+    assert response.status_code == 200, response.text
+    items = response.json()
+    times = [item["at"] for item in items]
+    assert times == sorted(times)
+    kinds = [item["kind"] for item in items]
+    for expected in ("sms.out.checkin", "escalation.opened", "escalation.alert", "note"):
+        assert expected in kinds, (expected, kinds)
+    assert kinds.index("sms.out.checkin") < kinds.index("escalation.opened")
+    assert kinds.index("escalation.opened") < kinds.index("escalation.alert")
+    other = world.client.get(f"/api/v1/residents/{r2}/timeline", headers=other_org_admin.headers)
+    assert other.status_code == 404

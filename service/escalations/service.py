@@ -79,6 +79,8 @@ def urgency() -> Any:
 
 
 REMINDER_GRACE = timedelta(hours=1)
+# Who hands a case on when its member sent no result in time (the timeline's actor).
+SCHEDULER_ACTOR = "scheduler"
 
 
 def _recipient(member: Member) -> dict[str, Any]:
@@ -657,7 +659,7 @@ def advance_escalation(
             now,
             **_resident_values(session, escalation),
         )
-        hand_on(session, escalation=escalation, now=now, actor="scheduler")
+        hand_on(session, escalation=escalation, now=now, actor=SCHEDULER_ACTOR)
         return True
     return False
 
@@ -843,14 +845,19 @@ def _answer_former_case(
     session: Session, member: Member, code: str | None, digit: str, now: datetime
 ) -> str:
     """A reply about an open case that no longer waits for this member: their alert's
-    window passed, someone else took the case, or they took it and it was handed on when
-    no result came. It is never dropped as "unclear":
+    window passed, someone else took the case, they said "2" after all, or they took it and
+    it was handed on when no result came. It is never dropped as "unclear":
 
-    - they had taken the case (and were told "if you did visit, reply with the result"):
-      the reply is that result. It closes the case while nobody else holds it; if someone
-      does, it is put on the case's timeline for staff, and the member is told who holds it.
-    - their alert had expired (or was withdrawn): "1" takes the case if nobody holds it
-      yet, as it would have in time; otherwise they are told someone else is going.
+    - the scheduler handed the case on from them for want of a result (and told them "if
+      you did visit, reply with the result"), and nothing has asked them since: the reply,
+      with the case's code, is that result. It closes the case while nobody else holds it;
+      if someone does, it goes on the case's timeline for staff, and the member is told
+      someone else is on it.
+    - otherwise (an alert that expired, was withdrawn or declined; a case they gave back
+      themselves or staff reassigned): "1" takes the case if nobody holds it, as it would
+      have in time, and they are told someone else is going if somebody does.
+
+    A "1" is only ever read as "safe" in the first case: when in doubt, it means "I'll go".
     """
     locale = (member.languages or ["ja"])[0]
     rows = session.execute(
@@ -861,15 +868,17 @@ def _answer_former_case(
             Alert.state != AlertState.sent,
             Escalation.state.in_(OPEN_STATES),  # type: ignore[attr-defined]
         )
-        .order_by(Alert.step_index.desc())  # type: ignore[attr-defined]
+        .order_by(Alert.sent_at.desc(), Alert.step_index.desc())  # type: ignore[attr-defined]
     ).all()
     former: dict[str, tuple[Escalation, Alert]] = {}
     for escalation, alert in rows:
         former.setdefault(escalation.case_code, (escalation, alert))  # their latest alert
     if code is not None:
         found = former.get(code)
+    elif len(former) > 1:
+        return render("member.which_case", locale, codes=", ".join(sorted(former)))
     else:
-        found = next(iter(former.values())) if len(former) == 1 else None
+        found = next(iter(former.values()), None)
     if found is None:
         return render("member.unclear", locale)
     escalation, alert = found
@@ -882,7 +891,9 @@ def _answer_former_case(
     held_by_other = (
         escalation.state == EscalationState.acknowledged and escalation.acknowledged_by != member.id
     )
-    if alert.state == AlertState.acknowledged:  # they took it, and it was handed on
+    if alert.state == AlertState.acknowledged and _handed_on_for_silence(
+        session, escalation, member, alert
+    ):
         if code is None:
             return render("member.outcome_request", locale, **values)
         outcome = OUTCOME_BY_DIGIT[digit]
@@ -926,6 +937,32 @@ def _answer_former_case(
     if digit == "2":
         return render("member.declined", locale, **values)
     return render("member.unclear", locale)
+
+
+def _handed_on_for_silence(
+    session: Session, escalation: Escalation, member: Member, alert: Alert
+) -> bool:
+    """Whether the case's last hand-on was the scheduler's, from this member, for want of
+    a result, after the alert they had taken (not a case they gave back themselves, one
+    staff reassigned, or an alert of a chain started again since)."""
+    last = session.execute(
+        select(TimelineEvent.actor, TimelineEvent.member_id, TimelineEvent.at)
+        .where(
+            TimelineEvent.escalation_id == escalation.id,
+            TimelineEvent.kind == "escalation.unacknowledged",
+        )
+        .order_by(TimelineEvent.at.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    ).first()
+    if last is None:
+        return False
+    actor, member_id, at = last
+    sent_at = aware(alert.sent_at)
+    return (
+        actor == SCHEDULER_ACTOR
+        and member_id == member.id
+        and (sent_at is None or sent_at <= aware(at))  # type: ignore[operator]
+    )
 
 
 ACK_GRACE = timedelta(minutes=15)

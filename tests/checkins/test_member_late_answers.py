@@ -174,3 +174,59 @@ def test_the_interpreter_left_open_still_takes_the_case(world):
     case = _case(world)
     assert case.state == "acknowledged" and case.acknowledged_by == world.members["I-vi"]
     assert _waiting(world) == set()  # M2's alert withdrawn
+
+
+def test_a_yes_after_giving_the_case_back_takes_it_again_never_closes_it(world):
+    """M1 says "1" (I'll go), then "2" (I can't after all): the case goes to M2. Then M1
+    says "1" again. That is "I can go after all", not a visit found safe: M1 takes the case
+    back, and it stays open until M1 sends the result."""
+    case = _escalated(world)
+    world.sms(M1, f"1 {case.case_code}")
+    world.sms(M1, f"2 {case.case_code}")
+    assert _waiting(world) == {("M2", 1)}
+    world.sms(M1, f"1 {case.case_code}")
+    case = _case(world)
+    assert (case.state, case.outcome) == ("acknowledged", None)
+    assert case.acknowledged_by == world.members["M1"]
+    assert _waiting(world) == set()
+
+
+def test_a_late_yes_to_a_chain_started_again_is_never_read_as_the_old_visits_result(world):
+    """M1 took the case, sent nothing, and it was handed on; the chain ran out. R1 then
+    asks for help: the chain starts again and M1's new alert passes unanswered. M1's "1"
+    now answers that alert (I'll go), not the visit they once took."""
+    case = _handed_on(world)
+    world.tick(case.ack_minutes)  # M2 does not answer either: the chain runs out
+    assert _case(world).state == "exhausted"
+    world.sms("+819010000001", "2")  # R1: help. The chain starts again.
+    assert _waiting(world) == {("M1", 0)}
+    world.tick(case.ack_minutes)  # M1's new alert passes
+    world.sms(M1, f"1 {case.case_code}")
+    case = _case(world)
+    assert (case.state, case.outcome) == ("acknowledged", None)
+    assert case.acknowledged_by == world.members["M1"]
+
+
+def test_a_bare_yes_from_a_member_with_several_former_cases_is_asked_which(world):
+    world.member("M1", "080-3000-0001")
+    world.member("M2", "080-3000-0002")
+    for key, phone in (("R1", "090-1000-0001"), ("R2", "090-1000-0002")):
+        world.resident(key, phone)
+        world.assign(key, "M1", 1)
+        world.assign(key, "M2", 2)
+    flows.start_broadcast(
+        world.engine,
+        organization_id=world.org_id,
+        started_by="test",
+        now_fn=world.clock.now,
+        plan=[{"channel": "sms", "message": "prompt", "wait_minutes": 60}],
+    )
+    world.tick()
+    world.tick(60)
+    world.tick(30)  # M1's windows pass: M2 is asked about both
+    with world.session() as s:
+        codes = sorted(e.case_code for e in s.exec(select(Escalation)).all())
+    answer = world.sms(M1, "1")
+    assert all(code in answer for code in codes)
+    with world.session() as s:
+        assert {e.state for e in s.exec(select(Escalation)).all()} == {"alerting"}

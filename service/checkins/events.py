@@ -6,7 +6,7 @@ import uuid
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, insert, or_, select, update
@@ -43,17 +43,21 @@ ATTEMPT_STATUS = {
 }
 
 
-def hold_for_quiet_hours(
+def screen_checkin_messages(
     session: Session, message_ids: Collection[uuid.UUID], now: datetime
 ) -> set[uuid.UUID]:
-    """Of the check-in messages just claimed for sending, those of rounds that keep quiet
-    hours, while quiet hours hold (one queued at 20:59 and reached at 21:04, behind a long
-    round or a rate limit): put back to wait for the morning. Returns their ids.
+    """Of the check-in messages just claimed for sending, those not to send now. Returns
+    their ids.
 
-    The whole step moves with its message, as if it had been due at the end of quiet hours:
-    the message's deadline and the check-in's next step move by the same time, so the
-    resident is given the step's full wait from the morning, rather than a reminder at
-    08:00 beside the first message, or an escalation for a message never sent."""
+    - **Its step is over.** The check-in was answered, escalated or superseded, or has
+      moved on to a later step, while the message waited in the queue: it is cancelled
+      (and its attempt marked skipped), not sent late to someone already dealt with.
+    - **Quiet hours.** A message of a round that keeps them, reached while they hold (queued
+      at 20:59 and reached at 21:04, behind a long round or a rate limit), is put back
+      until they end, with its window to be sent. Its check-in's next step is then no
+      earlier than the step's full wait after that: the resident is never escalated for a
+      message that was never sent, nor sent a reminder beside it at 08:00.
+    """
     if not message_ids:
         return set()
     rows = session.execute(
@@ -61,11 +65,14 @@ def hold_for_quiet_hours(
             OutboxMessage.id,
             OutboxMessage.next_try_at,
             OutboxMessage.give_up_at,
+            Attempt.id,
+            Attempt.step_index,
             CheckIn.id,
             CheckIn.state,
             CheckIn.step_index,
             CheckIn.next_action_at,
-            Attempt.step_index,
+            CheckIn.plan,
+            Round.override_quiet_hours,
             Round.quiet_start,
             Round.quiet_end,
             Organization.timezone,
@@ -74,31 +81,42 @@ def hold_for_quiet_hours(
         .join(CheckIn, CheckIn.id == Attempt.checkin_id)  # type: ignore[arg-type]
         .join(Round, Round.id == CheckIn.round_id)  # type: ignore[arg-type]
         .join(Organization, Organization.id == Round.organization_id)  # type: ignore[arg-type]
-        .where(
-            OutboxMessage.id.in_(message_ids),  # type: ignore[attr-defined]
-            Round.override_quiet_hours.is_(False),  # type: ignore[attr-defined]
-        )
+        .where(OutboxMessage.id.in_(message_ids))  # type: ignore[attr-defined]
     ).all()
-    held: set[uuid.UUID] = set()
+    screened: set[uuid.UUID] = set()
     for (
         message_id,
         next_try_at,
         give_up_at,
+        attempt_id,
+        attempt_step,
         checkin_id,
         state,
         step_index,
         next_action_at,
-        attempt_step,
+        plan,
+        override,
         quiet_start,
         quiet_end,
         timezone,
     ) in rows:
-        if not checkins.in_quiet_hours(now, timezone, quiet_start, quiet_end):
+        if state != CheckInState.waiting or step_index != attempt_step:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id)  # type: ignore[arg-type]
+                .values(status=OutboxStatus.cancelled, final_at=now, updated_at=now)
+            )
+            session.execute(
+                update(Attempt)
+                .where(Attempt.id == attempt_id)  # type: ignore[arg-type]
+                .values(status=AttemptStatus.skipped, updated_at=now)
+            )
+            screened.add(message_id)
+            continue
+        if override or not checkins.in_quiet_hours(now, timezone, quiet_start, quiet_end):
             continue
         morning = checkins.quiet_hours_end(now, timezone, quiet_end)
-        # As if the message had been due in the morning: its window to be sent, and the
-        # step's wait after it, start then.
-        delay = morning - (aware(next_try_at) or now)
+        window = aware(give_up_at) - (aware(next_try_at) or now)
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id)  # type: ignore[arg-type]
@@ -106,13 +124,14 @@ def hold_for_quiet_hours(
                 status=OutboxStatus.pending,
                 claimed_at=None,
                 next_try_at=morning,
-                give_up_at=aware(give_up_at) + delay,
+                give_up_at=morning + max(window, timedelta(0)),
                 last_error="deferred: quiet hours",
                 updated_at=now,
             )
         )
+        wait = timedelta(minutes=int(plan[step_index]["wait_minutes"]))
         due = aware(next_action_at)
-        if state == CheckInState.waiting and step_index == attempt_step and due is not None:
+        if due is not None and due < morning + wait:
             session.execute(
                 update(CheckIn)
                 .where(
@@ -121,10 +140,10 @@ def hold_for_quiet_hours(
                     CheckIn.step_index == step_index,  # type: ignore[arg-type]
                     CheckIn.next_action_at == next_action_at,  # type: ignore[arg-type]
                 )
-                .values(next_action_at=due + delay, updated_at=now)
+                .values(next_action_at=morning + wait, updated_at=now)
             )
-        held.add(message_id)
-    return held
+        screened.add(message_id)
+    return screened
 
 
 def on_outbox_failed(session: Session, message: OutboxMessage, now: datetime) -> None:

@@ -259,19 +259,21 @@ def _failure_hook() -> FailureHook:
     return on_outbox_failed
 
 
-def _hold_for_quiet_hours(engine: Engine, claimed: list[_Claimed], now: datetime) -> list[_Claimed]:
-    """Check-in messages that reached the front of the queue during their round's quiet
-    hours wait for the morning (``checkins.events.hold_for_quiet_hours``)."""
-    from service.checkins.events import hold_for_quiet_hours
+def _screen_checkin_messages(
+    engine: Engine, claimed: list[_Claimed], now: datetime
+) -> list[_Claimed]:
+    """Check-in messages whose step is over are cancelled, and those reached during their
+    round's quiet hours wait for the morning (``checkins.events.screen_checkin_messages``)."""
+    from service.checkins.events import screen_checkin_messages
 
     checkin_ids = [item.id for item in claimed if item.purpose == OutboxPurpose.checkin]
     if not checkin_ids:
         return claimed
     with Session(engine) as session, session.begin():
-        held = hold_for_quiet_hours(session, checkin_ids, now)
-    if held:
-        log.info("%d check-in messages held for the end of quiet hours", len(held))
-    return [item for item in claimed if item.id not in held]
+        screened = screen_checkin_messages(session, checkin_ids, now)
+    if screened:
+        log.info("%d check-in messages not sent now (step over, or quiet hours)", len(screened))
+    return [item for item in claimed if item.id not in screened]
 
 
 def _cancel_settled_alert_calls(session: Session, now: datetime) -> None:
@@ -513,7 +515,7 @@ async def dispatch_once(
     claimed = claim_batch(engine, now=now, limit=batch)
     if not claimed:
         return 0
-    claimed = _hold_for_quiet_hours(engine, claimed, now)
+    claimed = _screen_checkin_messages(engine, claimed, now)
     claimed = _defer_capped(engine, claimed, settings, now)
     limiters = limiters or make_limiters(settings)
     semaphore = asyncio.Semaphore(concurrency)

@@ -202,6 +202,59 @@ def test_messages_queued_before_quiet_hours_and_reached_after_it_wait_for_the_mo
     assert len(sent(world)) == 3
 
 
+def test_a_message_held_for_the_morning_after_its_step_was_deferred_too_is_not_delayed_twice(
+    world, coordinator
+):
+    """The scheduler was down from 20:00 to 21:01: the round's first messages were queued,
+    never sent, and their step's wait ran out meanwhile. The sweep defers the step to 08:00
+    (quiet hours); the dispatcher holds the message until 08:00. The resident still gets
+    the message at 08:00 and the plan's hour after it, not another night."""
+    residents(world)
+    world.clock.set(tokyo(1, 20, 0).astimezone(UTC))
+    broadcast(world, coordinator)
+    with Session(world.engine) as s:
+        waits = {
+            c.id: aware(c.next_action_at) - world.clock.now()
+            for c in s.execute(select(CheckIn)).scalars()
+        }
+    world.clock.set(tokyo(1, 21, 1).astimezone(UTC))
+    world.tick()  # the sweep, then the dispatcher
+    assert sent(world) == []
+    with Session(world.engine) as s:
+        for checkin in s.execute(select(CheckIn)).scalars():
+            assert checkin.step_index == 0
+            assert aware(checkin.next_action_at) == tokyo(2, 8) + waits[checkin.id]
+    world.clock.set(tokyo(2, 8, 0).astimezone(UTC))
+    world.tick()
+    assert len(sent(world)) == 3
+    world.tick(max(waits.values()).total_seconds() / 60)
+    with Session(world.engine) as s:
+        assert {c.step_index for c in s.execute(select(CheckIn)).scalars()} == {1}
+        assert s.execute(select(func.count()).select_from(Escalation)).scalar_one() == 0
+
+
+def test_a_held_message_whose_check_in_was_answered_meanwhile_is_not_sent(world, coordinator):
+    residents(world)
+    world.clock.set(tokyo(1, 20, 59).astimezone(UTC))
+    broadcast(world, coordinator)
+    world.clock.set(tokyo(1, 21, 1).astimezone(UTC))
+    world.tick()  # held until 08:00
+    world.clock.set(tokyo(1, 22, 0).astimezone(UTC))
+    world.sms(PHONES["R1"], "1")  # R1 answers anyway (a message from a neighbour, say)
+    world.clock.set(tokyo(2, 8, 0).astimezone(UTC))
+    world.tick()
+    assert sorted(r.to for r in sent(world)) == sorted([PHONES["R2"], PHONES["R3"]])
+    with Session(world.engine) as s:
+        r1 = world.residents["R1"]
+        status = s.execute(
+            select(OutboxMessage.status, Attempt.status)
+            .join(Attempt, Attempt.id == OutboxMessage.attempt_id)
+            .join(CheckIn, CheckIn.id == Attempt.checkin_id)
+            .where(CheckIn.resident_id == r1)
+        ).one()
+    assert tuple(status) == ("cancelled", "skipped")
+
+
 def test_an_overriding_round_reached_after_2100_still_sends(world, coordinator):
     residents(world)
     world.clock.set(tokyo(1, 20, 59).astimezone(UTC))

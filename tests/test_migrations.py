@@ -26,3 +26,44 @@ def test_migrations_go_down_and_up_again(tmp_path):
     from service.db import make_engine
 
     assert migrate.is_current(make_engine(url))
+
+
+def test_the_organization_windows_go_down_and_up_again_with_data(tmp_path):
+    """Revision 0008 on a database that has an organization and a site pointing at it."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from service.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 'windows.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    org = uuid.uuid4().hex
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO organization (id, name, timezone, ack_minutes, outcome_hours,"
+                " created_at) VALUES (:id, '輪島市社会福祉協議会', 'Asia/Tokyo', 15, 2, :now)"
+            ),
+            {"id": org, "now": now},
+        )
+        c.execute(
+            text(
+                "INSERT INTO site (id, organization_id, name, created_at, updated_at)"
+                " VALUES (:id, :org, '宅田町第2団地', :now, :now)"
+            ),
+            {"id": uuid.uuid4().hex, "org": org, "now": now},
+        )
+    engine.dispose()
+    command.downgrade(migrate.alembic_config(url), "0007")
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as c:
+        row = c.execute(text("SELECT ack_minutes, outcome_hours FROM organization")).one()
+        assert tuple(row) == (30, 4)  # the defaults again
+        assert c.execute(text("SELECT count(*) FROM site")).scalar_one() == 1
+    engine.dispose()

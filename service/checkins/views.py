@@ -12,6 +12,7 @@ from sqlmodel import Session, SQLModel
 
 from service.audit.service import record
 from service.auth.deps import Coordinator, CurrentUser, actor_for
+from service.auth.models import User
 from service.checkins import flows
 from service.checkins import service as checkins
 from service.checkins.models import (
@@ -298,7 +299,7 @@ CheckInOrder = Literal["urgency", "name"]
 
 def _list_checkins(
     session: Session,
-    organization_id: uuid.UUID,
+    user: User,
     *,
     round_id: uuid.UUID | None,
     state: CheckInState | None,
@@ -311,7 +312,7 @@ def _list_checkins(
     query = (
         select(CheckIn, Resident.name)
         .join(Resident, Resident.id == CheckIn.resident_id)
-        .where(CheckIn.organization_id == organization_id)
+        .where(CheckIn.organization_id == user.organization_id)
     )
     if round_id is not None:
         query = query.where(CheckIn.round_id == round_id)
@@ -325,6 +326,21 @@ def _list_checkins(
     by_name = (Resident.name_kana, Resident.name, CheckIn.id)
     order = by_name if sort == "name" else (*checkin_urgency(), *by_name)
     rows = session.execute(query.order_by(*order).offset(skip).limit(limit)).all()
+    # Residents' names and welfare states: a read of residents, audited as the resident
+    # list is.
+    filters = {"round_id": round_id, "state": state, "flagged": flagged, "site_id": site_id}
+    record(
+        session=session,
+        organization_id=user.organization_id,
+        actor=actor_for(user),
+        action="list",
+        entity_type="checkin",
+        detail={
+            "returned": len(rows),
+            "filters": sorted(k for k, v in filters.items() if v is not None),
+        },
+    )
+    session.commit()
     return Page(
         data=[CheckInPublic.model_validate(c, update={"resident_name": name}) for c, name in rows],
         count=count,
@@ -346,7 +362,7 @@ def list_checkins(
     """The organization's check-ins across rounds, most urgent first (or by name)."""
     return _list_checkins(
         session,
-        user.organization_id,
+        user,
         round_id=round_id,
         state=state,
         flagged=flagged,
@@ -372,7 +388,7 @@ def list_round_checkins(
     _round(session, user.organization_id, round_id)
     return _list_checkins(
         session,
-        user.organization_id,
+        user,
         round_id=round_id,
         state=state,
         flagged=flagged,

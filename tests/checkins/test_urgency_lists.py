@@ -155,3 +155,18 @@ def test_a_residents_timeline_is_every_contact_in_order(world, coordinator, othe
     assert kinds.index("escalation.opened") < kinds.index("escalation.alert")
     other = world.client.get(f"/api/v1/residents/{r2}/timeline", headers=other_org_admin.headers)
     assert other.status_code == 404
+
+
+def test_listing_check_ins_is_audited(world, coordinator):
+    from service.audit.models import AuditEntry
+
+    _morning(world)
+    world.client.get("/api/v1/checkins?state=waiting", headers=coordinator.headers)
+    with world.session() as s:
+        [entry] = s.exec(
+            select(AuditEntry).where(
+                AuditEntry.action == "list", AuditEntry.entity_type == "checkin"
+            )
+        ).all()
+    assert entry.actor_user_id == coordinator.user_id
+    assert entry.detail == {"returned": 2, "filters": ["state"]}

@@ -26,6 +26,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("organization") as batch:
+    # A plain ALTER TABLE ... DROP COLUMN (SQLite has it since 3.35): rebuilding the table,
+    # as a batch would on SQLite, fails its foreign keys once sites and residents exist.
+    with op.batch_alter_table("organization", recreate="never") as batch:
         batch.drop_column("outcome_hours")
         batch.drop_column("ack_minutes")

@@ -557,24 +557,31 @@ def schedule_list(
         out.print(table)
 
 
-def _set_schedule_active(schedule_id: str, org: str | None, active: bool) -> None:
+def _schedule_of(session: Session, organization_id, schedule_id: str):  # type: ignore[no-untyped-def]
+    """The organization's schedule with this id, or exit naming it."""
     import uuid
 
+    from service.checkins.models import Schedule
+
+    try:
+        schedule = session.get(Schedule, uuid.UUID(schedule_id))
+    except ValueError:
+        schedule = None
+    if schedule is None or schedule.organization_id != organization_id:
+        console.print(f"[red]No schedule {schedule_id}.[/]")
+        raise typer.Exit(1)
+    return schedule
+
+
+def _set_schedule_active(schedule_id: str, org: str | None, active: bool) -> None:
     from service.audit.service import record
     from service.checkins import service as checkins
-    from service.checkins.models import Schedule
     from service.clock import get_clock
     from service.db import session_scope
 
     with session_scope() as session:
         organization = _resolve_org(session, org)
-        try:
-            schedule = session.get(Schedule, uuid.UUID(schedule_id))
-        except ValueError:
-            schedule = None
-        if schedule is None or schedule.organization_id != organization.id:
-            console.print(f"[red]No schedule {schedule_id}.[/]")
-            raise typer.Exit(1)
+        schedule = _schedule_of(session, organization.id, schedule_id)
         schedule.active = active
         schedule.next_run_at = (checkins.next_run_after(schedule, get_clock().now(),
                                                         organization.timezone)
@@ -611,21 +618,12 @@ def schedule_delete(
     org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
 ) -> None:
     """Delete a schedule. Rounds it already started are kept."""
-    import uuid
-
     from service.audit.service import record
-    from service.checkins.models import Schedule
     from service.db import session_scope
 
     with session_scope() as session:
         organization = _resolve_org(session, org)
-        try:
-            schedule = session.get(Schedule, uuid.UUID(schedule_id))
-        except ValueError:
-            schedule = None
-        if schedule is None or schedule.organization_id != organization.id:
-            console.print(f"[red]No schedule {schedule_id}.[/]")
-            raise typer.Exit(1)
+        schedule = _schedule_of(session, organization.id, schedule_id)
         session.delete(schedule)
         record(session=session, organization_id=organization.id, actor=_cli_actor(),
                action="delete", entity_type="schedule", entity_id=schedule.id)

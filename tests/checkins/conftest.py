@@ -33,6 +33,8 @@ from service.telephony.models import OutboxMessage
 from service.telephony.signature import sign
 
 ACTOR = Actor(label="test")
+# A plan of one SMS and an hour's wait: silence escalates an hour after the round starts.
+ONE_MESSAGE = [{"channel": "sms", "message": "prompt", "wait_minutes": 60}]
 # 2026-12-01 09:59 in Tokyo: a minute before a 10:00 round.
 MORNING = datetime(2026, 12, 1, 0, 59, tzinfo=UTC)
 
@@ -125,6 +127,32 @@ class World:
                 actor=ACTOR,
             )
             s.commit()
+
+    # --- rounds --------------------------------------------------------------------------
+    def broadcast(self, **options: Any) -> uuid.UUID:
+        """Start a round now, as staff would (``flows.start_broadcast``), fanned out at once."""
+        from service.checkins import flows
+
+        return flows.start_broadcast(
+            self.engine,
+            organization_id=self.org_id,
+            started_by="test",
+            now_fn=self.clock.now,
+            **options,
+        )
+
+    def silent_case(self, *members: str, **resident: Any) -> None:
+        """R1 (090-1000-0001) never answers a one-message round: after the hour, a case
+        opens, alerting ``members`` (default M1, then M2) in that order."""
+        for n, key in enumerate(members or ("M1", "M2"), start=1):
+            if key not in self.members:
+                self.member(key, f"080-3000-{n:04d}")
+        self.resident("R1", "090-1000-0001", **resident)
+        for rank, key in enumerate(members or ("M1", "M2"), start=1):
+            self.assign("R1", key, rank)
+        self.broadcast(plan=ONE_MESSAGE)
+        self.tick()
+        self.tick(60)
 
     # --- time and traffic ------------------------------------------------------------------
     def tick(self, minutes: float = 0) -> None:

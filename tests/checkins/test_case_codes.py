@@ -15,7 +15,7 @@ from service.checkins import flows
 from service.escalations.models import Escalation, EscalationReason, EscalationState
 from service.registry.models import Organization, Resident
 
-PLAN = [{"channel": "sms", "message": "prompt", "wait_minutes": 60}]
+from .conftest import ONE_MESSAGE
 
 
 def _case(world, key: str, code: str, state=EscalationState.alerting, org=None) -> Escalation:
@@ -66,14 +66,7 @@ def test_a_case_opened_meanwhile_with_the_same_code_sends_the_sweep_round_again(
     world.resident("R2", "090-1000-0002")
     world.assign("R1", "M1", 1)
     world.assign("R2", "M1", 1)
-    flows.start_broadcast(
-        world.engine,
-        organization_id=world.org_id,
-        started_by="test",
-        now_fn=world.clock.now,
-        resident_ids=[world.residents["R1"]],
-        plan=PLAN,
-    )
+    world.broadcast(resident_ids=[world.residents["R1"]], plan=ONE_MESSAGE)
     world.tick()
     world.clock.advance(minutes=60)
     drawn: list[str] = []

@@ -21,20 +21,7 @@ def test_a_members_yes_while_the_sweep_moves_the_case_on_is_never_written_over(w
     M2. Whichever goes first, the case ends consistent: acknowledged by M1 with no alert
     still waiting, or alerting M2 at the next step. Never acknowledged while M2 is still
     being asked, nor alerting with M1's acknowledgement half applied."""
-    world.member("M1", "080-3000-0001")
-    world.member("M2", "080-3000-0002")
-    world.resident("R1", "090-1000-0001")
-    world.assign("R1", "M1", 1)
-    world.assign("R1", "M2", 2)
-    flows.start_broadcast(
-        world.engine,
-        organization_id=world.org_id,
-        started_by="test",
-        now_fn=world.clock.now,
-        plan=[{"channel": "sms", "message": "prompt", "wait_minutes": 60}],
-    )
-    world.tick()
-    world.tick(60)  # no reply: escalated, M1 alerted
+    world.silent_case()  # R1 silent: a case alerting M1, then M2
     with world.session() as s:
         [escalation] = s.exec(select(Escalation)).all()
         assert escalation.state == EscalationState.alerting and escalation.step_index == 0

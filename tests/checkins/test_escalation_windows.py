@@ -9,7 +9,6 @@ import pytest
 from sqlmodel import select
 
 from service.audit.models import AuditEntry
-from service.checkins import flows
 from service.escalations.models import Escalation
 
 M1, M2 = "+818030000001", "+818030000002"
@@ -66,20 +65,7 @@ def test_new_cases_follow_the_organizations_windows(world, admin):
     world.client.patch(
         "/api/v1/organization", json={"ack_minutes": 10, "outcome_hours": 1}, headers=admin.headers
     )
-    world.member("M1", "080-3000-0001")
-    world.member("M2", "080-3000-0002")
-    world.resident("R1", "090-1000-0001")
-    world.assign("R1", "M1", 1)
-    world.assign("R1", "M2", 2)
-    flows.start_broadcast(
-        world.engine,
-        organization_id=world.org_id,
-        started_by="test",
-        now_fn=world.clock.now,
-        plan=[{"channel": "sms", "message": "prompt", "wait_minutes": 60}],
-    )
-    world.tick()
-    world.tick(60)
+    world.silent_case()  # R1 silent: a case alerting M1, then M2
     with world.session() as s:
         case = s.exec(select(Escalation)).one()
     assert (case.ack_minutes, case.outcome_hours) == (10, 1)

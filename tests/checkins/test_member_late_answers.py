@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from service.checkins import flows
 from service.checkins.models import TimelineEvent
 from service.escalations.models import Alert, AlertState, Escalation
+
+from .conftest import ONE_MESSAGE
 
 M1, M2 = "+818030000001", "+818030000002"
 ALREADY_TAKEN = "すでに別の方が対応しています"
@@ -17,20 +18,7 @@ RECORDED = "結果を記録しました"
 
 def _escalated(world) -> Escalation:
     """R1 stayed silent: the case alerts M1 first, then M2."""
-    world.member("M1", "080-3000-0001")
-    world.member("M2", "080-3000-0002")
-    world.resident("R1", "090-1000-0001")
-    world.assign("R1", "M1", 1)
-    world.assign("R1", "M2", 2)
-    flows.start_broadcast(
-        world.engine,
-        organization_id=world.org_id,
-        started_by="test",
-        now_fn=world.clock.now,
-        plan=[{"channel": "sms", "message": "prompt", "wait_minutes": 60}],
-    )
-    world.tick()
-    world.tick(60)
+    world.silent_case()  # R1 silent: a case alerting M1, then M2
     return _case(world)
 
 
@@ -140,9 +128,7 @@ def test_a_no_from_the_member_moves_on_at_once_while_the_interpreter_may_still_g
     world.resident("R1", "090-1000-0001", language="vi", needs_interpreter=True)
     world.assign("R1", "M1", 1)
     world.assign("R1", "M2", 2)
-    flows.start_broadcast(
-        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
-    )
+    world.broadcast()
     world.tick()
     world.sms("+819010000001", "2")  # help
     case = _case(world)
@@ -163,9 +149,7 @@ def test_the_interpreter_left_open_still_takes_the_case(world):
     world.resident("R1", "090-1000-0001", language="vi", needs_interpreter=True)
     world.assign("R1", "M1", 1)
     world.assign("R1", "M2", 2)
-    flows.start_broadcast(
-        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
-    )
+    world.broadcast()
     world.tick()
     world.sms("+819010000001", "2")
     case = _case(world)
@@ -214,13 +198,7 @@ def test_a_bare_yes_from_a_member_with_several_former_cases_is_asked_which(world
         world.resident(key, phone)
         world.assign(key, "M1", 1)
         world.assign(key, "M2", 2)
-    flows.start_broadcast(
-        world.engine,
-        organization_id=world.org_id,
-        started_by="test",
-        now_fn=world.clock.now,
-        plan=[{"channel": "sms", "message": "prompt", "wait_minutes": 60}],
-    )
+    world.broadcast(plan=ONE_MESSAGE)
     world.tick()
     world.tick(60)
     world.tick(30)  # M1's windows pass: M2 is asked about both

@@ -9,14 +9,11 @@ from datetime import UTC, datetime
 from sqlmodel import select
 
 from i18n.render import render
-from service.checkins import flows
 from service.checkins.models import CheckIn, Schedule
 from service.escalations.models import Alert, Escalation
 from service.registry import service as registry
 
-from .conftest import ACTOR
-
-PLAN = [{"channel": "sms", "message": "prompt", "wait_minutes": 60}]
+from .conftest import ACTOR, ONE_MESSAGE
 
 
 def _asked(world) -> set[str]:
@@ -59,9 +56,7 @@ def test_a_schedule_for_named_residents_asks_only_them(world):
 def test_a_resident_who_prefers_voice_is_called_where_the_plan_says_sms(world):
     world.resident("R1", "090-1000-0001", preferred_channel="voice")
     world.resident("R2", "090-1000-0002")
-    flows.start_broadcast(
-        world.engine, organization_id=world.org_id, started_by="test", now_fn=world.clock.now
-    )
+    world.broadcast()
     world.tick()
     assert [m.channel for m in world.sent_to("+819010000001")] == ["call"]
     assert [m.channel for m in world.sent_to("+819010000002")] == ["sms"]
@@ -73,21 +68,8 @@ def test_a_resident_who_prefers_voice_is_called_where_the_plan_says_sms(world):
 def test_the_chain_is_frozen_when_the_case_opens(world):
     """After R1's case opened (M1, then M2), staff change R1's members: M2 leaves, M3 comes
     in second. The case keeps going to the members it started with."""
-    world.member("M1", "080-3000-0001")
-    world.member("M2", "080-3000-0002")
+    world.silent_case()  # escalated: M1 alerted, M2 next
     world.member("M3", "080-3000-0003")
-    world.resident("R1", "090-1000-0001")
-    world.assign("R1", "M1", 1)
-    world.assign("R1", "M2", 2)
-    flows.start_broadcast(
-        world.engine,
-        organization_id=world.org_id,
-        started_by="test",
-        now_fn=world.clock.now,
-        plan=PLAN,
-    )
-    world.tick()
-    world.tick(60)  # escalated: M1 alerted
     with world.session() as s:
         ack_minutes = s.exec(select(Escalation)).one().ack_minutes
         assignments, _count = registry.list_assignments(
@@ -115,13 +97,7 @@ def test_a_member_with_two_cases_gets_codes_and_is_asked_which_one_a_bare_1_is(w
     for key, phone in (("R1", "090-1000-0001"), ("R2", "090-1000-0002")):
         world.resident(key, phone)
         world.assign(key, "M1", 1)
-    flows.start_broadcast(
-        world.engine,
-        organization_id=world.org_id,
-        started_by="test",
-        now_fn=world.clock.now,
-        plan=PLAN,
-    )
+    world.broadcast(plan=ONE_MESSAGE)
     world.tick()
     world.tick(60)
     with world.session() as s:

@@ -6,7 +6,6 @@ import uuid
 
 from sqlmodel import select
 
-from service.checkins import flows
 from service.escalations.models import Escalation
 
 PLAN = [
@@ -33,13 +32,7 @@ def _morning(world):
         world.assign(key, "M1", 1)
     world.resident("R7", None, site="A団地")  # no phone: the visit list
     world.assign("R7", "M1", 1)
-    flows.start_broadcast(
-        world.engine,
-        organization_id=world.org_id,
-        started_by="test",
-        now_fn=world.clock.now,
-        plan=PLAN,
-    )
+    world.broadcast(plan=PLAN)
     world.tick()
     for phone, reply in people.values():
         if reply is not None:

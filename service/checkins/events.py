@@ -70,7 +70,6 @@ def screen_checkin_messages(
             CheckIn.id,
             CheckIn.state,
             CheckIn.step_index,
-            CheckIn.next_action_at,
             CheckIn.plan,
             Round.override_quiet_hours,
             Round.quiet_start,
@@ -93,7 +92,6 @@ def screen_checkin_messages(
         checkin_id,
         state,
         step_index,
-        next_action_at,
         plan,
         override,
         quiet_start,
@@ -129,19 +127,19 @@ def screen_checkin_messages(
                 updated_at=now,
             )
         )
-        wait = timedelta(minutes=int(plan[step_index]["wait_minutes"]))
-        due = aware(next_action_at)
-        if due is not None and due < morning + wait:
-            session.execute(
-                update(CheckIn)
-                .where(
-                    CheckIn.id == checkin_id,  # type: ignore[arg-type]
-                    CheckIn.state == CheckInState.waiting,  # type: ignore[arg-type]
-                    CheckIn.step_index == step_index,  # type: ignore[arg-type]
-                    CheckIn.next_action_at == next_action_at,  # type: ignore[arg-type]
-                )
-                .values(next_action_at=morning + wait, updated_at=now)
+        # Never earlier than it is: a guard on the step, not on the value read, so a sweep
+        # that deferred the step meanwhile (in another process) is not undone.
+        later = morning + timedelta(minutes=int(plan[step_index]["wait_minutes"]))
+        session.execute(
+            update(CheckIn)
+            .where(
+                CheckIn.id == checkin_id,  # type: ignore[arg-type]
+                CheckIn.state == CheckInState.waiting,  # type: ignore[arg-type]
+                CheckIn.step_index == step_index,  # type: ignore[arg-type]
+                CheckIn.next_action_at < later,  # type: ignore[arg-type,operator]
             )
+            .values(next_action_at=later, updated_at=now)
+        )
         screened.add(message_id)
     return screened
 

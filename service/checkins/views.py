@@ -340,11 +340,13 @@ def _list_checkins(
             "filters": sorted(k for k, v in filters.items() if v is not None),
         },
     )
-    session.commit()
-    return Page(
+    # The page is built before the commit, which would expire every row read for it.
+    page = Page(
         data=[CheckInPublic.model_validate(c, update={"resident_name": name}) for c, name in rows],
         count=count,
     )
+    session.commit()
+    return page
 
 
 @router.get("/checkins", response_model=Page[CheckInPublic], tags=["checkins"])

@@ -324,6 +324,9 @@ def _start_step(
         escalation.state = EscalationState.exhausted
         escalation.next_action_at = None
         session.add(escalation)
+        # An earlier step's alert left open (an interpreter beside a member who said "2")
+        # waits for nothing now; its member's late "1" still takes the case.
+        _expire_step(session, escalation, now)
         timeline(
             session,
             resident_id=resident.id,
@@ -828,6 +831,12 @@ def handle_member_reply(
         if _repeats_last_message(session, member.id, text, acknowledged_at, inbound_id):
             # The acknowledgement sent twice (the phone seemed not to send it): not a visit.
             return render("member.outcome_request", locale, **values)
+        if digit in ("1", "2") and _first_word_since_taken_for_them(
+            session, escalation, member, acknowledged_at, inbound_id
+        ):
+            # Staff took the case on this member's behalf, and this is the member's first
+            # word since: the answer to their alert, not a visit's result.
+            return render("member.outcome_request", locale, **values)
         if digit == "2":
             # "2" right after "1" reads as "I cannot go after all": hand the case on.
             hand_on(session, escalation=escalation, now=now, actor=actor)
@@ -844,20 +853,19 @@ def handle_member_reply(
 def _answer_former_case(
     session: Session, member: Member, code: str | None, digit: str, now: datetime
 ) -> str:
-    """A reply about an open case that no longer waits for this member: their alert's
-    window passed, someone else took the case, they said "2" after all, or they took it and
-    it was handed on when no result came. It is never dropped as "unclear":
+    """A reply about an open case that no longer waits for this member's "1" or "2": their
+    alert's window passed, the chain ran out, someone else took the case, they gave it
+    back, it was handed on when no result came, or staff reassigned it. It is never
+    dropped as "unclear", and it never closes the case as "safe":
 
-    - the scheduler handed the case on from them for want of a result (and told them "if
-      you did visit, reply with the result"), and nothing has asked them since: the reply,
-      with the case's code, is that result. It closes the case while nobody else holds it;
-      if someone does, it goes on the case's timeline for staff, and the member is told
-      someone else is on it.
-    - otherwise (an alert that expired, was withdrawn or declined; a case they gave back
-      themselves or staff reassigned): "1" takes the case if nobody holds it, as it would
-      have in time, and they are told someone else is going if somebody does.
-
-    A "1" is only ever read as "safe" in the first case: when in doubt, it means "I'll go".
+    - "1" means "I'll go": it takes the case if nobody holds it (as it would have in time),
+      and asks for the result after the visit; if someone holds it, the member is told.
+    - "2" means "I can't": nothing changes.
+    - "3", "4" or "5" with the case's code, from a member who had taken the case, is what
+      they found (hospitalised, moved, not found): recorded as the case's outcome while
+      nobody holds it, otherwise put on its timeline for staff, the member being told who
+      is on it. A "1" or "2" can't be told apart from an answer to the alert: it is read
+      as one, and the member, holding the case, is asked for the result again.
     """
     locale = (member.languages or ["ja"])[0]
     rows = session.execute(
@@ -865,14 +873,13 @@ def _answer_former_case(
         .join(Alert, Alert.escalation_id == Escalation.id)
         .where(
             Alert.member_id == member.id,
-            Alert.state != AlertState.sent,
             Escalation.state.in_(OPEN_STATES),  # type: ignore[attr-defined]
         )
         .order_by(Alert.sent_at.desc(), Alert.step_index.desc())  # type: ignore[attr-defined]
     ).all()
-    former: dict[str, tuple[Escalation, Alert]] = {}
+    former: dict[str, tuple[Escalation, list[Alert]]] = {}
     for escalation, alert in rows:
-        former.setdefault(escalation.case_code, (escalation, alert))  # their latest alert
+        former.setdefault(escalation.case_code, (escalation, []))[1].append(alert)
     if code is not None:
         found = former.get(code)
     elif len(former) > 1:
@@ -881,7 +888,7 @@ def _answer_former_case(
         found = next(iter(former.values()), None)
     if found is None:
         return render("member.unclear", locale)
-    escalation, alert = found
+    escalation, alerts = found
     escalation = session.get(
         Escalation, escalation.id, with_for_update=True, populate_existing=True
     )
@@ -891,11 +898,10 @@ def _answer_former_case(
     held_by_other = (
         escalation.state == EscalationState.acknowledged and escalation.acknowledged_by != member.id
     )
-    if alert.state == AlertState.acknowledged and _handed_on_for_silence(
-        session, escalation, member, alert
-    ):
-        if code is None:
-            return render("member.outcome_request", locale, **values)
+    if digit in ("3", "4", "5"):
+        took_it = any(a.state == AlertState.acknowledged for a in alerts)
+        if code is None or not took_it:
+            return render("member.unclear", locale)
         outcome = OUTCOME_BY_DIGIT[digit]
         if held_by_other:
             timeline(
@@ -920,12 +926,14 @@ def _answer_former_case(
         )
         _audit_answer(session, escalation, actor, "resolve", "sms", outcome=outcome.value)
         return render("member.outcome_recorded", locale, **values)
-    if digit == "1" and escalation.state in (EscalationState.alerting, EscalationState.exhausted):
-        # A "1" after the window: nobody has taken the case yet, so this member goes.
+    if digit == "1" and not held_by_other:
+        # Nobody holds the case (still alerting someone, or the chain ran out): this member
+        # goes, as if they had answered in time.
         acknowledge(session, escalation=escalation, member_id=member.id, now=now, actor=actor)
-        alert.state = AlertState.acknowledged  # theirs now: a later result is read as one
-        alert.answered_at = now
-        session.add(alert)
+        latest = alerts[0]
+        latest.state = AlertState.acknowledged
+        latest.answered_at = latest.answered_at or now
+        session.add(latest)
         _audit_answer(session, escalation, actor, "acknowledge", "sms", late=True)
         return (
             render("member.ack", locale, **values)
@@ -934,35 +942,7 @@ def _answer_former_case(
         )
     if digit == "1":
         return render("member.already_taken", locale, **values)
-    if digit == "2":
-        return render("member.declined", locale, **values)
-    return render("member.unclear", locale)
-
-
-def _handed_on_for_silence(
-    session: Session, escalation: Escalation, member: Member, alert: Alert
-) -> bool:
-    """Whether the case's last hand-on was the scheduler's, from this member, for want of
-    a result, after the alert they had taken (not a case they gave back themselves, one
-    staff reassigned, or an alert of a chain started again since)."""
-    last = session.execute(
-        select(TimelineEvent.actor, TimelineEvent.member_id, TimelineEvent.at)
-        .where(
-            TimelineEvent.escalation_id == escalation.id,
-            TimelineEvent.kind == "escalation.unacknowledged",
-        )
-        .order_by(TimelineEvent.at.desc())  # type: ignore[attr-defined]
-        .limit(1)
-    ).first()
-    if last is None:
-        return False
-    actor, member_id, at = last
-    sent_at = aware(alert.sent_at)
-    return (
-        actor == SCHEDULER_ACTOR
-        and member_id == member.id
-        and (sent_at is None or sent_at <= aware(at))  # type: ignore[operator]
-    )
+    return render("member.declined", locale, **values)
 
 
 ACK_GRACE = timedelta(minutes=15)
@@ -970,6 +950,36 @@ ACK_GRACE = timedelta(minutes=15)
 
 def _normalized(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def _first_word_since_taken_for_them(
+    session: Session,
+    escalation: Escalation,
+    member: Member,
+    since: datetime,
+    inbound_id: uuid.UUID | None,
+) -> bool:
+    """Whether the case was acknowledged by someone else (staff, on the member's behalf)
+    and the member has sent nothing since, this reply aside."""
+    from service.telephony.models import InboundMessage
+
+    by = session.execute(
+        select(TimelineEvent.actor)
+        .where(
+            TimelineEvent.escalation_id == escalation.id,
+            TimelineEvent.kind == "escalation.acknowledged",
+        )
+        .order_by(TimelineEvent.at.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    ).scalar_one_or_none()
+    if by is None or by == f"member:{member.name}":
+        return False
+    query = select(InboundMessage.id).where(
+        InboundMessage.member_id == member.id, InboundMessage.received_at >= since
+    )
+    if inbound_id is not None:
+        query = query.where(InboundMessage.id != inbound_id)
+    return session.execute(query.limit(1)).first() is None
 
 
 def _repeats_last_message(

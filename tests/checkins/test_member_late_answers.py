@@ -46,28 +46,44 @@ def _handed_on(world) -> Escalation:
     return case
 
 
-def test_a_member_handed_on_who_did_visit_records_the_result(world):
+def test_a_member_handed_on_who_says_1_takes_the_case_back_and_is_asked_for_the_result(world):
+    """M1 took the case, sent no result, and it was handed on to M2. M1's "1" could be
+    "I'll go" or "safe": it is read as "I'll go". M1 holds the case again and is asked for
+    the result, which then closes it. A "1" from a former member never closes a case."""
     case = _handed_on(world)
     answer = world.sms(M1, f"{case.case_code} 1")
-    assert RECORDED in answer
+    assert RECORDED not in answer and case.case_code in answer
     case = _case(world)
-    assert (case.state, case.outcome) == ("resolved", "safe")
+    assert (case.state, case.outcome) == ("acknowledged", None)
+    assert case.acknowledged_by == world.members["M1"]
     assert _waiting(world) == set()  # M2 is no longer asked
+    world.clock.advance(minutes=20)
+    assert RECORDED in world.sms(M1, f"{case.case_code} 1")
+    assert (_case(world).state, _case(world).outcome) == ("resolved", "safe")
 
 
-def test_a_member_handed_on_is_asked_which_case_a_bare_digit_is_about(world):
+def test_a_member_handed_on_who_reports_what_they_found_closes_the_case(world):
+    case = _handed_on(world)
+    assert RECORDED in world.sms(M1, f"{case.case_code} 3")  # hospitalised
+    case = _case(world)
+    assert (case.state, case.outcome) == ("resolved", "hospitalised")
+    assert _waiting(world) == set()
+
+
+def test_a_bare_yes_from_a_member_handed_on_takes_their_one_case_back(world):
     case = _handed_on(world)
     answer = world.sms(M1, "1")
     assert case.case_code in answer  # the outcome request, naming the code
-    assert _case(world).state == "alerting"
+    case = _case(world)
+    assert case.state == "acknowledged" and case.acknowledged_by == world.members["M1"]
 
 
-def test_a_result_from_the_member_handed_on_does_not_take_the_case_from_the_next(world):
+def test_what_the_member_handed_on_found_goes_to_staff_while_the_next_holds_it(world):
     case = _handed_on(world)
     world.sms(M2, f"1 {case.case_code}")
     assert _case(world).acknowledged_by == world.members["M2"]
-    answer = world.sms(M1, f"{case.case_code} 1")
-    assert ALREADY_TAKEN in answer
+    assert ALREADY_TAKEN in world.sms(M1, f"{case.case_code} 1")
+    assert ALREADY_TAKEN in world.sms(M1, f"{case.case_code} 3")
     case = _case(world)
     assert case.state == "acknowledged" and case.acknowledged_by == world.members["M2"]
     with world.session() as s:
@@ -75,7 +91,48 @@ def test_a_result_from_the_member_handed_on_does_not_take_the_case_from_the_next
             select(TimelineEvent).where(TimelineEvent.kind == "escalation.outcome_reported")
         ).all()
     assert reported.member_id == world.members["M1"]
-    assert reported.detail["outcome"] == "safe"
+    assert reported.detail["outcome"] == "hospitalised"
+
+
+def test_a_former_members_1_never_closes_a_new_call_for_help(world):
+    """M2 took the case after M1's window, sent nothing, and it was handed on; the chain
+    ran out. R1 asks for help again: the chain starts again with M1. M2's "1" now takes
+    the case (M2 goes), it does not close it as safe."""
+    case = _escalated(world)
+    world.tick(case.ack_minutes)  # M1's window passes: M2 is asked
+    world.sms(M2, f"1 {case.case_code}")
+    world.tick(case.outcome_hours * 60 + 1)  # M2 reminded
+    world.tick(61)  # handed on: nobody left, the chain runs out
+    assert _case(world).state == "exhausted"
+    world.sms("+819010000001", "2")  # R1: help
+    assert _waiting(world) == {("M1", 0)}
+    world.sms(M2, f"1 {case.case_code}")
+    case = _case(world)
+    assert (case.state, case.outcome) == ("acknowledged", None)
+    assert case.acknowledged_by == world.members["M2"]
+
+
+def test_a_members_first_1_after_staff_took_the_case_for_them_is_not_a_result(world):
+    """Staff acknowledge on M1's behalf (after a phone call); a minute later M1 answers the
+    alert SMS with "1 CODE". That is M1 saying they will go, not the visit's result."""
+    from service.escalations import service as escalations
+
+    case = _escalated(world)
+    with world.session() as s:
+        escalations.acknowledge(
+            s,
+            escalation=s.get(Escalation, case.id),
+            member_id=world.members["M1"],
+            now=world.clock.now(),
+            actor="staff:test",
+        )
+        s.commit()
+    world.clock.advance(minutes=1)
+    answer = world.sms(M1, f"1 {case.case_code}")
+    assert RECORDED not in answer and case.case_code in answer
+    assert (_case(world).state, _case(world).outcome) == ("acknowledged", None)
+    world.clock.advance(minutes=30)
+    assert RECORDED in world.sms(M1, f"{case.case_code} 1")
 
 
 def test_a_yes_after_the_window_takes_the_case_while_nobody_has(world):
@@ -208,3 +265,26 @@ def test_a_bare_yes_from_a_member_with_several_former_cases_is_asked_which(world
     assert all(code in answer for code in codes)
     with world.session() as s:
         assert {e.state for e in s.exec(select(Escalation)).all()} == {"alerting"}
+
+
+def test_an_interpreters_1_still_takes_the_case_after_the_chain_ran_out_by_2s(world):
+    """Chain: M1 and the interpreter, then staff on duty. M1 says "2" (staff asked at
+    once), staff say "2": the chain has run out. The interpreter's "1" still takes it."""
+    from service.registry.models import MemberKind
+
+    world.member("M1", "080-3000-0001")
+    world.member("S1", "080-3000-0009", kind=MemberKind.staff_on_duty)
+    world.member("I-vi", "080-3000-0300", ["vi", "ja"], kind=MemberKind.interpreter)
+    world.resident("R1", "090-1000-0001", language="vi", needs_interpreter=True)
+    world.assign("R1", "M1", 1)
+    world.broadcast()
+    world.tick()
+    world.sms("+819010000001", "2")  # help
+    case = _case(world)
+    world.sms(M1, f"2 {case.case_code}")
+    world.sms("+818030000009", f"2 {case.case_code}")
+    assert _case(world).state == "exhausted"
+    assert _waiting(world) == set()  # the interpreter's open alert expired with the chain
+    world.sms("+818030000300", f"1 {case.case_code}")
+    case = _case(world)
+    assert case.state == "acknowledged" and case.acknowledged_by == world.members["I-vi"]

@@ -128,10 +128,11 @@ def test_cases_are_listed_in_the_boards_order(world, coordinator):
 
 
 def test_a_residents_timeline_is_every_contact_in_order(world, coordinator, other_org_admin):
-    """R2's day: the check-in SMS, the reminder, the case opened and its alert, in order;
-    a staff note among them. Another organization cannot read it."""
+    """R2's day: the check-in SMS, then the case opened, then its alert, and a staff note
+    after them. Another organization cannot read it."""
     _morning(world)
     r2 = world.residents["R2"]
+    world.clock.advance(minutes=1)
     note = world.client.post(
         f"/api/v1/residents/{r2}/notes", json={"text": "電話で確認中"}, headers=coordinator.headers
     )
@@ -146,6 +147,7 @@ def test_a_residents_timeline_is_every_contact_in_order(world, coordinator, othe
         assert expected in kinds, (expected, kinds)
     assert kinds.index("sms.out.checkin") < kinds.index("escalation.opened")
     assert kinds.index("escalation.opened") < kinds.index("escalation.alert")
+    assert kinds[-1] == "note"
     other = world.client.get(f"/api/v1/residents/{r2}/timeline", headers=other_org_admin.headers)
     assert other.status_code == 404
 

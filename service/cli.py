@@ -594,6 +594,52 @@ def _set_schedule_active(schedule_id: str, org: str | None, active: bool) -> Non
                   if active else f"Schedule {schedule.id} paused.")
 
 
+@schedule_app.command("update")
+def schedule_update(
+    schedule_id: Annotated[str, typer.Argument(help="The schedule's id.")],
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    time_of_day: Annotated[str | None, typer.Option("--at", help="Local time, HH:MM.")] = None,
+    weekday: Annotated[list[int] | None, typer.Option(
+        "--weekday", help="0 = Monday … 6 = Sunday (repeat): replaces the days.")] = None,
+    quiet_start: Annotated[str | None, typer.Option(help="Quiet hours start.")] = None,
+    quiet_end: Annotated[str | None, typer.Option(help="Quiet hours end.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Organization name.")] = None,
+) -> None:
+    """Change a schedule's name, time, days or quiet hours (as PATCH /api/v1/schedules/ID)."""
+    from pydantic import ValidationError
+
+    from service.audit.service import record
+    from service.checkins import service as checkins
+    from service.checkins.models import ScheduleUpdate
+    from service.clock import get_clock
+    from service.db import session_scope
+
+    given = {"name": name, "time_of_day": time_of_day, "weekdays": weekday,
+             "quiet_start": quiet_start, "quiet_end": quiet_end}
+    try:
+        changes = ScheduleUpdate(**{k: v for k, v in given.items() if v is not None}).model_dump(
+            exclude_unset=True)
+    except ValidationError as exc:
+        for err in exc.errors():
+            console.print(f"[red]{'.'.join(map(str, err['loc']))}: {err['msg']}[/]")
+        raise typer.Exit(1) from None
+    if not changes:
+        console.print("[red]Nothing to change: give --name, --at, --weekday or quiet hours.[/]")
+        raise typer.Exit(1)
+    with session_scope() as session:
+        organization = _resolve_org(session, org)
+        schedule = _schedule_of(session, organization.id, schedule_id)
+        schedule.sqlmodel_update(changes)
+        schedule.next_run_at = (checkins.next_run_after(schedule, get_clock().now(),
+                                                        organization.timezone)
+                                if schedule.active else None)
+        session.add(schedule)
+        record(session=session, organization_id=organization.id, actor=_cli_actor(),
+               action="update", entity_type="schedule", entity_id=schedule.id,
+               fields=changes.keys())
+        out.print(f"Schedule {schedule.id} updated; next run {schedule.next_run_at or '-'}.")
+
+
 @schedule_app.command("pause")
 def schedule_pause(
     schedule_id: Annotated[str, typer.Argument(help="The schedule's id.")],

@@ -216,3 +216,9 @@ def test_round_start_and_schedules_from_the_command_line(tmp_path, database_url)
     resumed = run("schedule", "resume", schedule_id, env=env, check=True)
     assert "next run" in resumed.stdout
     assert run("schedule", "pause", "not-an-id", env=env).returncode == 1
+    moved = run("schedule", "update", schedule_id, "--at", "09:30", "--weekday", "0",
+                env=env, check=True)
+    assert "updated" in moved.stdout and "09:30" in run("schedule", "list", env=env).stdout
+    bad_time = run("schedule", "update", schedule_id, "--at", "9.30", env=env)
+    assert bad_time.returncode == 1 and "HH:MM" in bad_time.stderr
+    assert run("schedule", "update", schedule_id, env=env).returncode == 1  # nothing to change

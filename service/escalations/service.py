@@ -831,11 +831,12 @@ def handle_member_reply(
         if _repeats_last_message(session, member.id, text, acknowledged_at, inbound_id):
             # The acknowledgement sent twice (the phone seemed not to send it): not a visit.
             return render("member.outcome_request", locale, **values)
-        if digit in ("1", "2") and _first_word_since_taken_for_them(
+        if digit == "1" and _first_word_since_taken_for_them(
             session, escalation, member, acknowledged_at, inbound_id
         ):
             # Staff took the case on this member's behalf, and this is the member's first
-            # word since: the answer to their alert, not a visit's result.
+            # word since: their "I'll go" to the alert, not a visit's result. (A "2" hands
+            # the case on, below.)
             return render("member.outcome_request", locale, **values)
         if digit == "2":
             # "2" right after "1" reads as "I cannot go after all": hand the case on.
@@ -856,16 +857,13 @@ def _answer_former_case(
     """A reply about an open case that no longer waits for this member's "1" or "2": their
     alert's window passed, the chain ran out, someone else took the case, they gave it
     back, it was handed on when no result came, or staff reassigned it. It is never
-    dropped as "unclear", and it never closes the case as "safe":
+    dropped as "unclear", and it never closes the case:
 
     - "1" means "I'll go": it takes the case if nobody holds it (as it would have in time),
       and asks for the result after the visit; if someone holds it, the member is told.
-    - "2" means "I can't": nothing changes.
-    - "3", "4" or "5" with the case's code, from a member who had taken the case, is what
-      they found (hospitalised, moved, not found): recorded as the case's outcome while
-      nobody holds it, otherwise put on its timeline for staff, the member being told who
-      is on it. A "1" or "2" can't be told apart from an answer to the alert: it is read
-      as one, and the member, holding the case, is asked for the result again.
+    - "2" to "5" may be a visit's result (or, for "2", "I can't"), perhaps about an earlier
+      run of the chain: it goes on the case's timeline for staff, who record the outcome.
+      A member who holds the case sends their result as any holder does.
     """
     locale = (member.languages or ["ja"])[0]
     rows = session.execute(
@@ -898,37 +896,30 @@ def _answer_former_case(
     held_by_other = (
         escalation.state == EscalationState.acknowledged and escalation.acknowledged_by != member.id
     )
-    if digit in ("3", "4", "5"):
-        took_it = any(a.state == AlertState.acknowledged for a in alerts)
-        if code is None or not took_it:
-            return render("member.unclear", locale)
-        outcome = OUTCOME_BY_DIGIT[digit]
-        if held_by_other:
-            timeline(
-                session,
-                resident_id=escalation.resident_id,
-                organization_id=escalation.organization_id,
-                kind="escalation.outcome_reported",
-                at=now,
-                escalation_id=escalation.id,
-                member_id=member.id,
-                detail={"outcome": outcome.value, "held_by": str(escalation.acknowledged_by)},
-            )
-            _audit_answer(session, escalation, actor, "report", "sms", outcome=outcome.value)
-            return render("member.already_taken", locale, **values)
-        resolve(
+    if digit != "1":
+        # A result ("2" needs support as well as "I can't"), perhaps from an earlier run of
+        # the chain: it is kept for staff on the case's timeline, never closing the case.
+        timeline(
             session,
-            escalation=escalation,
-            outcome=outcome,
-            now=now,
-            actor=actor,
+            resident_id=escalation.resident_id,
+            organization_id=escalation.organization_id,
+            kind="escalation.outcome_reported",
+            at=now,
+            escalation_id=escalation.id,
             member_id=member.id,
+            detail={
+                "digit": digit,
+                "outcome": OUTCOME_BY_DIGIT[digit].value,
+                "held_by": str(escalation.acknowledged_by) if held_by_other else None,
+            },
         )
-        _audit_answer(session, escalation, actor, "resolve", "sms", outcome=outcome.value)
+        _audit_answer(session, escalation, actor, "report", "sms", digit=digit)
+        if digit == "2":
+            return render("member.declined", locale, **values)
         return render("member.outcome_recorded", locale, **values)
-    if digit == "1" and not held_by_other:
-        # Nobody holds the case (still alerting someone, or the chain ran out): this member
-        # goes, as if they had answered in time.
+    if not held_by_other:
+        # A "1" while nobody holds the case (still alerting someone, or the chain ran out):
+        # this member goes, as if they had answered in time.
         acknowledge(session, escalation=escalation, member_id=member.id, now=now, actor=actor)
         latest = alerts[0]
         latest.state = AlertState.acknowledged
@@ -940,9 +931,7 @@ def _answer_former_case(
             + " "
             + render("member.outcome_request", locale, **values)
         )
-    if digit == "1":
-        return render("member.already_taken", locale, **values)
-    return render("member.declined", locale, **values)
+    return render("member.already_taken", locale, **values)
 
 
 ACK_GRACE = timedelta(minutes=15)
@@ -1166,7 +1155,9 @@ def reassign(
     assert resident is not None
     _expire_step(session, escalation, now)
     chain = [list(step) for step in escalation.chain]
-    chain.insert(escalation.step_index + 1, [_recipient(member)])
+    # The next step; for a chain that ran out (its step is past the end), a new last step.
+    at = min(escalation.step_index + 1, len(chain))
+    chain.insert(at, [_recipient(member)])
     escalation.chain = chain
     escalation.acknowledged_by = None
     escalation.acknowledged_at = None
@@ -1181,7 +1172,7 @@ def reassign(
         member_id=member.id,
         actor=actor,
     )
-    _start_step(session, escalation, resident, escalation.step_index + 1, now)
+    _start_step(session, escalation, resident, at, now)
 
 
 def notify_late_reply(

@@ -145,7 +145,7 @@ TIMELINE_KINDS: dict[str, str] = {
     "escalation.reminded": N_("Member reminded"),
     "escalation.resolved": N_("Outcome recorded"),
     "escalation.unacknowledged": N_("Member did not report; chain resumed"),
-    "escalation.outcome_reported": N_("Result reported by the member it was taken from"),
+    "escalation.outcome_reported": N_("Result reported by a member not on the case"),
     "reply.sms": N_("Reply understood (SMS)"),
     "reply.voice": N_("Reply understood (keypad)"),
     "sms.in": N_("SMS received"),

@@ -62,12 +62,21 @@ def test_a_member_handed_on_who_says_1_takes_the_case_back_and_is_asked_for_the_
     assert (_case(world).state, _case(world).outcome) == ("resolved", "safe")
 
 
-def test_a_member_handed_on_who_reports_what_they_found_closes_the_case(world):
+def test_what_a_member_handed_on_found_is_kept_for_staff_and_closes_nothing(world):
+    """M1, handed on, reports "3" (hospitalised). It may be about this run of the chain or
+    an earlier one: it goes on the case's timeline for staff, who record the outcome; the
+    case stays open and M2 is still asked."""
     case = _handed_on(world)
-    assert RECORDED in world.sms(M1, f"{case.case_code} 3")  # hospitalised
-    case = _case(world)
-    assert (case.state, case.outcome) == ("resolved", "hospitalised")
-    assert _waiting(world) == set()
+    assert RECORDED in world.sms(M1, f"{case.case_code} 3")
+    assert RECORDED in world.sms(M1, "5")  # without the code: their one former case
+    assert (_case(world).state, _case(world).outcome) == ("alerting", None)
+    assert _waiting(world) == {("M2", 1)}
+    with world.session() as s:
+        reported = s.exec(
+            select(TimelineEvent).where(TimelineEvent.kind == "escalation.outcome_reported")
+        ).all()
+    assert sorted(r.detail["outcome"] for r in reported) == ["hospitalised", "not_found"]
+    assert {r.member_id for r in reported} == {world.members["M1"]}
 
 
 def test_a_bare_yes_from_a_member_handed_on_takes_their_one_case_back(world):
@@ -83,7 +92,7 @@ def test_what_the_member_handed_on_found_goes_to_staff_while_the_next_holds_it(w
     world.sms(M2, f"1 {case.case_code}")
     assert _case(world).acknowledged_by == world.members["M2"]
     assert ALREADY_TAKEN in world.sms(M1, f"{case.case_code} 1")
-    assert ALREADY_TAKEN in world.sms(M1, f"{case.case_code} 3")
+    assert RECORDED in world.sms(M1, f"{case.case_code} 3")
     case = _case(world)
     assert case.state == "acknowledged" and case.acknowledged_by == world.members["M2"]
     with world.session() as s:
@@ -133,6 +142,51 @@ def test_a_members_first_1_after_staff_took_the_case_for_them_is_not_a_result(wo
     assert (_case(world).state, _case(world).outcome) == ("acknowledged", None)
     world.clock.advance(minutes=30)
     assert RECORDED in world.sms(M1, f"{case.case_code} 1")
+
+
+def test_a_members_2_after_staff_took_the_case_for_them_hands_it_on(world):
+    """Staff acknowledge on M1's behalf; M1 then answers the alert with "2" (can't go):
+    the case goes on to M2 at once."""
+    from service.escalations import service as escalations
+
+    case = _escalated(world)
+    with world.session() as s:
+        escalations.acknowledge(
+            s,
+            escalation=s.get(Escalation, case.id),
+            member_id=world.members["M1"],
+            now=world.clock.now(),
+            actor="staff:test",
+        )
+        s.commit()
+    world.clock.advance(minutes=1)
+    world.sms(M1, f"2 {case.case_code}")
+    case = _case(world)
+    assert case.state == "alerting" and case.acknowledged_by is None
+    assert _waiting(world) == {("M2", 1)}
+
+
+def test_staff_reassigning_a_case_whose_chain_ran_out_alerts_the_member(world):
+    from service.escalations import service as escalations
+    from service.registry.models import Member
+
+    case = _escalated(world)
+    world.tick(case.ack_minutes)
+    world.tick(case.ack_minutes)
+    assert _case(world).state == "exhausted"
+    world.member("M3", "080-3000-0003")
+    with world.session() as s:
+        escalations.reassign(
+            s,
+            escalation=s.get(Escalation, case.id),
+            member=s.get(Member, world.members["M3"]),
+            now=world.clock.now(),
+            actor="staff:test",
+        )
+        s.commit()
+    assert _case(world).state == "alerting"
+    assert _waiting(world) == {("M3", 2)}
+    assert [m for m in world.sent_to("+818030000003") if m.purpose == "alert"]
 
 
 def test_a_yes_after_the_window_takes_the_case_while_nobody_has(world):

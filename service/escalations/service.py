@@ -79,8 +79,6 @@ def urgency() -> Any:
 
 
 REMINDER_GRACE = timedelta(hours=1)
-# Who hands a case on when its member sent no result in time (the timeline's actor).
-SCHEDULER_ACTOR = "scheduler"
 
 
 def _recipient(member: Member) -> dict[str, Any]:
@@ -662,7 +660,7 @@ def advance_escalation(
             now,
             **_resident_values(session, escalation),
         )
-        hand_on(session, escalation=escalation, now=now, actor=SCHEDULER_ACTOR)
+        hand_on(session, escalation=escalation, now=now, actor="scheduler")
         return True
     return False
 

@@ -8,10 +8,12 @@ from sqlmodel import select
 
 from service.checkins.models import TimelineEvent
 from service.escalations.models import Alert, AlertState, Escalation
+from service.registry.models import MemberKind
 
 from .conftest import ONE_MESSAGE
 
 M1, M2 = "+818030000001", "+818030000002"
+MEMBER, STAFF = MemberKind.welfare_committee, MemberKind.staff_on_duty
 ALREADY_TAKEN = "すでに別の方が対応しています"
 RECORDED = "結果を記録しました"
 
@@ -44,6 +46,42 @@ def _handed_on(world) -> Escalation:
     assert case.state == "alerting" and case.acknowledged_by is None and case.step_index == 1
     assert _waiting(world) == {("M2", 1)}
     return case
+
+
+def _taken_by_staff_for_m1(world) -> Escalation:
+    """R1's case alerts M1; staff acknowledge on M1's behalf (after a phone call, say)."""
+    from service.escalations import service as escalations
+
+    case = _escalated(world)
+    with world.session() as s:
+        escalations.acknowledge(
+            s,
+            escalation=s.get(Escalation, case.id),
+            member_id=world.members["M1"],
+            now=world.clock.now(),
+            actor="staff:test",
+        )
+        s.commit()
+    return case
+
+
+def _help_with_interpreter(world, *members: tuple[str, str]) -> Escalation:
+    """R1 (Vietnamese, needs an interpreter) asks for help: the first step alerts the first
+    of ``members`` (key, kind) and the Vietnamese-speaking supporter I-vi."""
+    for n, (key, kind) in enumerate(members, start=1):
+        number = "080-3000-0009" if kind == MemberKind.staff_on_duty else f"080-3000-{n:04d}"
+        world.member(key, number, kind=kind)
+    world.member("I-vi", "080-3000-0300", ["vi", "ja"], kind=MemberKind.interpreter)
+    world.resident("R1", "090-1000-0001", language="vi", needs_interpreter=True)
+    rank = 0
+    for key, kind in members:
+        if kind != MemberKind.staff_on_duty:
+            rank += 1
+            world.assign("R1", key, rank)
+    world.broadcast()
+    world.tick()
+    world.sms("+819010000001", "2")  # help
+    return _case(world)
 
 
 def test_a_member_handed_on_who_says_1_takes_the_case_back_and_is_asked_for_the_result(world):
@@ -124,18 +162,7 @@ def test_a_former_members_1_never_closes_a_new_call_for_help(world):
 def test_a_members_first_1_after_staff_took_the_case_for_them_is_not_a_result(world):
     """Staff acknowledge on M1's behalf (after a phone call); a minute later M1 answers the
     alert SMS with "1 CODE". That is M1 saying they will go, not the visit's result."""
-    from service.escalations import service as escalations
-
-    case = _escalated(world)
-    with world.session() as s:
-        escalations.acknowledge(
-            s,
-            escalation=s.get(Escalation, case.id),
-            member_id=world.members["M1"],
-            now=world.clock.now(),
-            actor="staff:test",
-        )
-        s.commit()
+    case = _taken_by_staff_for_m1(world)
     world.clock.advance(minutes=1)
     answer = world.sms(M1, f"1 {case.case_code}")
     assert RECORDED not in answer and case.case_code in answer
@@ -147,18 +174,7 @@ def test_a_members_first_1_after_staff_took_the_case_for_them_is_not_a_result(wo
 def test_a_members_2_after_staff_took_the_case_for_them_hands_it_on(world):
     """Staff acknowledge on M1's behalf; M1 then answers the alert with "2" (can't go):
     the case goes on to M2 at once."""
-    from service.escalations import service as escalations
-
-    case = _escalated(world)
-    with world.session() as s:
-        escalations.acknowledge(
-            s,
-            escalation=s.get(Escalation, case.id),
-            member_id=world.members["M1"],
-            now=world.clock.now(),
-            actor="staff:test",
-        )
-        s.commit()
+    case = _taken_by_staff_for_m1(world)
     world.clock.advance(minutes=1)
     world.sms(M1, f"2 {case.case_code}")
     case = _case(world)
@@ -230,19 +246,7 @@ def test_a_no_from_the_member_moves_on_at_once_while_the_interpreter_may_still_g
     and the Vietnamese-speaking supporter. M1 answers "2": the next member is asked at
     once, without waiting for the supporter, whose alert stays open; their "1" then takes
     the case. A "2" from an earlier step, the chain having moved on, moves nothing."""
-    from service.registry.models import MemberKind
-
-    world.member("M1", "080-3000-0001")
-    world.member("M2", "080-3000-0002")
-    world.member("S1", "080-3000-0009", kind=MemberKind.staff_on_duty)
-    world.member("I-vi", "080-3000-0300", ["vi", "ja"], kind=MemberKind.interpreter)
-    world.resident("R1", "090-1000-0001", language="vi", needs_interpreter=True)
-    world.assign("R1", "M1", 1)
-    world.assign("R1", "M2", 2)
-    world.broadcast()
-    world.tick()
-    world.sms("+819010000001", "2")  # help
-    case = _case(world)
+    case = _help_with_interpreter(world, ("M1", MEMBER), ("M2", MEMBER), ("S1", STAFF))
     assert _waiting(world) == {("M1", 0), ("I-vi", 0)}
     world.sms(M1, f"2 {case.case_code}")
     assert _waiting(world) == {("I-vi", 0), ("M2", 1)}
@@ -252,18 +256,7 @@ def test_a_no_from_the_member_moves_on_at_once_while_the_interpreter_may_still_g
 
 
 def test_the_interpreter_left_open_still_takes_the_case(world):
-    from service.registry.models import MemberKind
-
-    world.member("M1", "080-3000-0001")
-    world.member("M2", "080-3000-0002")
-    world.member("I-vi", "080-3000-0300", ["vi", "ja"], kind=MemberKind.interpreter)
-    world.resident("R1", "090-1000-0001", language="vi", needs_interpreter=True)
-    world.assign("R1", "M1", 1)
-    world.assign("R1", "M2", 2)
-    world.broadcast()
-    world.tick()
-    world.sms("+819010000001", "2")
-    case = _case(world)
+    case = _help_with_interpreter(world, ("M1", MEMBER), ("M2", MEMBER))
     world.sms(M1, f"2 {case.case_code}")
     world.sms("+818030000300", f"1 {case.case_code}")
     case = _case(world)
@@ -324,17 +317,7 @@ def test_a_bare_yes_from_a_member_with_several_former_cases_is_asked_which(world
 def test_an_interpreters_1_still_takes_the_case_after_the_chain_ran_out_by_2s(world):
     """Chain: M1 and the interpreter, then staff on duty. M1 says "2" (staff asked at
     once), staff say "2": the chain has run out. The interpreter's "1" still takes it."""
-    from service.registry.models import MemberKind
-
-    world.member("M1", "080-3000-0001")
-    world.member("S1", "080-3000-0009", kind=MemberKind.staff_on_duty)
-    world.member("I-vi", "080-3000-0300", ["vi", "ja"], kind=MemberKind.interpreter)
-    world.resident("R1", "090-1000-0001", language="vi", needs_interpreter=True)
-    world.assign("R1", "M1", 1)
-    world.broadcast()
-    world.tick()
-    world.sms("+819010000001", "2")  # help
-    case = _case(world)
+    case = _help_with_interpreter(world, ("M1", MEMBER), ("S1", STAFF))
     world.sms(M1, f"2 {case.case_code}")
     world.sms("+818030000009", f"2 {case.case_code}")
     assert _case(world).state == "exhausted"

@@ -62,7 +62,6 @@ from service.escalations.models import Escalation, EscalationReason
 from service.registry.models import (
     Channel,
     Member,
-    MemberKind,
     Organization,
     Resident,
     ResidentStatus,
@@ -1345,18 +1344,8 @@ def _task(
 ) -> StaffTask:
     assigned = None
     if interpreter:
-        for member in session.execute(
-            select(Member)
-            .where(
-                Member.organization_id == organization_id,
-                Member.active.is_(True),  # type: ignore[attr-defined]
-                Member.kind.in_([MemberKind.interpreter, MemberKind.supporter]),
-            )  # type: ignore[attr-defined]
-            .order_by(Member.kind, Member.name)
-        ).scalars():
-            if resident.language in (member.languages or []):
-                assigned = member.id
-                break
+        supporter = escalations.interpreter_for(session, resident)
+        assigned = supporter.id if supporter is not None else None
     task = StaffTask(
         organization_id=organization_id,
         kind=kind,

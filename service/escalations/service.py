@@ -108,7 +108,7 @@ def build_chain(
     )
     chain = [[_recipient(m)] for m in rows]
     if reason == EscalationReason.needs_help and _needs_interpreter(resident):
-        interpreter = _interpreter_for(session, resident)
+        interpreter = interpreter_for(session, resident)
         if interpreter is not None:
             if not chain:
                 chain.append([])
@@ -140,7 +140,7 @@ def _needs_interpreter(resident: Resident) -> bool:
     return bool(resident.needs_interpreter) and resident.language not in ("ja", "easy_ja")
 
 
-def _interpreter_for(session: Session, resident: Resident) -> Member | None:
+def interpreter_for(session: Session, resident: Resident) -> Member | None:
     """A supporter or interpreter who speaks the resident's language."""
     candidates = (
         session.execute(
@@ -437,7 +437,7 @@ def _add_interpreter(
     beside the step's members, unless they are in the chain already."""
     if not _needs_interpreter(resident):
         return
-    interpreter = _interpreter_for(session, resident)
+    interpreter = interpreter_for(session, resident)
     if interpreter is None or any(
         r["member_id"] == str(interpreter.id) for step in escalation.chain for r in step
     ):

@@ -57,6 +57,18 @@ RESIDENT_OPTIN = N_("resident.optin")
 # TRANSLATORS: Confirms a change of language. {language} is the language's own name.
 RESIDENT_LANGUAGE_CHANGED = N_("resident.language_changed")
 
+# --- Ready-made staff answers to residents, by SMS ------------------------------------
+# Staff pick one in the inbox when they cannot write the resident's language. They carry
+# no health or case details: only what happens next.
+
+# TRANSLATORS: A member of staff answers a resident's message: we will call you soon.
+RESIDENT_ANSWER_CALL_SOON = N_("resident.answer.call_soon")
+# TRANSLATORS: A member of staff answers a resident's message: in an emergency, call 119
+# (the fire and ambulance number in Japan). Keep 119 as ASCII digits.
+RESIDENT_ANSWER_EMERGENCY = N_("resident.answer.emergency")
+# TRANSLATORS: A member of staff answers a resident's message: someone will come to see you.
+RESIDENT_ANSWER_VISIT = N_("resident.answer.visit")
+
 # --- To residents, by voice call (read by text-to-speech) -----------------------------
 
 # TRANSLATORS: First words of a check-in call. Spoken, so no symbols or abbreviations.
@@ -183,6 +195,9 @@ MESSAGES: dict[str, MessageSpec] = {
         _spec(RESIDENT_OPTOUT, _RESIDENT, "org"),
         _spec(RESIDENT_OPTIN, _RESIDENT, "org"),
         _spec(RESIDENT_LANGUAGE_CHANGED, _RESIDENT, "org", "language"),
+        _spec(RESIDENT_ANSWER_CALL_SOON, _RESIDENT, "org"),
+        _spec(RESIDENT_ANSWER_EMERGENCY, _RESIDENT, "org"),
+        _spec(RESIDENT_ANSWER_VISIT, _RESIDENT, "org"),
         _spec(VOICE_GREETING, _VOICE, "org"),
         _spec(VOICE_MENU, _VOICE),
         _spec(VOICE_THANKS, _VOICE),
@@ -217,6 +232,13 @@ MESSAGES: dict[str, MessageSpec] = {
         _spec(ANSWER_UNCLEAR, _FRAGMENT),
     )
 }
+
+#: The ready-made answers staff can send from the inbox, in the order they are offered.
+READY_ANSWER_IDS: tuple[str, ...] = (
+    RESIDENT_ANSWER_CALL_SOON,
+    RESIDENT_ANSWER_EMERGENCY,
+    RESIDENT_ANSWER_VISIT,
+)
 
 RESIDENT_SMS_IDS: tuple[str, ...] = tuple(
     spec.message_id for spec in MESSAGES.values() if spec.audience is Audience.RESIDENT_SMS

@@ -162,6 +162,11 @@ ANSWER_HELP = N_("answer.help")
 ANSWER_TALK = N_("answer.talk")
 # TRANSLATORS: A reply that could not be understood, as a short phrase.
 ANSWER_UNCLEAR = N_("answer.unclear")
+# TRANSLATORS: Said in a call instead of the council's name when the voice cannot read its
+# Japanese name and no name in this language is known: "your social welfare council"
+# (社会福祉協議会, the body that checks on residents). It fills {org} after "This is" in
+# voice.greeting, voice.voicemail and voice.alert. Spoken: no abbreviations.
+ORG_GENERIC = N_("name.org_generic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +235,7 @@ MESSAGES: dict[str, MessageSpec] = {
         _spec(ANSWER_HELP, _FRAGMENT),
         _spec(ANSWER_TALK, _FRAGMENT),
         _spec(ANSWER_UNCLEAR, _FRAGMENT),
+        _spec(ORG_GENERIC, _FRAGMENT),
     )
 }
 

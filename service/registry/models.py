@@ -69,6 +69,20 @@ def _blank_to_none(value: object, field: str | None = None) -> object:
 _DIGITS = re.compile(r"^\d+$")
 
 
+def _names_column() -> object:
+    """Names in other languages, ``{language code: name}``: the kana reading under
+    ``easy_ja``, romanised or translated names under the others (see ``i18n.names``)."""
+    return Field(default_factory=dict, sa_type=JSON, sa_column_kwargs={"server_default": "{}"})
+
+
+def _check_names(value: object) -> object:
+    """Language codes known, names non-empty, short and free of control characters; a
+    ``null`` name removes that language's name in an update."""
+    from i18n.names import clean_names
+
+    return clean_names(value, allow_removal=True)
+
+
 # --- Organization -------------------------------------------------------------------------
 
 
@@ -90,6 +104,7 @@ class Organization(SQLModel, table=True):
         default=DEFAULT_OUTCOME_HOURS,
         sa_column_kwargs={"server_default": str(DEFAULT_OUTCOME_HOURS)},
     )
+    names: dict[str, str] = _names_column()  # type: ignore[assignment]
     created_at: datetime = timestamp_field()
 
 
@@ -99,13 +114,21 @@ class OrganizationPublic(SQLModel):
     timezone: str
     ack_minutes: int
     outcome_hours: int
+    names: dict[str, str] = {}
 
 
 class OrganizationUpdate(SQLModel):
-    """What an administrator may change. Each applies to cases opened after the change."""
+    """What an administrator may change. The windows apply to cases opened after the
+    change; ``names`` is merged into the stored names (a ``null`` name removes one)."""
 
     ack_minutes: int | None = Field(default=None, ge=5, le=240)
     outcome_hours: int | None = Field(default=None, ge=1, le=72)
+    names: dict[str, str | None] | None = None
+
+    @field_validator("names", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        return value if value is None else _check_names(value)
 
 
 # --- Site -------------------------------------------------------------------------------
@@ -142,17 +165,23 @@ class _SiteValidators(SQLModel):
             raise ValueError("JMA area codes have 3 digits, for example 390 for 石川県能登")
         return value
 
+    @field_validator("names", mode="before", check_fields=False)
+    @classmethod
+    def _names(cls, value: object) -> object:
+        return value if value is None else _check_names(value)
+
 
 class Site(SiteBase, table=True):
     __table_args__ = (UniqueConstraint("organization_id", "name"),)
     id: uuid.UUID = id_field()
     organization_id: uuid.UUID = Field(foreign_key="organization.id", index=True)
+    names: dict[str, str] = _names_column()  # type: ignore[assignment]
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
 
 
 class SiteCreate(_SiteValidators, SiteBase):
-    pass
+    names: dict[str, str | None] | None = None
 
 
 class SiteUpdate(_SiteValidators):
@@ -162,10 +191,12 @@ class SiteUpdate(_SiteValidators):
     jma_area_code: str | None = None
     tsunami_area_code: str | None = None
     notes: str | None = None
+    names: dict[str, str | None] | None = None
 
 
 class SitePublic(SiteBase):
     id: uuid.UUID
+    names: dict[str, str] = {}
     created_at: datetime
     updated_at: datetime
 

@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
+from i18n.names import merged_names
 from service.audit.service import Actor, record
 from service.common import utcnow
 from service.errors import Conflict, Invalid, NotFound
@@ -21,6 +22,8 @@ from service.registry.models import (
     Member,
     MemberCreate,
     MemberUpdate,
+    Organization,
+    OrganizationUpdate,
     Resident,
     ResidentCreate,
     ResidentStatus,
@@ -56,6 +59,41 @@ def _flush_or_conflict(session: Session, field: str, message: str) -> None:
         raise Conflict(message, field=field) from None
 
 
+# --- The organization ---------------------------------------------------------------------------
+
+
+def update_organization(
+    *, session: Session, organization_id: uuid.UUID, data: OrganizationUpdate, actor: Actor
+) -> Organization:
+    """Change the escalation windows (new cases take them) and the names per language
+    (merged: a ``null`` name removes that language's). Audited with the values before."""
+    org = session.get(Organization, organization_id)
+    if org is None:
+        raise NotFound("organization not found")
+    changes = data.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if value is None:
+            raise Invalid(f"{name} cannot be null", field=name)
+    if "names" in changes:
+        changes["names"] = merged_names(org.names, changes["names"])
+    changes = _changed_fields(org, changes)
+    if changes:
+        before = {name: getattr(org, name) for name in changes}
+        org.sqlmodel_update(changes)
+        session.add(org)
+        record(
+            session=session,
+            organization_id=org.id,
+            actor=actor,
+            action="update",
+            entity_type="organization",
+            entity_id=org.id,
+            fields=changes.keys(),
+            detail={"before": before},
+        )
+    return org
+
+
 # --- Sites ------------------------------------------------------------------------------------
 
 
@@ -68,7 +106,12 @@ def create_site(
     *, session: Session, organization_id: uuid.UUID, data: SiteCreate, actor: Actor
 ) -> Site:
     site = Site.model_validate(
-        data, update={"organization_id": organization_id, "name": normalize_site_name(data.name)}
+        data,
+        update={
+            "organization_id": organization_id,
+            "name": normalize_site_name(data.name),
+            "names": merged_names({}, data.names or {}),
+        },
     )
     if find_site_by_name(session=session, organization_id=organization_id, name=site.name):
         raise Conflict(f"a site named {site.name!r} already exists", field="name")
@@ -125,6 +168,12 @@ def update_site(
         )
         if other is not None and other.id != site.id:
             raise Conflict(f"a site named {changes['name']!r} already exists", field="name")
+    if "names" in changes:
+        if changes["names"] is None:
+            raise Invalid(
+                "names cannot be null; give {language: null} to remove one", field="names"
+            )
+        changes["names"] = merged_names(site.names, changes["names"])
     changes = _changed_fields(site, changes)
     if changes:
         site.sqlmodel_update(changes)

@@ -49,25 +49,10 @@ def read_organization(session: SessionDep, user: CurrentUser) -> OrganizationPub
 def update_organization(
     session: SessionDep, user: Admin, data: OrganizationUpdate
 ) -> OrganizationPublic:
-    """Change the organization's escalation windows; cases opened from now on take them."""
-    org = session.get(Organization, user.organization_id)
-    assert org is not None
-    changes = data.model_dump(exclude_unset=True)
-    for name, value in changes.items():
-        if value is None:
-            raise Invalid(f"{name} cannot be null", field=name)
-    before = {name: getattr(org, name) for name in changes}
-    org.sqlmodel_update(changes)
-    session.add(org)
-    record(
-        session=session,
-        organization_id=org.id,
-        actor=actor_for(user),
-        action="update",
-        entity_type="organization",
-        entity_id=org.id,
-        fields=changes.keys(),
-        detail={"before": before},
+    """Change the escalation windows (cases opened from now on take them) and the names
+    per language (merged into the stored ones; a ``null`` name removes that language's)."""
+    org = service.update_organization(
+        session=session, organization_id=user.organization_id, data=data, actor=actor_for(user)
     )
     session.commit()
     return OrganizationPublic.model_validate(org)

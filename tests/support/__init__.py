@@ -1,0 +1,1 @@
+"""Test support that is not a test: servers and helpers shared by tests and benchmarks."""

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 200
 #: The Japanese name is the record's own ``name``; ``names`` holds the others.
 JAPANESE_CODE = "ja"
+#: The kana reading is kept as the Easy Japanese name.
+READING_CODE = "easy_ja"
 #: The name every Latin-script language falls back to before the Japanese one.
 ROMAN_CODE = "en"
 #: The fragment a voice says when no name it can pronounce is known.
@@ -183,6 +185,10 @@ class LocalizedName:
     japanese: str
     names: Mapping[str, str] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        # A text that forgets to choose a language still names the record as before.
+        return self.japanese
+
     @classmethod
     def of(cls, record: object) -> LocalizedName:
         """From any row with ``name`` and ``names`` (an Organization or a Site)."""
@@ -250,17 +256,18 @@ def spoken_name(japanese: str, names: Mapping[str, str] | None, code: str | None
     language = spoken_language(code)
     locale = language.code
     if voice_reads_kanji(language):
-        if locale != JAPANESE_CODE and names.get(locale):
+        if locale not in (JAPANESE_CODE, READING_CODE) and names.get(locale):
             return SpokenName(names[locale], "own", locale)
         if language.voice is not None and language.voice.language.startswith("ja"):
-            reading = names.get("easy_ja")
+            # A Japanese voice guesses the readings of place names; the kana reading is sure.
+            reading = names.get(READING_CODE)
             if reading:
                 return SpokenName(reading, "reading", locale)
         return SpokenName(japanese, "japanese", locale)
     candidates: list[tuple[str | None, NameSource]] = [(names.get(locale), "own")]
     if is_latin_script(locale):
         candidates.append((names.get(ROMAN_CODE), "english"))
-        candidates.append((romanise(names.get("easy_ja") or ""), "romanised"))
+        candidates.append((romanise(names.get(READING_CODE) or ""), "romanised"))
     for text, source in candidates:
         if text and not has_japanese_script(text):
             return SpokenName(text, source, locale)

@@ -9,6 +9,7 @@ computed from the final rendered text, never assumed from the language.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -92,3 +93,8 @@ def sms_segments(text: str) -> SegmentInfo:
         units=sum(weights),
         segments=_pack(weights, UCS2_SINGLE_SEGMENT, UCS2_MULTI_SEGMENT),
     )
+
+
+def combined_encoding(encodings: Iterable[Encoding]) -> Encoding:
+    """The encoding a set of messages needs: UCS-2 as soon as one of them does."""
+    return "UCS-2" if any(encoding == "UCS-2" for encoding in encodings) else "GSM-7"

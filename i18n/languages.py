@@ -55,8 +55,9 @@ class Language:
 
 
 # Voices were chosen from Twilio's published <Say> voice list (Amazon Polly and Google
-# voices). Nepali, Burmese, Khmer and Sinhala have no Twilio TTS voice: calls to those
-# residents speak Easy Japanese unless an operator records audio (see i18n.voice).
+# voices). Nepali, Burmese, Khmer, Sinhala, Mongolian and Urdu have no Twilio TTS voice
+# (Twilio lists no mn-* or ur-* voice or <Say> language): calls to those residents speak
+# Easy Japanese unless audio is shipped or recorded for them (see i18n.voice).
 _JA_VOICE = TwilioVoice(voice="Polly.Mizuki", language="ja-JP")
 
 LANGUAGES: tuple[Language, ...] = (
@@ -312,6 +313,65 @@ LANGUAGES: tuple[Language, ...] = (
         sms_encoding="UCS-2",
         voice=None,
         aliases=("si_lk", "sin", "sinhala", "sinhalese", "シンハラ語"),
+    ),
+    Language(
+        code="mn",
+        native_name="Монгол хэл",
+        english_name="Mongolian",
+        japanese_name="モンゴル語",
+        babel_locale="mn",
+        catalog="mn",
+        sms_encoding="UCS-2",
+        voice=None,
+        aliases=("mn_mn", "mon", "khk", "mongolian", "монгол", "mongol", "mongol_hel"),
+    ),
+    Language(
+        code="bn",
+        native_name="বাংলা",
+        english_name="Bengali",
+        japanese_name="ベンガル語",
+        babel_locale="bn",
+        catalog="bn",
+        sms_encoding="UCS-2",
+        # Most Bengali speakers in Japan are from Bangladesh; Twilio's Bengali voices are
+        # bn-IN, which read the same script.
+        voice=TwilioVoice(voice="Google.bn-IN-Standard-A", language="bn-IN"),
+        aliases=("bn_bd", "bn_in", "ben", "bengali", "bangla", "বাংলা ভাষা", "バングラ語"),
+    ),
+    Language(
+        code="ur",
+        native_name="اردو",
+        english_name="Urdu",
+        japanese_name="ウルドゥー語",
+        babel_locale="ur",
+        catalog="ur",
+        sms_encoding="UCS-2",
+        voice=None,
+        aliases=("ur_pk", "ur_in", "urd", "urdu", "ウルドゥ語"),
+    ),
+    Language(
+        code="hi",
+        native_name="हिन्दी",
+        english_name="Hindi",
+        japanese_name="ヒンディー語",
+        babel_locale="hi",
+        catalog="hi",
+        sms_encoding="UCS-2",
+        voice=TwilioVoice(voice="Google.hi-IN-Standard-A", language="hi-IN"),
+        aliases=("hi_in", "hin", "hindi", "हिंदी", "ヒンディ語", "ヒンドゥー語"),
+    ),
+    Language(
+        code="ta",
+        native_name="தமிழ்",
+        english_name="Tamil",
+        japanese_name="タミル語",
+        babel_locale="ta",
+        catalog="ta",
+        sms_encoding="UCS-2",
+        # Tamil speakers in Japan come from India and Sri Lanka; Twilio's Tamil voices
+        # are ta-IN.
+        voice=TwilioVoice(voice="Google.ta-IN-Standard-A", language="ta-IN"),
+        aliases=("ta_in", "ta_lk", "ta_sg", "tam", "tamil"),
     ),
 )
 

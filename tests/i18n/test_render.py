@@ -35,11 +35,13 @@ from i18n.render import (
     resolve_catalog,
 )
 
-REQUIRED_CODES = "ja easy_ja en zh_Hans zh_Hant ko vi fil ne pt_BR es id my th km si".split()
+REQUIRED_CODES = (
+    "ja easy_ja en zh_Hans zh_Hant ko vi fil ne pt_BR es id my th km si mn bn ur hi ta".split()
+)
 CHECKIN_VALUES = {"org": "輪島市社会福祉協議会", "name": "Nguyễn Văn An"}
 
 
-def test_registry_has_the_sixteen_resident_language_codes_exactly() -> None:
+def test_registry_has_the_twenty_one_resident_language_codes_exactly() -> None:
     assert set(REQUIRED_CODES) <= set(SUPPORTED_CODES)
     assert len(SUPPORTED_CODES) == len(set(SUPPORTED_CODES))
     for code in REQUIRED_CODES:
@@ -202,6 +204,27 @@ def test_available_locales_lists_every_catalog() -> None:
         ("クメール語", "km"),
         ("カンボジア語", "km"),
         ("シンハラ語", "si"),
+        ("モンゴル語", "mn"),
+        ("Монгол хэл", "mn"),
+        ("монгол", "mn"),
+        ("Mongolian", "mn"),
+        ("mn-MN", "mn"),
+        ("ベンガル語", "bn"),
+        ("বাংলা", "bn"),
+        ("Bangla", "bn"),
+        ("bn-BD", "bn"),
+        ("ウルドゥー語", "ur"),
+        ("اردو", "ur"),
+        ("urdu", "ur"),
+        ("ur-PK", "ur"),
+        ("ヒンディー語", "hi"),
+        ("हिन्दी", "hi"),
+        ("हिंदी", "hi"),
+        ("Hindi", "hi"),
+        ("タミル語", "ta"),
+        ("தமிழ்", "ta"),
+        ("ta-LK", "ta"),
+        ("tam", "ta"),
         (" ＥＮ ", "en"),
         ("ภาษาไทย", "th"),
         ("en-AU", "en"),

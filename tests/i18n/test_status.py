@@ -14,9 +14,10 @@ from i18n.status import print_status, status_rows, worst_case_values
 MAX_RESIDENT_SEGMENTS = 3
 
 
-def test_status_lists_at_least_sixteen_languages_all_complete() -> None:
+def test_status_lists_twenty_one_languages_all_complete() -> None:
     rows = status_rows()
-    assert len(rows) >= 16
+    assert len(rows) >= 21
+    assert {"mn", "bn", "ur", "hi", "ta"} <= {row["code"] for row in rows}
     assert {row["code"] for row in rows} == set(SUPPORTED_CODES)
     for row in rows:
         assert row["completeness"] == 100.0, row["code"]
@@ -27,8 +28,14 @@ def test_status_reports_review_voice_and_encoding() -> None:
     rows = {row["code"]: row for row in status_rows()}
     assert all(row["review_status"] in ("draft", "reviewed") for row in rows.values())
     assert rows["ja"]["voice"] == "Polly.Mizuki" and rows["ja"]["voice_language"] == "ja-JP"
-    for code in ("ne", "my", "km", "si"):
+    for code in ("ne", "my", "km", "si", "mn", "ur"):
         assert rows[code]["voice"] is None
+    for code, voice, tag in (
+        ("hi", "Google.hi-IN-Standard-A", "hi-IN"),
+        ("bn", "Google.bn-IN-Standard-A", "bn-IN"),
+        ("ta", "Google.ta-IN-Standard-A", "ta-IN"),
+    ):
+        assert (rows[code]["voice"], rows[code]["voice_language"]) == (voice, tag)
     assert rows["en"]["sms_encoding"] == "GSM-7"
     assert rows["vi"]["sms_encoding"] == "UCS-2"
     assert rows["pt_BR"]["catalog"] == "pt"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from i18n.classifier import ReplyKind, classify
+from i18n.names import LocalizedName
 from service.checkins import service as checkins
 from service.checkins.models import (
     Attempt,
@@ -321,6 +322,12 @@ class SoleResident:
     organization_id: uuid.UUID
     language: str
     org_name: str
+    org_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def org(self) -> LocalizedName:
+        """The organization's names, to name it in the language of the answer."""
+        return LocalizedName(self.org_name, self.org_names)
 
 
 def sole_resident_sender(session: Session, phone: str) -> SoleResident | None:
@@ -340,7 +347,9 @@ def sole_resident_senders(
     for start in range(0, len(ordered), 500):
         chunk = ordered[start : start + 500]
         for row in connection.execute(_SENDERS, {"phones": chunk}):
-            sender = SoleResident(row.id, row.organization_id, row.language, row.name)
+            sender = SoleResident(
+                row.id, row.organization_id, row.language, row.name, row.names or {}
+            )
             for phone in {row.phone, row.phone2} & set(chunk):
                 found.setdefault(phone, []).append(sender)
     return {phone: rows[0] for phone, rows in found.items() if len(rows) == 1}
@@ -352,6 +361,7 @@ _SENDERS = (
         Resident.organization_id,
         Resident.language,
         Organization.name,
+        Organization.names,
         Resident.phone,
         Resident.phone2,
     )
@@ -405,7 +415,7 @@ def resident_reply_row(
         "processed_at": None,
         "language": sender.language,
     }
-    reply, locale = checkins.resident_reply_text(verdict, sender.language, sender.org_name)
+    reply, locale = checkins.resident_reply_text(verdict, sender.language, sender.org)
     return row, reply, locale
 
 
@@ -715,6 +725,7 @@ def _household_reply(
     org = session.get(Organization, first.organization_id)
     from i18n.render import render
 
-    return render("resident.reply.unclear", first.language, org=org.name if org else ""), (
+    org_name = LocalizedName.of(org).for_reader(first.language) if org else ""
+    return render("resident.reply.unclear", first.language, org=org_name), (
         first.language
     )

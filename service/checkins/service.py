@@ -40,6 +40,7 @@ from sqlmodel import Session
 
 from i18n.classifier import Classification, ReplyKind, classify
 from i18n.languages import display_name, get_language
+from i18n.names import LocalizedName
 from i18n.render import render
 from service.audit.service import Actor, record
 from service.checkins.models import (
@@ -757,7 +758,7 @@ def _attempt_rows(
         else "resident.checkin.reminder"
     )
     body = (
-        _checkin_body(message_id, language, org.name, resident.name, bodies)
+        _checkin_body(message_id, language, org, resident.name, bodies)
         if channel == "sms"
         else None
     )
@@ -796,18 +797,21 @@ _NAME_SLOT = "\x00name\x00"
 def _checkin_body(
     message_id: str,
     language: str,
-    org_name: str,
+    org: Organization,
     name: str,
     bodies: dict[tuple[str, str], str] | None,
 ) -> str:
-    """The check-in text for one resident. A round renders each (message, language) once
-    and inserts each name into it, exactly as ``render`` inserts values (verbatim): a
-    100,000-resident fan-out then costs a handful of catalog look-ups, not 100,000."""
+    """The check-in text for one resident, with the organization's name in their language.
+    A round renders each (message, language) once and inserts each name into it, exactly as
+    ``render`` inserts values (verbatim): a 100,000-resident fan-out then costs a handful of
+    catalog look-ups and name choices, not 100,000."""
     if bodies is None:
+        org_name = LocalizedName.of(org).for_reader(language)
         return render(message_id, language, org=org_name, name=name)
     key = (message_id, language)
     text = bodies.get(key)
     if text is None:
+        org_name = LocalizedName.of(org).for_reader(language)
         text = bodies[key] = render(message_id, language, org=org_name, name=_NAME_SLOT)
     return text.replace(_NAME_SLOT, name)
 
@@ -1129,9 +1133,15 @@ _REPLY_IDS = {
 }
 
 
-def resident_reply_text(verdict: Classification, language: str, org_name: str) -> tuple[str, str]:
+def resident_reply_text(
+    verdict: Classification, language: str, org: LocalizedName
+) -> tuple[str, str]:
     """The answer to a resident's reply, and its language. It depends on what the reply says
-    and nothing else, so the webhook answers at once and ``process_replies`` acts on it."""
+    and nothing else, so the webhook answers at once and ``process_replies`` acts on it. The
+    organization is named in the language of the answer (a language change answers in the
+    new language)."""
+    switching = verdict.kind == ReplyKind.CHANGE_LANGUAGE and verdict.language
+    org_name = org.for_reader(verdict.language if switching else language)
     return _reply_text(verdict.kind, verdict.language, language, org_name)
 
 
@@ -1176,7 +1186,7 @@ def handle_resident_reply(
     replied_at = received_at or now
     org = session.get(Organization, resident.organization_id)
     assert org is not None
-    reply, _ = resident_reply_text(verdict, resident.language, org.name)
+    reply, _ = resident_reply_text(verdict, resident.language, LocalizedName.of(org))
     # The check-in the reply answers: the newest one that existed when it arrived. A round
     # started in between (before the reply was acted on) is not answered by it.
     checkin = current_checkin(session, resident.id, lock=True, before=received_at)

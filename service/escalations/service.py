@@ -27,6 +27,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlmodel import Session
 
 from i18n.languages import display_name
+from i18n.names import LocalizedName
 from i18n.render import format_datetime, render
 from service.audit.service import Actor, record
 from service.checkins.models import TimelineEvent
@@ -478,9 +479,18 @@ def _has_other_open_case(session: Session, member_id: uuid.UUID, exclude: uuid.U
     return bool(session.execute(select(or_(pending.exists(), held.exists()))).scalar_one())
 
 
-def _where(session: Session, resident: Resident) -> tuple[str, str]:
+def _where(session: Session, resident: Resident) -> tuple[LocalizedName | str, str]:
+    """The resident's site (its names, to be named in the reader's language) and unit."""
     site = session.get(Site, resident.site_id) if resident.site_id else None
-    return (site.name if site else "-"), (resident.unit or "")
+    return (LocalizedName.of(site) if site else "-"), (resident.unit or "")
+
+
+def _in_language(values: dict[str, Any], locale: str) -> dict[str, Any]:
+    """``values`` with the organization's and the site's names in the reader's language."""
+    return {
+        key: value.for_reader(locale) if isinstance(value, LocalizedName) else value
+        for key, value in values.items()
+    }
 
 
 def alert_text(
@@ -495,9 +505,9 @@ def alert_text(
     """Only what a visitor needs: name, site, unit, language and last contact."""
     site, unit = _where(session, resident)
     values = {
-        "org": org.name,
+        "org": LocalizedName.of(org).for_reader(locale),
         "name": resident.name,
-        "site": site,
+        "site": site.for_reader(locale) if isinstance(site, LocalizedName) else site,
         "unit": unit,
         "language": display_name(resident.language, locale),
         "last_contact": format_datetime(last_contact, locale, org.timezone)
@@ -535,7 +545,7 @@ def _member_notice(
         channel=OutboxChannel.sms,
         purpose=OutboxPurpose.member_notice,
         to_phone=member.phone,
-        body=render(message_id, locale, **values),
+        body=render(message_id, locale, **_in_language(values, locale)),
         locale=locale,
         resident_id=escalation.resident_id,
         member_id=member.id,
@@ -543,18 +553,24 @@ def _member_notice(
     )
 
 
-def _resident_values(session: Session, escalation: Escalation) -> dict[str, Any]:
+def _resident_values(
+    session: Session, escalation: Escalation, locale: str | None = None
+) -> dict[str, Any]:
+    """The values member texts name the resident with. The organization and the site are
+    named in ``locale``; without one they stay :class:`LocalizedName` for ``_member_notice``
+    to name in each member's language."""
     resident = session.get(Resident, escalation.resident_id)
     org = session.get(Organization, escalation.organization_id)
     assert resident is not None and org is not None
     site, unit = _where(session, resident)
-    return {
-        "org": org.name,
+    values = {
+        "org": LocalizedName.of(org),
         "name": resident.name,
         "site": site,
         "unit": unit,
         "code": escalation.case_code,
     }
+    return values if locale is None else _in_language(values, locale)
 
 
 # --- The sweep ------------------------------------------------------------------------------------
@@ -730,7 +746,7 @@ def _answer_alert(
     the keypad: acted on and audited. Returns the answer to send them; None for any other
     digit."""
     locale = (member.languages or ["ja"])[0]
-    values = _resident_values(session, escalation)
+    values = _resident_values(session, escalation, locale)
     actor = f"member:{member.name}"
     if digit == "1":
         acknowledge(session, escalation=escalation, member_id=member.id, now=now, actor=actor)
@@ -810,7 +826,7 @@ def handle_member_reply(
     else:
         return render("member.which_case", locale, codes=", ".join(sorted(cases)))
     escalation, alert = target
-    values = _resident_values(session, escalation)
+    values = _resident_values(session, escalation, locale)
     actor = f"member:{member.name}"
 
     def audit(action: str, **detail: Any) -> None:
@@ -889,7 +905,7 @@ def _answer_former_case(
         Escalation, escalation.id, with_for_update=True, populate_existing=True
     )
     assert escalation is not None
-    values = _resident_values(session, escalation)
+    values = _resident_values(session, escalation, locale)
     actor = f"member:{member.name}"
     held_by_other = (
         escalation.state == EscalationState.acknowledged and escalation.acknowledged_by != member.id

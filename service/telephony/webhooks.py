@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from i18n.names import LocalizedName
 from i18n.voice import voice_prompt
 from service.checkins import events
 from service.checkins import service as checkins
@@ -276,8 +277,10 @@ def message_status(form: TwilioForm, session: SessionDep, attempt: AttemptParam 
 
 
 def _org_name(session: Session, message: OutboxMessage) -> str:
+    """The organization's name as the call's voice can pronounce it: an English voice is
+    never given kanji (``i18n.names.spoken_name``)."""
     org = session.get(Organization, message.organization_id)
-    return org.name if org else ""
+    return LocalizedName.of(org).spoken(message.locale) if org else ""
 
 
 @router.post("/voice")

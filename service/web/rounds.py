@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlmodel import Session
 
+from i18n.names import LocalizedName
 from i18n.render import render
 from i18n.segments import sms_segments
 from service.checkins import service as checkins
@@ -96,9 +97,8 @@ def preview_broadcast(
         line.residents += 1
         preview.contacted += 1
         if plan[0]["channel"] == "sms":
-            body = render(
-                "resident.checkin", resident.language, org=organization.name, name=resident.name
-            )
+            org_name = LocalizedName.of(organization).for_reader(resident.language)
+            body = render("resident.checkin", resident.language, org=org_name, name=resident.name)
             segments = sms_segments(body).segments
             line.sms += 1
             line.segments_total += segments

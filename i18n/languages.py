@@ -53,6 +53,11 @@ class Language:
         """The language without its region/script, used as the second fallback step."""
         return self.code.split("_", 1)[0]
 
+    @property
+    def right_to_left(self) -> bool:
+        """Written right to left (Urdu), as CLDR says of the Babel locale."""
+        return Locale.parse(self.babel_locale).character_order == "right-to-left"
+
 
 # Voices were chosen from Twilio's published <Say> voice list (Amazon Polly and Google
 # voices). Nepali, Burmese, Khmer, Sinhala, Mongolian and Urdu have no Twilio TTS voice
@@ -382,6 +387,11 @@ SUPPORTED_CODES: tuple[str, ...] = tuple(language.code for language in LANGUAGES
 #: Catalog directory names under ``i18n/locales`` (``pt`` serves ``pt_BR``).
 CATALOG_CODES: tuple[str, ...] = tuple(language.catalog for language in LANGUAGES)
 
+#: U+200F RIGHT-TO-LEFT MARK. A phone lays out each paragraph of an SMS in the direction of
+#: its first letter; texts start with the council's name (kanji or Latin), so a text for a
+#: right-to-left reader must start with this mark or its Urdu is shown left to right.
+RIGHT_TO_LEFT_MARK = "\u200f"
+
 _SPACES = re.compile(r"\s+")
 
 
@@ -482,3 +492,20 @@ def display_name(code: str, in_language: str) -> str:
     except (ValueError, LookupError):
         name = None
     return name or language.english_name
+
+
+def mark_direction(text: str, code: str | None) -> str:
+    """``text`` as an SMS to a reader of ``code``: every non-empty paragraph for a
+    right-to-left language starts with :data:`RIGHT_TO_LEFT_MARK` (once); texts for other
+    languages are returned unchanged.
+
+    The catalogs already carry the mark; this is for texts composed elsewhere, such as a
+    staff answer translated into Urdu and sent after the council's name.
+    """
+    language = get_language(normalize_language_code(code) or "") if code else None
+    if language is None or not language.right_to_left:
+        return text
+    return "\n".join(
+        line if not line or line.startswith(RIGHT_TO_LEFT_MARK) else RIGHT_TO_LEFT_MARK + line
+        for line in text.split("\n")
+    )

@@ -15,7 +15,13 @@ import pytest
 from babel import Locale
 
 from i18n.catalogs import load_catalogs, po_path, read_review_status
-from i18n.languages import LANGUAGES, display_name, get_language, normalize_language_code
+from i18n.languages import (
+    LANGUAGES,
+    display_name,
+    get_language,
+    mark_direction,
+    normalize_language_code,
+)
 from i18n.messages import LONG_SAMPLE_VALUES, MESSAGES, VOICE_IDS, Audience
 from i18n.render import render, resolve_catalog
 from i18n.voice import AUDIO_MAP_ENV, voice_prompt
@@ -175,3 +181,21 @@ def test_language_changed_names_the_language_in_its_own_words(code: str) -> None
     assert language is not None
     text = render("resident.language_changed", code, org=ORGS[0], language=language.native_name)
     assert language.native_name in text and ORGS[0] in text
+
+
+def test_only_urdu_is_right_to_left() -> None:
+    assert [language.code for language in LANGUAGES if language.right_to_left] == ["ur"]
+
+
+def test_mark_direction_makes_a_composed_urdu_text_right_to_left_once() -> None:
+    """For texts not taken from a catalog (a staff answer translated into Urdu)."""
+    composed = f"{ORGS[1]}: ہم جلد ہی آپ کو فون کریں گے۔\n\n{ORGS[0]}"
+    marked = mark_direction(composed, "ur-PK")
+    assert _paragraph_directions(composed) == ["L", "L", "L"]
+    assert _paragraph_directions(marked) == ["R", "L", "R"]  # the empty line has no letter
+    assert marked.count(RLM) == 2
+    assert mark_direction(marked, "ur") == marked
+    catalog_text = render("resident.answer.call_soon", "ur", org=ORGS[0])
+    assert mark_direction(catalog_text, "ur") == catalog_text
+    for code in ("hi", "en", None, "xx"):
+        assert mark_direction(composed, code) == composed

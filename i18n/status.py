@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from i18n import audio
 from i18n.catalogs import load_catalogs
-from i18n.languages import LANGUAGES, Language
+from i18n.languages import FALLBACK_CODE, LANGUAGES, Language
 from i18n.messages import LONG_SAMPLE_VALUES, MESSAGES, RESIDENT_SMS_IDS
 from i18n.render import fallback_chain, render
 from i18n.segments import sms_segments
+from i18n.voice import VoiceAudioMapError, call_sources, load_audio_map
 
 
 def worst_case_values(language: Language) -> dict[str, str]:
@@ -40,7 +42,70 @@ def resident_sms_segments(
     return result
 
 
-def status_rows(locales_dir: Path | None = None) -> list[dict[str, Any]]:
+def call_voice(
+    language: Language, *, recordings_dir: Path | None = None, prompts_dir: Path | None = None
+) -> dict[str, Any]:
+    """Whether a call is spoken in ``language``, by what, and what the fallback is.
+
+    ``call_prompts`` maps each voice prompt to its source (``twilio_voice``,
+    ``recording_url``, ``recording``, ``engine``, ``easy_japanese``); ``call_fallback`` is
+    ``easy_ja`` when any prompt is still said in Easy Japanese; ``call_engine`` names the
+    espeak-ng voice that can render prompts for a language Twilio cannot speak."""
+    try:
+        audio_map = load_audio_map()
+    except VoiceAudioMapError:
+        audio_map = {}  # a broken file is ignored by calls too (and logged there)
+    sources = call_sources(
+        language.code,
+        audio_map=audio_map,
+        recordings_dir=recordings_dir,
+        prompts_dir=prompts_dir,
+    )
+    kinds = set(sources.values())
+    engine_voice = audio.ESPEAK_VOICES.get(language.code) if language.voice is None else None
+    return {
+        "call_spoken": kinds.pop() if len(kinds) == 1 else "mixed",
+        "call_prompts": sources,
+        "call_fallback": FALLBACK_CODE if "easy_japanese" in sources.values() else None,
+        "call_engine": f"{audio.ENGINE}:{engine_voice}" if engine_voice else None,
+    }
+
+
+def _voice_cell(row: dict[str, Any]) -> str:
+    """The voice column: what the call is spoken with, and the fallback for the rest."""
+    sources: dict[str, str] = row["call_prompts"]
+    total = len(sources)
+    labels = {
+        "twilio_voice": row["voice"] or "Twilio",
+        "recording_url": "recordings (URL)",
+        "recording": "recordings",
+        "engine": "espeak-ng prompts",
+    }
+    counts: dict[str, int] = {}
+    for source in sources.values():
+        counts[source] = counts.get(source, 0) + 1
+    parts = [
+        labels[source] if count == total else f"{labels[source]} {count}/{total}"
+        for source, count in counts.items()
+        if source != "easy_japanese"
+    ]
+    fallback = counts.get("easy_japanese", 0)
+    if fallback:
+        if fallback == total:
+            parts.append("none: Easy Japanese")
+        else:
+            parts.append(f"Easy Japanese {fallback}/{total}")
+        if row["call_engine"] and "engine" not in counts:
+            parts.append("espeak-ng prompts not built (mimamori i18n build-audio)")
+    return "; ".join(parts)
+
+
+def status_rows(
+    locales_dir: Path | None = None,
+    *,
+    recordings_dir: Path | None = None,
+    prompts_dir: Path | None = None,
+) -> list[dict[str, Any]]:
     """One row per supported language, JSON-serialisable."""
     catalogs = load_catalogs(locales_dir)
     total = len(MESSAGES)
@@ -68,15 +133,22 @@ def status_rows(locales_dir: Path | None = None) -> list[dict[str, Any]]:
                 "sms_encoding": language.sms_encoding,
                 "segments": {message_id: s["segments"] for message_id, s in segments.items()},
                 "max_segments": max(s["segments"] for s in segments.values()),
+                **call_voice(language, recordings_dir=recordings_dir, prompts_dir=prompts_dir),
             }
         )
     return rows
 
 
-def print_status(json: bool = False, file: TextIO | None = None) -> None:
+def print_status(
+    json: bool = False,
+    file: TextIO | None = None,
+    *,
+    recordings_dir: Path | None = None,
+    prompts_dir: Path | None = None,
+) -> None:
     """Print the status table for people, or a JSON list for scripts (``--json``)."""
     out = file or sys.stdout
-    rows = status_rows()
+    rows = status_rows(recordings_dir=recordings_dir, prompts_dir=prompts_dir)
     if json:
         out.write(json_module.dumps(rows, ensure_ascii=False, indent=2) + "\n")
         return
@@ -88,7 +160,7 @@ def print_status(json: bool = False, file: TextIO | None = None) -> None:
     for column in ("code", "language", "complete", "review", "voice", "encoding", "max segments"):
         table.add_column(column)
     for row in rows:
-        voice = row["voice"] or "none (Easy Japanese)"
+        voice = _voice_cell(row)
         table.add_row(
             row["code"],
             f"{row['native_name']} / {row['english_name']}",

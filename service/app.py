@@ -18,8 +18,10 @@ from service.jma.views import router as jma_router
 from service.metrics import install_metrics
 from service.ops.models import Heartbeat
 from service.registry.views import router as registry_router
+from service.telephony.audio import router as voice_audio_router
 from service.telephony.intake import SmsIntakeMiddleware
 from service.telephony.webhooks import router as webhooks_router
+from service.translation.views import router as translation_router
 from service.web import install_dashboard
 
 HEARTBEAT_MAX_AGE_SECONDS = 60
@@ -36,6 +38,7 @@ def create_app() -> FastAPI:
     # Routes are matched in order: Twilio's webhooks (thousands a minute after an
     # earthquake round) and the liveness probe come first, before a hundred API routes.
     app.include_router(webhooks_router)
+    app.include_router(voice_audio_router)  # public: Twilio fetches <Play> URLs
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -48,6 +51,7 @@ def create_app() -> FastAPI:
     api.include_router(audit_router)
     api.include_router(checkins_router)
     api.include_router(jma_router)
+    api.include_router(translation_router)
     app.include_router(api)
     install_dashboard(app)  # the staff dashboard under / (service/web)
 

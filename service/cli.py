@@ -686,7 +686,41 @@ def i18n_status(
     except ImportError:
         _not_yet("Language status")
         return
-    print_status(json=as_json)
+    settings = get_settings()
+    print_status(
+        json=as_json,
+        recordings_dir=settings.voice_audio_dir,
+        prompts_dir=settings.voice_prompts_dir,
+    )
+
+
+@i18n_app.command("build-audio")
+def i18n_build_audio(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder to write to (default: MIMAMORI_VOICE_PROMPTS_DIR, else inside the "
+            "installed i18n package, where the service looks).",
+        ),
+    ] = None,
+    languages: Annotated[
+        list[str] | None, typer.Option("--language", help="Only this language (repeatable).")
+    ] = None,
+) -> None:
+    """Render the voice prompts of languages Twilio cannot speak with espeak-ng (and sox)."""
+    from i18n import audio
+
+    target = out_dir or audio.prompts_dir(get_settings().voice_prompts_dir)
+    try:
+        report = audio.build(target, languages or None)
+    except audio.AudioBuildError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error
+    names = ", ".join(report.languages) or "no language"
+    out.print(f"{report.files} audio files for {names} in {report.out_dir}")
+    for code, prompt_id in report.untranslated:
+        out.print(f"{code}: {prompt_id} is not translated; calls say it in Easy Japanese")
 
 
 def _post_signed(path: str, params: dict[str, str], url: str | None) -> str:

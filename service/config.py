@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     jma_poll_enabled: bool = False
     jma_push_token: str | None = None
 
+    # Voice prompts played with <Play> (see i18n/audio.py): an operator's recordings,
+    # <dir>/<language code>/<prompt id>.wav or .mp3, which win over the prompts espeak-ng
+    # rendered at build time; and where those built prompts are (default: inside the
+    # installed i18n package, where `mimamori i18n build-audio` writes them).
+    voice_audio_dir: Path | None = None
+    voice_prompts_dir: Path | None = None
+
     @field_validator("public_url", "twilio_api_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:

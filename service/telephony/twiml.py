@@ -48,8 +48,16 @@ class Prompt:
 
 def _speak(target: VoiceResponse | Gather, prompt: PromptLike) -> None:
     # A recording is used whenever there is one: it was made for a language (or a
-    # quality) that text-to-speech cannot give.
-    if prompt.audio_url:
+    # quality) that text-to-speech cannot give. A prompt rendered in pieces around its
+    # placeholders (``i18n.voice.VoicePrompt.parts``) plays and says them in order.
+    parts = getattr(prompt, "parts", ())
+    if parts:
+        for part in parts:
+            if part.audio_url:
+                target.play(part.audio_url)
+            else:
+                target.say(part.text, voice=part.voice or None, language=part.say_language or None)
+    elif prompt.audio_url:
         target.play(prompt.audio_url)
     else:
         target.say(prompt.text, voice=prompt.voice or None, language=prompt.say_language or None)

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from i18n.names import LocalizedName
-from i18n.voice import voice_prompt
+from i18n.voice import VoicePrompt
+from i18n.voice import voice_prompt as _voice_prompt
 from service.checkins import events
 from service.checkins import service as checkins
 from service.clock import get_clock
@@ -46,6 +47,21 @@ router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
 AttemptParam = Annotated[str | None, Query(alias="attempt")]
 
 XML = "application/xml"
+
+
+def voice_prompt(prompt_id: str, locale: str | None, **values: object) -> VoicePrompt:
+    """``i18n.voice.voice_prompt`` with this installation's audio: an operator's recordings
+    and the built prompts, played from ``GET /audio/...`` under the public URL."""
+    settings = get_settings()
+    return _voice_prompt(
+        prompt_id,
+        locale,
+        public_url=settings.public_url,
+        recordings_dir=settings.voice_audio_dir,
+        prompts_dir=settings.voice_prompts_dir,
+        **values,
+    )
+
 
 # The order a message moves in; a late or repeated callback never moves it backwards.
 _PROGRESS = {

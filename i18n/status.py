@@ -16,21 +16,35 @@ from i18n import audio
 from i18n.catalogs import load_catalogs
 from i18n.languages import FALLBACK_CODE, LANGUAGES, Language
 from i18n.messages import LONG_SAMPLE_VALUES, MESSAGES, RESIDENT_SMS_IDS
+from i18n.names import LocalizedName, spoken_name, written_name
 from i18n.render import fallback_chain, render
-from i18n.segments import sms_segments
+from i18n.segments import combined_encoding, sms_segments
 from i18n.voice import VoiceAudioMapError, call_sources, load_audio_map
 
+#: Without ``--org``: a council with a kanji name, its kana reading and a Latin-letter name,
+#: as a council that has set its names would have. Latin-script languages get the Latin
+#: name, the others the kanji one (see ``i18n.names``).
+SAMPLE_ORG = LocalizedName(
+    LONG_SAMPLE_VALUES["org"],
+    {"easy_ja": "わじまし しゃかいふくし きょうぎかい", "en": "Wajima City Social Welfare Council"},
+)
 
-def worst_case_values(language: Language) -> dict[str, str]:
-    """Long but realistic values; ``{language}`` is the language's own (long) name."""
-    return {**LONG_SAMPLE_VALUES, "language": language.native_name}
+
+def worst_case_values(language: Language, org: LocalizedName | None = None) -> dict[str, str]:
+    """Long but realistic values; ``{language}`` is the language's own (long) name and
+    ``{org}`` the name a reader of this language gets (``SAMPLE_ORG``'s without ``org``)."""
+    return {
+        **LONG_SAMPLE_VALUES,
+        "org": (org or SAMPLE_ORG).for_reader(language.code),
+        "language": language.native_name,
+    }
 
 
 def resident_sms_segments(
-    language: Language, locales_dir: Path | None = None
+    language: Language, locales_dir: Path | None = None, org: LocalizedName | None = None
 ) -> dict[str, dict[str, Any]]:
     """Encoding, units and segments of every resident SMS rendered with long values."""
-    values = worst_case_values(language)
+    values = worst_case_values(language, org)
     result: dict[str, dict[str, Any]] = {}
     for message_id in RESIDENT_SMS_IDS:
         info = sms_segments(render(message_id, language.code, locales_dir=locales_dir, **values))
@@ -40,6 +54,18 @@ def resident_sms_segments(
             "segments": info.segments,
         }
     return result
+
+
+def _name_columns(language: Language, org: LocalizedName) -> dict[str, Any]:
+    """Which organization name the language's SMS and calls use, and where it came from."""
+    written, written_source = written_name(org.japanese, org.names, language.code)
+    spoken = spoken_name(org.japanese, org.names, language.code)
+    return {
+        "org_name": written,
+        "org_name_source": written_source,
+        "org_name_spoken": org.spoken(language.code),
+        "org_name_spoken_source": spoken.source,
+    }
 
 
 def call_voice(
@@ -102,11 +128,15 @@ def _voice_cell(row: dict[str, Any]) -> str:
 
 def status_rows(
     locales_dir: Path | None = None,
+    org: LocalizedName | None = None,
     *,
     recordings_dir: Path | None = None,
     prompts_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per supported language, JSON-serialisable."""
+    """One row per supported language, JSON-serialisable. Segments are counted with the
+    names ``org`` would be written with (``SAMPLE_ORG`` without it); ``sms_encoding`` is
+    the encoding the longest messages really need with those names, ``declared_encoding``
+    what the language's own letters need."""
     catalogs = load_catalogs(locales_dir)
     total = len(MESSAGES)
     rows: list[dict[str, Any]] = []
@@ -117,7 +147,7 @@ def status_rows(
         # A language served only by the Easy Japanese fallback is 0% translated.
         own = loaded is not None and catalog_code == language.catalog
         translated = len(loaded.translated_ids & MESSAGES.keys()) if own and loaded else 0
-        segments = resident_sms_segments(language, locales_dir)
+        segments = resident_sms_segments(language, locales_dir, org)
         rows.append(
             {
                 "code": language.code,
@@ -130,7 +160,9 @@ def status_rows(
                 "review_status": (loaded.review_status if own and loaded else None) or "missing",
                 "voice": language.voice.voice if language.voice else None,
                 "voice_language": language.voice.language if language.voice else None,
-                "sms_encoding": language.sms_encoding,
+                "sms_encoding": combined_encoding(s["encoding"] for s in segments.values()),
+                "declared_encoding": language.sms_encoding,
+                **_name_columns(language, org or SAMPLE_ORG),
                 "segments": {message_id: s["segments"] for message_id, s in segments.items()},
                 "max_segments": max(s["segments"] for s in segments.values()),
                 **call_voice(language, recordings_dir=recordings_dir, prompts_dir=prompts_dir),
@@ -139,16 +171,45 @@ def status_rows(
     return rows
 
 
+_SOURCE_LABELS = {
+    "own": "own name",
+    "english": "English name",
+    "reading": "kana reading",
+    "japanese": "Japanese name",
+    "romanised": "romanised reading",
+    "generic": "generic phrase",
+}
+
+
+def _names_note(org: LocalizedName | None, org_label: str | None) -> str:
+    if org is None:
+        sample = SAMPLE_ORG
+        return (
+            f"Organization name: a sample ({sample.japanese}, English "
+            f"{sample.names['en']!r}, reading {sample.names['easy_ja']!r}): Latin-script "
+            "languages get the Latin name, the others the kanji one. "
+            "--org NAME counts with your organization's own names."
+        )
+    others = ", ".join(sorted(org.names)) or "none"
+    return (
+        f"Organization name: {org_label or org.japanese} from the database "
+        f"(names in other languages: {others})."
+    )
+
+
 def print_status(
     json: bool = False,
     file: TextIO | None = None,
+    org: LocalizedName | None = None,
+    org_label: str | None = None,
     *,
     recordings_dir: Path | None = None,
     prompts_dir: Path | None = None,
 ) -> None:
-    """Print the status table for people, or a JSON list for scripts (``--json``)."""
+    """Print the status table for people, or a JSON list for scripts (``--json``). With
+    ``org`` (``--org``), segments are counted with that organization's real names."""
     out = file or sys.stdout
-    rows = status_rows(recordings_dir=recordings_dir, prompts_dir=prompts_dir)
+    rows = status_rows(org=org, recordings_dir=recordings_dir, prompts_dir=prompts_dir)
     if json:
         out.write(json_module.dumps(rows, ensure_ascii=False, indent=2) + "\n")
         return
@@ -157,8 +218,18 @@ def print_status(
     from rich.table import Table
 
     table = Table(title="Mimamori languages")
-    for column in ("code", "language", "complete", "review", "voice", "encoding", "max segments"):
-        table.add_column(column)
+    for column in (
+        "code",
+        "language",
+        "complete",
+        "review",
+        "voice",
+        "encoding",
+        "max segments",
+        "org name: SMS",
+        "org name: call",
+    ):
+        table.add_column(column, no_wrap=column == "code")
     for row in rows:
         voice = _voice_cell(row)
         table.add_row(
@@ -169,11 +240,16 @@ def print_status(
             voice,
             row["sms_encoding"],
             str(row["max_segments"]),
+            _SOURCE_LABELS[row["org_name_source"]],
+            _SOURCE_LABELS[row["org_name_spoken_source"]],
         )
     console = Console(file=out)
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # a file or a pipe: no need to squeeze
     console.print(table)
     console.print(
-        "max segments: the longest resident SMS, rendered with a kanji council name and a "
-        "long resident name (kanji forces UCS-2 in every language). "
-        "Per-message counts: --json."
+        "max segments: the longest resident SMS, rendered with the organization name each "
+        "language gets and a long resident name; encoding: what those texts need (one kanji "
+        "makes a whole SMS UCS-2). Per-message counts and the names: --json."
     )
+    console.print(_names_note(org, org_label))

@@ -43,6 +43,20 @@ app.add_typer(round_app, name="round")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(i18n_app, name="i18n")
 app.add_typer(simulate_app, name="simulate")
+org_app = typer.Typer(help="The organization.", no_args_is_help=True)
+org_name_app = typer.Typer(
+    help="The organization's name in other languages (SMS and calls use the reader's).",
+    no_args_is_help=True,
+)
+site_app = typer.Typer(help="Housing sites.", no_args_is_help=True)
+site_name_app = typer.Typer(
+    help="A site's name in other languages (members' alerts use the reader's).",
+    no_args_is_help=True,
+)
+app.add_typer(org_app, name="org")
+org_app.add_typer(org_name_app, name="name")
+app.add_typer(site_app, name="site")
+site_app.add_typer(site_name_app, name="name")
 
 console = Console(stderr=True)
 out = Console()
@@ -679,6 +693,14 @@ def schedule_delete(
 @i18n_app.command("status")
 def i18n_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="Count SMS segments with this organization's names, read from the database "
+            "(a sample name without it).",
+        ),
+    ] = None,
 ) -> None:
     """One row per language: completeness, review state, voice support, SMS segments."""
     try:
@@ -687,8 +709,11 @@ def i18n_status(
         _not_yet("Language status")
         return
     settings = get_settings()
+    names, label = _org_names(org) if org is not None else (None, None)
     print_status(
         json=as_json,
+        org=names,
+        org_label=label,
         recordings_dir=settings.voice_audio_dir,
         prompts_dir=settings.voice_prompts_dir,
     )
@@ -721,6 +746,139 @@ def i18n_build_audio(
     out.print(f"{report.files} audio files for {names} in {report.out_dir}")
     for code, prompt_id in report.untranslated:
         out.print(f"{code}: {prompt_id} is not translated; calls say it in Easy Japanese")
+
+
+# --- names in other languages ---------------------------------------------------------------
+
+
+def _org_names(org: str):  # type: ignore[no-untyped-def]
+    """The organization's names from the database, for ``i18n status --org``."""
+    from i18n.names import LocalizedName
+    from service.db import get_engine
+
+    if get_settings().is_sqlite:
+        _upgrade_schema()
+    with Session(get_engine()) as session:
+        organization = _resolve_org(session, org)
+        return LocalizedName.of(organization), organization.name
+
+
+def _change_names(org: str | None, site: str | None, changes: dict[str, str | None]) -> None:
+    """Merge ``changes`` into the organization's (or a site's) names as the API does:
+    validated, audited, and a ``None`` name removes that language's. Prints the names."""
+    from pydantic import ValidationError
+
+    from service.db import session_scope
+    from service.errors import DomainError
+    from service.registry import service as registry
+    from service.registry.models import OrganizationUpdate, SiteUpdate
+
+    try:
+        data = SiteUpdate(names=changes) if site else OrganizationUpdate(names=changes)
+    except ValidationError as exc:
+        for err in exc.errors():
+            console.print(f"[red]{err['msg'].removeprefix('Value error, ')}[/]", highlight=False)
+        raise typer.Exit(1) from None
+    if get_settings().is_sqlite:
+        _upgrade_schema()
+    try:
+        with session_scope() as session:
+            organization = _resolve_org(session, org)
+            record = organization
+            if site:
+                found = registry.find_site_by_name(
+                    session=session, organization_id=organization.id, name=site
+                )
+                if found is None:
+                    console.print(f"[red]No site named {site!r}.[/]", highlight=False)
+                    raise typer.Exit(1)
+                record = registry.update_site(
+                    session=session,
+                    organization_id=organization.id,
+                    site_id=found.id,
+                    data=data,  # type: ignore[arg-type]
+                    actor=_cli_actor(),
+                )
+            elif changes:
+                registry.update_organization(
+                    session=session,
+                    organization_id=organization.id,
+                    data=data,  # type: ignore[arg-type]
+                    actor=_cli_actor(),
+                )
+            _print_names(record.name, dict(record.names))
+    except DomainError as exc:
+        console.print(f"[red]{exc.message}[/]", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _print_names(name: str, names: dict[str, str]) -> None:
+    """The names, and a warning where a Latin name would turn GSM-7 texts into UCS-2."""
+    from i18n.segments import is_gsm7
+
+    out.print(name, highlight=False)
+    for code, text in sorted(names.items()):
+        out.print(f"  {code}: {text}", highlight=False)
+        if code in ("en", "fil", "id") and not is_gsm7(text):
+            console.print(
+                f"[yellow]{code}: {text!r} has letters outside GSM-7: SMS that carry it are "
+                "sent as UCS-2 (70 characters a segment instead of 160).[/]",
+                highlight=False,
+            )
+
+
+_LANG = typer.Option("--lang", help="Language code, e.g. en, vi, easy_ja (the kana reading).")
+_ORG = typer.Option("--org", help="Organization name.")
+_SITE = typer.Option("--site", help="The site's (Japanese) name.")
+
+
+@org_name_app.command("set")
+def org_name_set(
+    name: Annotated[str, typer.Argument(help="The name in that language.")],
+    lang: Annotated[str, _LANG],
+    org: Annotated[str | None, _ORG] = None,
+) -> None:
+    """Set the organization's name in one language (easy_ja: its kana reading)."""
+    _change_names(org, None, {lang: name})
+
+
+@org_name_app.command("remove")
+def org_name_remove(lang: Annotated[str, _LANG], org: Annotated[str | None, _ORG] = None) -> None:
+    """Remove the organization's name in one language: its readers get the fallback."""
+    _change_names(org, None, {lang: None})
+
+
+@org_name_app.command("list")
+def org_name_list(org: Annotated[str | None, _ORG] = None) -> None:
+    """The organization's names in other languages."""
+    _change_names(org, None, {})
+
+
+@site_name_app.command("set")
+def site_name_set(
+    name: Annotated[str, typer.Argument(help="The name in that language.")],
+    lang: Annotated[str, _LANG],
+    site: Annotated[str, _SITE],
+    org: Annotated[str | None, _ORG] = None,
+) -> None:
+    """Set a site's name in one language (easy_ja: its kana reading)."""
+    _change_names(org, site, {lang: name})
+
+
+@site_name_app.command("remove")
+def site_name_remove(
+    lang: Annotated[str, _LANG],
+    site: Annotated[str, _SITE],
+    org: Annotated[str | None, _ORG] = None,
+) -> None:
+    """Remove a site's name in one language."""
+    _change_names(org, site, {lang: None})
+
+
+@site_name_app.command("list")
+def site_name_list(site: Annotated[str, _SITE], org: Annotated[str | None, _ORG] = None) -> None:
+    """A site's names in other languages."""
+    _change_names(org, site, {})
 
 
 def _post_signed(path: str, params: dict[str, str], url: str | None) -> str:

@@ -267,9 +267,7 @@ def on_inbound_sms(
         inbound.organization_id = member.organization_id
         inbound.member_id = member.id
         session.add(inbound)
-        reply = escalations.handle_member_reply(
-            session, member=member, text=inbound.body, now=now, inbound_id=inbound.id
-        )
+        reply = escalations.handle_member_reply(session, member=member, text=inbound.body, now=now)
         return reply, (member.languages or ["ja"])[0]
     inbound.organization_id = organization_for_unknown(session)
     inbound.needs_staff = True

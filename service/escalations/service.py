@@ -785,9 +785,12 @@ def handle_member_reply(
     member: Member,
     text: str,
     now: datetime,
-    inbound_id: uuid.UUID | None = None,
 ) -> str:
-    """Apply a member's SMS reply; return the text to answer with, in their language."""
+    """Apply a member's SMS reply; return the text to answer with, in their language.
+
+    The reply is read from the parsed answer (digit and case code) and the state of the
+    case it names, never from the member's other messages, so no interleaving of answers
+    about other cases changes what it means."""
     locale = (member.languages or ["ja"])[0]
     parsed = parse_member_reply(text)
     if parsed is None:
@@ -835,28 +838,26 @@ def handle_member_reply(
     if alert is not None:  # an alert awaiting "1" or "2"
         answer = _answer_alert(session, escalation, alert, member, digit, now, via="sms")
         return answer if answer is not None else render("member.unclear", locale)
-    # A case this member holds: the reply is the result of the visit. Guard the two ways a
-    # volunteer could close a case by accident, since a closed case leaves the board.
-    if code is None:
-        # Outcomes name their case ("1 A7"), as the outcome request asks.
-        return render("member.outcome_request", locale, **values)
-    acknowledged_at = aware(escalation.acknowledged_at)
-    if acknowledged_at is not None and now - acknowledged_at < ACK_GRACE:
-        if _repeats_last_message(session, member.id, text, acknowledged_at, inbound_id):
-            # The acknowledgement sent twice (the phone seemed not to send it): not a visit.
-            return render("member.outcome_request", locale, **values)
-        if digit == "1" and _first_word_since_taken_for_them(
-            session, escalation, member, acknowledged_at, inbound_id
-        ):
-            # Staff took the case on this member's behalf, and this is the member's first
-            # word since: their "I'll go" to the alert, not a visit's result. (A "2" hands
-            # the case on, below.)
-            return render("member.outcome_request", locale, **values)
+    # A case this member holds: the reply is the result of the visit, except right after
+    # they took it, when it is still their answer to the alert. Guarded this way because
+    # a closed case leaves the board.
+    if _just_taken(escalation, now):
         if digit == "2":
-            # "2" right after "1" reads as "I cannot go after all": hand the case on.
+            # "2" (with the code or without) right after "1" is "I cannot go after all":
+            # the case goes on to the next step at once.
             hand_on(session, escalation=escalation, now=now, actor=actor)
             audit("decline")
             return render("member.declined", locale, **values)
+        if digit == "1":
+            # A "1" about the case they have just taken is their acknowledgement again,
+            # never a visit: resent because the phone seemed not to send it (however it is
+            # written, "1 A7" or "A7 1", and whatever came in between), sent again by SMS
+            # after pressing 1 on the alert call, or their own "I'll go" after staff took
+            # the case for them.
+            return render("member.outcome_request", locale, **values)
+    if code is None:
+        # Outcomes name their case ("1 A7"), as the outcome request asks.
+        return render("member.outcome_request", locale, **values)
     outcome = OUTCOME_BY_DIGIT[digit]
     resolve(
         session, escalation=escalation, outcome=outcome, now=now, actor=actor, member_id=member.id
@@ -951,68 +952,11 @@ def _answer_former_case(
 ACK_GRACE = timedelta(minutes=15)
 
 
-def _normalized(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
-
-
-def _first_word_since_taken_for_them(
-    session: Session,
-    escalation: Escalation,
-    member: Member,
-    since: datetime,
-    inbound_id: uuid.UUID | None,
-) -> bool:
-    """Whether the case was acknowledged by someone else (staff, on the member's behalf)
-    and the member has sent nothing since, this reply aside."""
-    from service.telephony.models import InboundMessage
-
-    by = session.execute(
-        select(TimelineEvent.actor)
-        .where(
-            TimelineEvent.escalation_id == escalation.id,
-            TimelineEvent.kind == "escalation.acknowledged",
-        )
-        .order_by(TimelineEvent.at.desc())  # type: ignore[attr-defined]
-        .limit(1)
-    ).scalar_one_or_none()
-    if by is None or by == f"member:{member.name}":
-        return False
-    query = select(InboundMessage.id).where(
-        InboundMessage.member_id == member.id, InboundMessage.received_at >= since
-    )
-    if inbound_id is not None:
-        query = query.where(InboundMessage.id != inbound_id)
-    return session.execute(query.limit(1)).first() is None
-
-
-def _repeats_last_message(
-    session: Session, member_id: uuid.UUID, text: str, since: datetime, inbound_id: uuid.UUID | None
-) -> bool:
-    from service.telephony.models import InboundMessage
-
-    query = select(InboundMessage.body, InboundMessage.channel).where(
-        InboundMessage.member_id == member_id,
-        InboundMessage.received_at >= since - timedelta(minutes=1),
-    )
-    if inbound_id is not None:
-        query = query.where(InboundMessage.id != inbound_id)
-    earlier = session.execute(
-        query.order_by(InboundMessage.received_at.desc()).limit(1)  # type: ignore[attr-defined]
-    ).first()
-    if earlier is None:
-        return False
-    body, channel = earlier
-    if channel == "keypad":
-        # Acknowledged on the alert call ("A7 1" stored), then the same by SMS, as the alert
-        # SMS asks: "1 A7" or "A7 1" is that acknowledgement again, not a visit.
-        said, now_said = parse_member_reply(body), parse_member_reply(text)
-        return (
-            said is not None
-            and now_said is not None
-            and said[1] == now_said[1] == "1"
-            and now_said[0] in (None, said[0])
-        )
-    return _normalized(body) == _normalized(text)
+def _just_taken(escalation: Escalation, now: datetime) -> bool:
+    """Whether the case was taken (by its holder's "1", or by staff for them) less than
+    ``ACK_GRACE`` ago: what the holder sends then still answers the alert."""
+    acknowledged_at = aware(escalation.acknowledged_at)
+    return acknowledged_at is not None and now - acknowledged_at < ACK_GRACE
 
 
 def hand_on(session: Session, *, escalation: Escalation, now: datetime, actor: str) -> None:

@@ -24,7 +24,8 @@ whatever the order requests arrive in:
 - ``error_5xx``: that share of creates answers 500 or 503 *without* creating anything;
 - ``timeout_after_create``: that share creates the resource, then holds the answer for
   ``hang_seconds`` (longer than the client's timeout): the resource exists, the client
-  never learns its SID;
+  never learns its SID (with ``hang_then="drop"`` the connection is then closed without
+  an answer, which the client sees as a request cut off after it was sent);
 - ``burst_429``: that share of creates starts a burst of ``burst_seconds`` during which
   every create answers 429 with ``Retry-After: retry_after``;
 - ``list_error_5xx``: that share of list and fetch requests answers 503 (Twilio cannot be
@@ -79,6 +80,10 @@ class FakeConfig:
     error_5xx: float = 0.0
     timeout_after_create: float = 0.0
     hang_seconds: float = 300.0
+    # After hanging: "answer" late (a client with a longer timeout still gets its 201), or
+    # "drop" the connection without an answer, which a client sees as its request cut off
+    # after it was sent, like its own read timeout (for tests that cannot wait 30 s).
+    hang_then: str = "answer"
     burst_429: float = 0.0
     burst_seconds: float = 1.0
     retry_after: int = 2
@@ -146,6 +151,7 @@ class FakeTwilio:
         self.requests: list[dict[str, Any]] = []
         self.attempts: dict[tuple[str, str], int] = {}
         self.lists = 0
+        self.in_flight = 0
         self.burst_until = 0.0
         self._serial = itertools.count(1)
         self._run = hashlib.blake2b(os.urandom(8), digest_size=6).hexdigest()
@@ -280,6 +286,14 @@ def _missing(kind: str, form: dict[str, str]) -> web.Response | None:
 
 async def create(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    state.in_flight += 1
+    try:
+        return await _create(request, state)
+    finally:
+        state.in_flight -= 1
+
+
+async def _create(request: web.Request, state: FakeTwilio) -> web.Response:
     kind = "message" if request.path.endswith("/Messages.json") else "call"
     denied = _authorized(request, state)
     if denied is not None:
@@ -327,6 +341,9 @@ async def create(request: web.Request) -> web.Response:
     if fault == "timeout":
         entry["outcome"] = "timeout"
         await asyncio.sleep(config.hang_seconds)
+        if config.hang_then == "drop" and request.transport is not None:
+            request.transport.abort()
+            raise asyncio.CancelledError  # nothing more is written on this connection
     else:
         entry["outcome"] = "created"
         await asyncio.sleep(latency)
@@ -476,6 +493,7 @@ async def fake_records(request: web.Request) -> web.Response:
                 "calls": len(state.calls),
                 "requests": len(state.requests),
                 "lists": state.lists,
+                "in_flight": state.in_flight,
                 "outcomes": outcomes,
                 "cpu_seconds": usage.ru_utime + usage.ru_stime,
                 "pid": os.getpid(),

@@ -23,6 +23,8 @@ from service.jma import service as jma
 from service.ops.models import Heartbeat
 from service.telephony import outbox
 from service.telephony.provider import TelephonyProvider
+from service.translation import flows as translation_flows
+from service.translation.provider import Translator, make_translator
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,15 @@ class JobContext:
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
+    # Built from the settings on first use (None when translation is off); tests pass one.
+    translator: Translator | None = None
+    _translator_built: bool = False
+
+    def get_translator(self) -> Translator | None:
+        if self.translator is None and not self._translator_built:
+            self.translator = make_translator(self.settings)
+            self._translator_built = True
+        return self.translator
 
     def run_async(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """The provider's HTTP client lives on one event loop, for the process's lifetime."""
@@ -55,6 +66,8 @@ class JobContext:
             except Exception:
                 pass
             self.loop.call_soon_threadsafe(self.loop.stop)
+        if self.translator is not None:
+            self.translator.close()
 
 
 def process_replies(ctx: JobContext) -> None:
@@ -116,6 +129,15 @@ def fire_due_jma_triggers(ctx: JobContext) -> None:
     jma.fire_due_triggers(ctx.engine, ctx.clock.now)
 
 
+def translate_replies(ctx: JobContext) -> None:
+    """Residents' free-text replies into Japanese for staff (nothing sent when the provider
+    is "none"). A failing translator is logged and retried; it never stops the other jobs."""
+    try:
+        translation_flows.translate_pending(ctx.engine, ctx.clock.now, ctx.get_translator())
+    except Exception:
+        log.exception("translating replies failed; the next run tries again")
+
+
 def run_all_once(ctx: JobContext) -> None:
     """Every job once, in order: what a simulated clock tick does in tests and the demo."""
     process_replies(ctx)
@@ -123,6 +145,7 @@ def run_all_once(ctx: JobContext) -> None:
     fire_due_jma_triggers(ctx)
     sweep_due_deadlines(ctx)
     dispatch_outbox(ctx)
+    translate_replies(ctx)
     watchdog(ctx)
 
 
@@ -142,4 +165,6 @@ JOBS = (
     ("watchdog", watchdog, 10),
     ("poll_jma_feed", poll_jma_feed, 60),
     ("fire_due_jma_triggers", fire_due_jma_triggers, 5),
+    # Replies shown in Japanese within about ten seconds; an idle run is a few indexed queries.
+    ("translate_replies", translate_replies, 10),
 )

@@ -21,6 +21,7 @@ from service.registry.views import router as registry_router
 from service.telephony.audio import router as voice_audio_router
 from service.telephony.intake import SmsIntakeMiddleware
 from service.telephony.webhooks import router as webhooks_router
+from service.translation.views import router as translation_router
 from service.web import install_dashboard
 
 HEARTBEAT_MAX_AGE_SECONDS = 60
@@ -50,6 +51,7 @@ def create_app() -> FastAPI:
     api.include_router(audit_router)
     api.include_router(checkins_router)
     api.include_router(jma_router)
+    api.include_router(translation_router)
     app.include_router(api)
     install_dashboard(app)  # the staff dashboard under / (service/web)
 

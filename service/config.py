@@ -67,7 +67,21 @@ class Settings(BaseSettings):
     voice_audio_dir: Path | None = None
     voice_prompts_dir: Path | None = None
 
-    @field_validator("public_url", "twilio_api_url")
+    # Machine translation of residents' free-text replies (into Japanese, for staff) and of
+    # staff answers (into the resident's language). "none" sends nothing anywhere; see
+    # service/translation/ and the README for what a council must agree with the provider.
+    translation_provider: Literal["none", "deepl", "google"] = "none"
+    # DeepL: the API key (a key ending in ":fx" is a DeepL API Free key and uses the free
+    # endpoint). The server URL is only for a proxy or a test double.
+    deepl_auth_key: str | None = None
+    deepl_server_url: str | None = None
+    # Google Cloud Translation (v3, "Advanced"): a service-account JSON key file with the
+    # Cloud Translation API User role; the project defaults to the key file's own project.
+    google_credentials_file: str | None = None
+    google_project_id: str | None = None
+    google_translate_api_url: str = "https://translation.googleapis.com"
+
+    @field_validator("public_url", "twilio_api_url", "google_translate_api_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
@@ -86,6 +100,13 @@ class Settings(BaseSettings):
                     "MIMAMORI_TWILIO_ACCOUNT_SID and MIMAMORI_TWILIO_AUTH_TOKEN, or set "
                     "MIMAMORI_TELEPHONY_PROVIDER=console to run without sending on purpose"
                 )
+            missing = self.translation_missing_settings()
+            if missing:
+                raise ValueError(
+                    f"MIMAMORI_TRANSLATION_PROVIDER={self.translation_provider} needs "
+                    + " and ".join(missing)
+                    + ", or set MIMAMORI_TRANSLATION_PROVIDER=none to translate nothing"
+                )
         return self
 
     @property
@@ -95,6 +116,14 @@ class Settings(BaseSettings):
     @property
     def twilio_configured(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    def translation_missing_settings(self) -> list[str]:
+        """The settings the chosen translation provider still lacks (empty when usable)."""
+        if self.translation_provider == "deepl" and not self.deepl_auth_key:
+            return ["MIMAMORI_DEEPL_AUTH_KEY"]
+        if self.translation_provider == "google" and not self.google_credentials_file:
+            return ["MIMAMORI_GOOGLE_CREDENTIALS_FILE"]
+        return []
 
     def webhook_auth_tokens(self) -> list[str]:
         """Tokens that may sign an inbound webhook.

@@ -9,5 +9,6 @@ from service.jma import models as jma_models  # noqa: F401
 from service.ops import models as ops_models  # noqa: F401
 from service.registry import models as registry_models  # noqa: F401
 from service.telephony import models as telephony_models  # noqa: F401
+from service.translation import models as translation_models  # noqa: F401
 
 __all__ = ["metadata"]

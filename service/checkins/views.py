@@ -48,6 +48,7 @@ from service.escalations.models import (
 from service.registry import service as registry
 from service.registry.models import Organization, Resident
 from service.telephony.models import InboundMessage, OutboxMessage
+from service.translation import service as translations
 
 router = APIRouter()
 
@@ -618,6 +619,8 @@ def resident_timeline(
 
 def build_timeline(session: Session, resident_id: uuid.UUID) -> list[TimelineEventPublic]:
     items: list[TimelineEventPublic] = []
+    # Replies' Japanese translations, and translated answers' Japanese originals.
+    translated = translations.timeline_details(session, resident_id)
     for event in session.execute(
         select(TimelineEvent).where(TimelineEvent.resident_id == resident_id)
     ).scalars():
@@ -648,6 +651,7 @@ def build_timeline(session: Session, resident_id: uuid.UUID) -> list[TimelineEve
                     "body": message.body,
                     "to": message.to_phone,
                     "error_code": message.last_error_code,
+                    **translated.get(message.id, {}),
                 },
                 delivery_status=message.status,
             )
@@ -663,7 +667,11 @@ def build_timeline(session: Session, resident_id: uuid.UUID) -> list[TimelineEve
                 member_id=None,
                 checkin_id=None,
                 escalation_id=None,
-                detail={"body": inbound.body, "class": inbound.classification},
+                detail={
+                    "body": inbound.body,
+                    "class": inbound.classification,
+                    **translated.get(inbound.id, {}),
+                },
             )
         )
     items.sort(key=lambda item: item.at)

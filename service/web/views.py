@@ -23,7 +23,6 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from i18n.languages import LANGUAGES
-from service.audit.service import record
 from service.auth import service as auth_service
 from service.auth.deps import actor_for
 from service.checkins import service as checkins
@@ -37,13 +36,11 @@ from service.checkins.models import (
     Schedule,
     ScheduleCreate,
     ScheduleUpdate,
-    StaffTask,
     TargetKind,
 )
 from service.clock import get_clock
 from service.db import SessionDep
 from service.errors import DomainError, NotFound
-from service.escalations import service as escalations
 from service.escalations.models import Escalation, EscalationState, Outcome
 from service.registry import csv_io
 from service.registry import service as registry
@@ -55,8 +52,6 @@ from service.registry.models import (
     ResidentUpdate,
     Site,
 )
-from service.telephony.models import InboundMessage, OutboxChannel, OutboxPurpose
-from service.telephony.outbox import enqueue
 from service.web import board as board_data
 from service.web.core import (
     ActingStaff,
@@ -1116,204 +1111,3 @@ def export_residents(
             "Cache-Control": "no-store",
         },
     )
-
-
-# --- The inbox --------------------------------------------------------------------------------
-
-
-@router.get("/inbox", response_class=HTMLResponse)
-def inbox_page(request: Request, session: SessionDep, staff: StaffDep) -> HTMLResponse:
-    tasks = list(
-        session.execute(
-            select(StaffTask)
-            .where(
-                StaffTask.organization_id == staff.organization_id,
-                StaffTask.closed_at.is_(None),  # type: ignore[union-attr]
-            )
-            .order_by(StaffTask.created_at)
-            .limit(500)
-        ).scalars()
-    )
-    inbound_ids = [t.inbound_id for t in tasks if t.inbound_id]
-    resident_ids = [t.resident_id for t in tasks if t.resident_id]
-    inbound = {
-        m.id: m
-        for m in session.execute(
-            select(InboundMessage).where(InboundMessage.id.in_(inbound_ids))  # type: ignore[attr-defined]
-        ).scalars()
-    }
-    residents = {
-        r.id: r
-        for r in session.execute(
-            select(Resident).where(Resident.id.in_(resident_ids))  # type: ignore[attr-defined]
-        ).scalars()
-    }
-    members = _members_by_id(session, staff)
-    return render_page(
-        request,
-        "inbox.html",
-        staff=staff,
-        tasks=tasks,
-        inbound=inbound,
-        residents=residents,
-        members=members,
-    )
-
-
-def _task(session: Session, staff: Staff, task_id: uuid.UUID) -> StaffTask | None:
-    task = session.get(StaffTask, task_id)
-    if task is None or task.organization_id != staff.organization_id:
-        return None
-    return task
-
-
-@router.post("/inbox/{task_id}/link", dependencies=[CsrfChecked])
-def link_task(
-    request: Request,
-    session: SessionDep,
-    staff: ActingStaff,
-    task_id: uuid.UUID,
-    resident: FormStr = "",
-) -> RedirectResponse:
-    """Say whose message it was: it then shows on that resident's timeline."""
-    task = _task(session, staff, task_id)
-    if task is None:
-        flash(request, "error", N_("That item is no longer in the inbox."))
-        return _see_other("/inbox")
-    matches, count = registry.list_residents(
-        session=session, organization_id=staff.organization_id, q=resident or None, limit=2
-    )
-    if not resident.strip() or count != 1:
-        flash(
-            request,
-            "error",
-            N_("%(count)s residents match; give the ID (管理番号) or the phone number."),
-            count=str(count if resident.strip() else 0),
-        )
-        return _see_other("/inbox")
-    found = matches[0]
-    actor = actor_for(staff.user)
-    now = get_clock().now()
-    task.resident_id = found.id
-    session.add(task)
-    if task.inbound_id:
-        message = session.get(InboundMessage, task.inbound_id)
-        if message is not None:
-            message.resident_id = found.id
-            message.organization_id = staff.organization_id
-            session.add(message)
-    escalations.timeline(
-        session,
-        resident_id=found.id,
-        organization_id=staff.organization_id,
-        kind="inbox.linked",
-        at=now,
-        inbound_id=task.inbound_id,
-        actor=actor.label,
-    )
-    record(
-        session=session,
-        organization_id=staff.organization_id,
-        actor=actor,
-        action="link",
-        entity_type="task",
-        entity_id=task.id,
-        detail={"resident_id": str(found.id)},
-    )
-    session.commit()
-    flash(request, "ok", N_("Linked to %(name)s."), name=found.name)
-    return _see_other("/inbox")
-
-
-@router.post("/inbox/{task_id}/answer", dependencies=[CsrfChecked])
-def answer_task(
-    request: Request,
-    session: SessionDep,
-    staff: ActingStaff,
-    task_id: uuid.UUID,
-    body: FormStr = "",
-) -> RedirectResponse:
-    """An SMS back, through the outbox like every other message (so retries and the
-    per-recipient cap apply). Staff write it; it must carry no case details."""
-    task = _task(session, staff, task_id)
-    text = body.strip()
-    if task is None:
-        flash(request, "error", N_("That item is no longer in the inbox."))
-        return _see_other("/inbox")
-    if not text:
-        flash(request, "error", N_("Write the answer first."))
-        return _see_other("/inbox")
-    message = session.get(InboundMessage, task.inbound_id) if task.inbound_id else None
-    resident = session.get(Resident, task.resident_id) if task.resident_id else None
-    to_phone = message.from_phone if message is not None else None
-    if to_phone is None and resident is not None:
-        to_phone = checkins.pick_number(resident, "sms")
-    if not to_phone:
-        flash(request, "error", N_("There is no mobile number to answer to."))
-        return _see_other("/inbox")
-    actor = actor_for(staff.user)
-    now = get_clock().now()
-    enqueue(
-        session,
-        organization_id=staff.organization_id,
-        channel=OutboxChannel.sms,
-        purpose=OutboxPurpose.resident_notice,
-        to_phone=to_phone,
-        body=text[:1000],
-        locale=resident.language if resident else "ja",
-        resident_id=resident.id if resident else None,
-        now=now,
-    )
-    if resident is not None:
-        escalations.timeline(
-            session,
-            resident_id=resident.id,
-            organization_id=staff.organization_id,
-            kind="inbox.answered",
-            at=now,
-            actor=actor.label,
-        )
-    record(
-        session=session,
-        organization_id=staff.organization_id,
-        actor=actor,
-        action="answer",
-        entity_type="task",
-        entity_id=task.id,
-        fields=["body"],
-    )
-    session.commit()
-    flash(request, "ok", N_("The answer is on its way."))
-    return _see_other("/inbox")
-
-
-@router.post("/inbox/{task_id}/close", dependencies=[CsrfChecked])
-def close_task(
-    request: Request,
-    session: SessionDep,
-    staff: ActingStaff,
-    task_id: uuid.UUID,
-    note: FormStr = "",
-) -> RedirectResponse:
-    task = _task(session, staff, task_id)
-    if task is None:
-        flash(request, "error", N_("That item is no longer in the inbox."))
-        return _see_other("/inbox")
-    if task.inbound_id:
-        message = session.get(InboundMessage, task.inbound_id)
-        if message is not None and message.needs_staff:
-            message.needs_staff = False  # handled: it no longer counts as unanswered
-            session.add(message)
-    try:
-        checkin_api.close_task(
-            session=session,
-            user=staff.user,
-            task_id=task_id,
-            data=checkin_api.CloseTask(note=note.strip() or None),
-        )
-    except DomainError as error:
-        session.rollback()
-        _domain_error(request, error)
-        return _see_other("/inbox")
-    flash(request, "ok", N_("Closed."))
-    return _see_other("/inbox")

@@ -337,3 +337,18 @@ def test_every_language_has_a_spoken_prompt_or_a_stated_fallback(built: Path) ->
                 expected = "easy_japanese"
             assert source == expected, (language.code, prompt_id)
     assert {"ne", "my", "si"} <= set(translated_engine_languages())
+
+
+def test_the_image_build_renders_the_prompts_into_the_installed_package() -> None:
+    dockerfile = Path(__file__).resolve().parents[2] / "deploy" / "Dockerfile"
+    text = dockerfile.read_text(encoding="utf-8").replace("\\\n", " ")
+    runs = [line.strip() for line in text.splitlines() if line.strip().startswith("RUN ")]
+    [build] = [run for run in runs if "-m i18n.audio build" in run]
+    assert "apt-get install" in build and " espeak-ng " in build and " sox " in build
+    # From /src, `python -m` would import the source tree and write the prompts outside the
+    # venv that the final stage copies.
+    assert build.index("cd /") < build.index("-m i18n.audio build")
+    assert "cd /src" not in build
+    stages = text.split("\nFROM ")
+    assert "i18n.audio build" not in stages[-1], "the prompts are built in the builder stage"
+    assert "COPY --from=builder /opt/mimamori /opt/mimamori" in stages[-1]

@@ -147,6 +147,8 @@ def test_nepali_call_plays_the_built_prompts_and_says_the_name_in_a_japanese_voi
         name = urlsplit(play.text).path.rsplit("/", 1)[1]
         assert response.content == (built / "ne" / name).read_bytes()
         assert audio.wav_info(response.content).seconds > 0.5
+        head = world.client.head(local(play.text))
+        assert head.status_code == 200 and head.headers["content-type"] == "audio/wav"
 
     # The keypad works as before: 1 closes the check-in, and the thanks is in Nepali.
     gathered = post_twiml(

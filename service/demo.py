@@ -46,6 +46,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 ORG_NAME = "能登町社会福祉協議会（デモ）"
+# What residents read and hear instead of the kanji: the kana reading for Easy Japanese, and
+# Latin names, so English, Filipino and Indonesian check-ins stay GSM-7 and one segment.
+ORG_NAMES = {
+    "easy_ja": "のとちょう しゃかいふくし きょうぎかい（でも）",
+    "en": "Noto Town Social Welfare Council (demo)",
+    "vi": "Hội đồng Phúc lợi Xã hội thị trấn Noto (demo)",
+    "pt_BR": "Conselho de Assistência Social de Noto (demo)",
+}
 ORG_TIMEZONE = "Asia/Tokyo"
 STAFF_EMAIL = "demo-staff@example.jp"
 ACCOUNT_SID = "AC" + "0" * 32
@@ -68,6 +76,11 @@ SITES = (
     ("うみかぜ団地（デモ）", "石川県鳳珠郡能登町 うみかぜ地区（架空）"),
     ("やまびこ団地（デモ）", "石川県鳳珠郡能登町 やまびこ地区（架空）"),
 )
+SITE_NAMES = {
+    "さくら団地（デモ）": {"easy_ja": "さくらだんち（でも）", "en": "Sakura Housing (demo)"},
+    "うみかぜ団地（デモ）": {"easy_ja": "うみかぜだんち（でも）", "en": "Umikaze Housing (demo)"},
+    "やまびこ団地（デモ）": {"easy_ja": "やまびこだんち（でも）", "en": "Yamabiko Housing (demo)"},
+}
 JMA_AREA_NOTO = "390"  # 石川県能登
 MUNICIPALITY_NOTO_TOWN = "17463"
 
@@ -471,6 +484,7 @@ def seed(engine: Engine, rng: random.Random, now: datetime) -> Cast:
     from service.registry.models import (
         MemberCreate,
         MemberKind,
+        OrganizationUpdate,
         ResidentCreate,
         ResidentStatus,
         SiteCreate,
@@ -483,6 +497,12 @@ def seed(engine: Engine, rng: random.Random, now: datetime) -> Cast:
     consent = now - timedelta(days=40)
     with Session(engine) as session:
         org = get_or_create_organization(session=session, name=ORG_NAME, timezone=ORG_TIMEZONE)
+        registry.update_organization(
+            session=session,
+            organization_id=org.id,
+            data=OrganizationUpdate(names=ORG_NAMES),
+            actor=actor,
+        )
         create_user(
             session=session,
             organization_id=org.id,
@@ -504,6 +524,7 @@ def seed(engine: Engine, rng: random.Random, now: datetime) -> Cast:
                     address=address,
                     municipality_code=MUNICIPALITY_NOTO_TOWN,
                     jma_area_code=JMA_AREA_NOTO,
+                    names=SITE_NAMES.get(name),
                 ),
                 actor=actor,
             )

@@ -92,7 +92,7 @@ def test_espeak_ng_speaks_nepali_burmese_and_sinhala_but_not_khmer_or_mongolian(
 # --- Building real audio ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("code", ["ne", "my", "si"])
+@pytest.mark.parametrize("code", ["ne", "my", "si", "ur"])
 def test_every_prompt_is_built_as_telephone_audio_of_real_speech(built: Path, code: str) -> None:
     folder = built / code
     names = expected_files(code)
@@ -336,7 +336,7 @@ def test_every_language_has_a_spoken_prompt_or_a_stated_fallback(built: Path) ->
             else:
                 expected = "easy_japanese"
             assert source == expected, (language.code, prompt_id)
-    assert {"ne", "my", "si"} <= set(translated_engine_languages())
+    assert {"ne", "my", "si", "ur"} <= set(translated_engine_languages())
 
 
 def test_the_image_build_renders_the_prompts_into_the_installed_package() -> None:

@@ -405,3 +405,64 @@ def test_the_cli_sets_a_sites_names(database_url: str, engine, session: Session)
     session.expire_all()
     site = session.execute(select(Site).where(Site.name == SITE)).scalar_one()
     assert site.names == {"en": SITE_EN}
+
+
+# --- The migration -------------------------------------------------------------------------
+
+
+def test_organizations_and_sites_from_before_0009_have_no_names_and_keep_them_down_and_up(
+    tmp_path: Path,
+):
+    """An existing council keeps its Japanese name everywhere until someone adds others;
+    going down to 0008 drops the names and nothing else."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from service import migrate
+    from service.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 'names.db'}"
+    config = migrate.alembic_config(url)
+    command.upgrade(config, "0008")
+    engine = make_engine(url)
+    org_id, site_id = uuid.uuid4(), uuid.uuid4()
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO organization (id, name, timezone, created_at)"
+                " VALUES (:id, :name, 'Asia/Tokyo', :now)"
+            ),
+            {"id": org_id.hex, "name": ORG, "now": now},
+        )
+        c.execute(
+            text(
+                "INSERT INTO site (id, organization_id, name, created_at, updated_at)"
+                " VALUES (:id, :org, :name, :now, :now)"
+            ),
+            {"id": site_id.hex, "org": org_id.hex, "name": SITE, "now": now},
+        )
+    engine.dispose()
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s:
+        org = s.get(Organization, org_id)
+        site = s.get(Site, site_id)
+        assert org is not None and org.names == {}
+        assert site is not None and site.names == {}
+        org.names = {"en": EN}
+        s.add(org)
+        s.commit()
+    engine.dispose()
+    command.downgrade(config, "0008")
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as c:
+        assert c.execute(text("SELECT name FROM organization")).scalar_one() == ORG
+        assert c.execute(text("SELECT count(*) FROM site")).scalar_one() == 1
+    with Session(engine) as s:
+        org = s.get(Organization, org_id)
+        assert org is not None and org.names == {}
+    engine.dispose()

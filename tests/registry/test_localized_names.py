@@ -157,6 +157,15 @@ def test_a_member_reads_the_council_and_the_site_in_their_language(world: World)
     assert ORG in (japanese.body or "") and SITE in (japanese.body or "")
 
 
+def test_a_members_answers_name_the_site_in_their_language(world: World):
+    world.site(SITE)
+    _set_names(world, {"en": SITE_EN}, site=SITE)
+    world.member("M1", "080-3000-0001", languages=["en"], kind=MemberKind.interpreter)
+    world.silent_case("M1", site=SITE)
+    answer = ET.fromstring(world.sms("+818030000001", "1")).findtext("Message") or ""
+    assert SITE_EN in answer and SITE not in answer
+
+
 # --- What a call says ----------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ import functools
 import logging
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -215,6 +216,26 @@ def _keyword_pattern(keyword: str) -> re.Pattern[str]:
 _Entries = dict[str, dict[str, set[Cat]]]
 
 
+def _marks(ch: str) -> tuple[str, frozenset[str]]:
+    """A Latin letter as its base letter and the set of accents on it."""
+    parts = unicodedata.normalize("NFD", ch)
+    return fold(ch), frozenset(parts[1:])
+
+
+def _accents_fit(typed: str, keyword_letters: frozenset[str]) -> bool:
+    """True if every accented letter typed is the keyword's letter, perhaps with fewer accents.
+
+    "nươc" fits "nước" (a tone left out); "số" does not fit "sợ".
+    """
+    for ch in typed:
+        if ch.isascii() or not LATIN_RE.fullmatch(ch):
+            continue
+        base, marks = _marks(ch)
+        if not any(b == base and marks <= m for b, m in map(_marks, keyword_letters)):
+            return False
+    return True
+
+
 def _head(text: str, i: int) -> str:
     """The first two characters at ``i``, a stretched Latin letter counted once.
 
@@ -237,28 +258,44 @@ class _Lexicon:
     resident's scope decides later which meaning counts.
     """
 
-    def __init__(self, entries: _Entries) -> None:
-        index: dict[str, list[tuple[int, re.Pattern[str], Mapping[str, frozenset[Cat]]]]] = {}
+    def __init__(
+        self, entries: _Entries, accents: Mapping[str, frozenset[str]] | None = None
+    ) -> None:
+        index: dict[str, list[tuple[str, re.Pattern[str], Mapping[str, frozenset[Cat]]]]] = {}
         for keyword, by_code in entries.items():
             frozen = {code: frozenset(cats) for code, cats in by_code.items()}
             index.setdefault(_head(keyword, 0), []).append(
-                (len(keyword), _keyword_pattern(keyword), frozen)
+                (keyword, _keyword_pattern(keyword), frozen)
             )
         for candidates in index.values():
-            candidates.sort(key=lambda c: -c[0])
+            candidates.sort(key=lambda c: -len(c[0]))
         self._index = index
+        self._accents = accents
 
-    def spans(self, view: str) -> list[RawSpan]:
+    def spans(self, view: str, original: str | None = None) -> list[RawSpan]:
+        """Keywords found in ``view``.
+
+        For the accent-free lexicon, ``view`` is the folded reply and
+        ``original`` the reply as typed: a match counts only if the accents
+        the resident did type belong to the keyword, so "số" (number) is not
+        read as "sợ" (afraid) just because both fold to "so".
+        """
         found = []
         for i, ch in enumerate(view):
             head = _head(view, i)
             candidates = self._index.get(head, [])
             if len(head) > 1:
                 candidates = candidates + self._index.get(ch, [])
-            for _, pattern, by_code in candidates:
+            for keyword, pattern, by_code in candidates:
                 m = pattern.match(view, i)
-                if m and not splits_syllable(view, m.end()):
-                    found.append(RawSpan(i, m.end(), m.group(), by_code))
+                if not m or splits_syllable(view, m.end()):
+                    continue
+                text = m.group()
+                if original is not None and self._accents is not None:
+                    text = original[m.start() : m.end()]
+                    if not _accents_fit(text, self._accents.get(keyword, frozenset())):
+                        continue
+                found.append(RawSpan(i, m.end(), text, by_code))
         return found
 
 
@@ -295,12 +332,14 @@ def _tables() -> _Tables:
     start: set[str] = set()
     folded_stop: dict[str, frozenset[str]] = {}
     folded_start: dict[str, frozenset[str]] = {}
+    accents: dict[str, set[str]] = {}
     for code, kw in keywords.items():
         for cat in REPLY_CATS:
             for word in kw.get(cat.value):
                 _add(main, word, cat, _scope_code(code, word))
                 if kw.fold_diacritics and fold(word) != word:
                     _add(folded, fold(word), cat, code)
+                    accents.setdefault(fold(word), set()).update(c for c in word if not c.isascii())
         if code in RESIDENT_LANGUAGES:
             for word in kw.get(Cat.NAME.value):
                 _add(names, word, Cat.NAME, code)
@@ -315,7 +354,7 @@ def _tables() -> _Tables:
             folded_start[code] = frozenset(fold(w) for w in kw.get("start"))
     return _Tables(
         main=_Lexicon(main),
-        folded=_Lexicon(folded),
+        folded=_Lexicon(folded, {k: frozenset(v) for k, v in accents.items()}),
         names=_Lexicon(names),
         stop=frozenset(stop),
         start=frozenset(start),
@@ -394,7 +433,7 @@ def _classify(text: object, locale: object) -> Classification:
             reason="language",
         )
 
-    raws = tables.main.spans(view) + tables.folded.spans(folded)
+    raws = tables.main.spans(view) + tables.folded.spans(folded, view)
     spans = resolve(raws, _laughs(view), scope)
     covered = {i for s in spans for i in range(s.start, s.end)}
     statement = has_statement(raws, scope)

@@ -224,7 +224,19 @@ def resolve(raw_spans: Iterable[RawSpan], laughs: Iterable[Span], scope: Scope) 
     In-scope words are chosen first, so a foreign word never hides one of the
     resident's own; foreign warning words then fill the gaps left over.
     """
-    raws = list(raw_spans)
+    merged: dict[tuple[int, int], RawSpan] = {}
+    for raw in raw_spans:
+        # The same stretch matched by two lexicons (as typed and accent-free)
+        # means everything each of them says.
+        seen = merged.get((raw.start, raw.end))
+        if seen is not None:
+            by_code = {
+                c: seen.by_code.get(c, frozenset()) | raw.by_code.get(c, frozenset())
+                for c in {*seen.by_code, *raw.by_code}
+            }
+            raw = RawSpan(raw.start, raw.end, seen.text, by_code)
+        merged[(raw.start, raw.end)] = raw
+    raws = list(merged.values())
     own = [Span(r.start, r.end, r.text, c) for r in raws if (c := _in_scope(r, scope))]
     used: set[int] = set()
     # Laughter first on equal length: "kkk" is a laugh, not Vietnamese "k" (not).

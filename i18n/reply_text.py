@@ -22,6 +22,9 @@ _ARE_CONTRACTION = re.compile(r"\b(we|you|they|u)'re\b")
 _APOSTROPHE_IN_WORD = re.compile(f"(?<=[{LATIN_RANGES}])'(?=[{LATIN_RANGES}])")
 _HYPHEN_IN_WORD = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")
 _WHITESPACE = re.compile(r"\s+")
+#: Easy Japanese is written with spaces between words ("みず ない"); Japanese
+#: matching ignores them, so "みず ない" reads like "みずない".
+_JAPANESE_GAP = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff])\s+(?=[\u3040-\u30ff\u3400-\u9fff])")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'"})
 _HYPHENS = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212"})
 
@@ -68,6 +71,7 @@ def normalize(text: str) -> str:
     text = _ARE_CONTRACTION.sub(r"\1 are", text)
     text = _APOSTROPHE_IN_WORD.sub("", text)
     text = _HYPHEN_IN_WORD.sub(" ", text)
+    text = _JAPANESE_GAP.sub("", text)
     return _WHITESPACE.sub(" ", text).strip()
 
 
@@ -132,7 +136,8 @@ def leftover_words(view: str, covered: set[int]) -> tuple[str, ...]:
 # Questions, ellipses, laughter
 # --------------------------------------------------------------------------
 
-QUESTION_MARKS = frozenset("?¿")
+#: "?" (also the full-width one, after NFKC), Spanish "¿", Arabic-script "؟", Armenian "՞".
+QUESTION_MARKS = frozenset("?¿؟՞")
 #: A trailing (or any) ellipsis: "大丈夫…" (NFKC makes … "..."), "ok..", "元気。。。".
 ELLIPSIS = re.compile(r"\.{2,}|。{2,}|・{2,}|、{2,}|,{3,}")
 

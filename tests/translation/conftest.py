@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import respx
 import responses
+import respx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 

@@ -7,8 +7,8 @@ import json
 
 import httpx
 import pytest
-import respx
 import responses
+import respx
 
 from service.config import Settings
 from service.translation.deepl_provider import DeepLTranslator

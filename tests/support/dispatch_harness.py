@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from service.checkins import flows
 from service.common import utcnow
 from service.config import Settings
+from service.registry.models import Organization
 from service.telephony.models import OutboxMessage
 from tests.checkins.test_reliability import SchedulerProcess, seed
 from tests.support.fake_twilio import FakeTwilioProcess
@@ -104,6 +105,12 @@ def start_round(engine: Engine, residents: int, members: int = 5) -> tuple[Any, 
     a one-step round for all of them, fanned out: every first SMS waits in the outbox.
     Returns the organization and its residents by phone number."""
     registry = seed(engine, contactable=residents, members=members)
+    with engine.begin() as connection:  # seed() names every organization alike
+        connection.execute(
+            update(Organization)
+            .where(Organization.id == registry.org_id)
+            .values(name=f"輪島市社会福祉協議会 {registry.org_id.hex[:8]}")
+        )
     flows.start_broadcast(
         engine,
         organization_id=registry.org_id,

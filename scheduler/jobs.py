@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 from collections.abc import Coroutine
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from service.config import Settings
 from service.jma import feed as jma_feed
 from service.jma import service as jma
 from service.ops.models import Heartbeat
-from service.telephony import outbox
+from service.telephony import dispatch, reconcile
 from service.telephony.provider import TelephonyProvider
 from service.translation import flows as translation_flows
 from service.translation.provider import Translator, make_translator
@@ -39,27 +40,75 @@ class JobContext:
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
+    # The dispatcher that runs on ``loop`` for the scheduler's lifetime, and its stop signal.
+    dispatcher: Future[None] | None = None
+    _dispatcher_stop: asyncio.Event | None = None
     # Built from the settings on first use (None when translation is off); tests pass one.
     translator: Translator | None = None
     _translator_built: bool = False
 
     def get_translator(self) -> Translator | None:
         if self.translator is None and not self._translator_built:
-            self.translator = make_translator(self.settings)
             self._translator_built = True
+            try:
+                self.translator = make_translator(self.settings)
+            except ValueError:
+                log.exception("the translation provider could not be set up; translating nothing")
         return self.translator
 
-    def run_async(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        """The provider's HTTP client lives on one event loop, for the process's lifetime."""
+    def _loop(self) -> asyncio.AbstractEventLoop:
         if self.loop is None:
             self.loop = asyncio.new_event_loop()
             self._thread = threading.Thread(
                 target=self.loop.run_forever, daemon=True, name="dispatch-loop"
             )
             self._thread.start()
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        return self.loop
+
+    def run_async(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """The provider's HTTP client lives on one event loop, for the process's lifetime."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop()).result()
+
+    @property
+    def dispatching(self) -> bool:
+        return self.dispatcher is not None and not self.dispatcher.done()
+
+    def start_dispatcher(self) -> None:
+        """Start the long-running dispatcher on the loop (again, if the last one died)."""
+        if self.dispatching:
+            return
+        if self.dispatcher is not None and (error := self.dispatcher.exception()) is not None:
+            log.error("the dispatcher stopped: %r; starting it again", error)
+        loop = self._loop()
+
+        async def run() -> None:
+            self._dispatcher_stop = asyncio.Event()
+            runner = dispatch.Dispatcher(
+                engine=self.engine,
+                provider=self.provider,
+                settings=self.settings,
+                now_fn=self.clock.now,
+                concurrency=self.settings.dispatch_concurrency,
+            )
+            await runner.run(self._dispatcher_stop)
+
+        self.dispatcher = asyncio.run_coroutine_threadsafe(run(), loop)
+
+    def stop_dispatcher(self, timeout: float = 60.0) -> None:
+        """Stop claiming, wait for the requests in flight and record their answers."""
+        if self.loop is None or self.dispatcher is None:
+            return
+        stop = self._dispatcher_stop
+        if stop is not None:
+            self.loop.call_soon_threadsafe(stop.set)
+        try:
+            self.dispatcher.result(timeout=timeout)
+        except Exception:
+            log.exception("the dispatcher did not stop cleanly")
+        self.dispatcher = None
 
     def close(self) -> None:
+        self.stop_dispatcher()
         if self.loop is not None:
             try:
                 self.run_async(self.provider.aclose())
@@ -89,11 +138,29 @@ def sweep_due_deadlines(ctx: JobContext) -> None:
 
 
 def dispatch_outbox(ctx: JobContext) -> None:
-    ctx.run_async(
-        outbox.dispatch_until_empty(
-            engine=ctx.engine, provider=ctx.provider, settings=ctx.settings, now_fn=ctx.clock.now
+    """Send what is due now and reconcile what is uncertain, then return: one tick of a
+    simulated clock (tests, the demo). The scheduler runs ``keep_dispatching`` instead."""
+
+    async def drain() -> None:
+        settings, now_fn = ctx.settings, ctx.clock.now
+        await dispatch.dispatch_until_empty(
+            engine=ctx.engine, provider=ctx.provider, settings=settings, now_fn=now_fn
         )
-    )
+        outcomes = await reconcile.reconcile_pass(
+            engine=ctx.engine, provider=ctx.provider, settings=settings, now=now_fn()
+        )
+        if any(outcome != "uncertain" for outcome in outcomes):
+            await dispatch.dispatch_until_empty(
+                engine=ctx.engine, provider=ctx.provider, settings=settings, now_fn=now_fn
+            )
+
+    ctx.run_async(drain())
+
+
+def keep_dispatching(ctx: JobContext) -> None:
+    """The dispatcher runs continuously on the context's loop (it claims rows just before
+    they leave); this job only starts it, and starts it again if it ever stopped."""
+    ctx.start_dispatcher()
 
 
 def watchdog(ctx: JobContext) -> None:
@@ -105,9 +172,9 @@ def watchdog(ctx: JobContext) -> None:
         beat.holder, beat.at = ctx.holder, now
         session.add(beat)
         session.commit()
-    released = outbox.release_stuck(ctx.engine, now=now)
-    if released:
-        log.warning("released %s outbox rows left sending by a stopped dispatcher", released)
+    # Rows whose dispatcher died become uncertain; the running dispatcher reconciles them
+    # (without one, as in a simulated tick, dispatch_outbox does).
+    reconcile.release_expired_leases(ctx.engine, now=now)
     overdue = flows.overdue_counts(ctx.engine, now)
     if overdue["checkins"] or overdue["escalations"] or overdue["replies"]:
         log.warning("overdue work: %s", overdue, extra={"event": "watchdog.overdue"})
@@ -161,7 +228,7 @@ JOBS = (
     ("process_replies", process_replies, 0.25),
     ("start_due_rounds", start_due_rounds, 15),
     ("sweep_due_deadlines", sweep_due_deadlines, 1),
-    ("dispatch_outbox", dispatch_outbox, 1),
+    ("dispatch_outbox", keep_dispatching, 1),
     ("watchdog", watchdog, 10),
     ("poll_jma_feed", poll_jma_feed, 60),
     ("fire_due_jma_triggers", fire_due_jma_triggers, 5),

@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     sms_per_second: float = 50.0
     calls_per_second: float = 5.0
     sms_per_recipient_per_hour: int = 10
+    # Requests to Twilio in flight at once. At Twilio's ~100-200 ms per request, the rate
+    # caps above need about rate x 0.2 of them; more only helps when Twilio is slow.
+    dispatch_concurrency: int = Field(default=200, ge=1, le=5000)
+    # A send whose fate is uncertain (a timeout after sending, a dispatcher killed while it
+    # waited for Twilio) is reconciled with Twilio's record. While Twilio cannot be asked,
+    # a check-in message or alert is sent again after this many seconds, rather than never.
+    dispatch_uncertain_resend_seconds: int = Field(default=600, ge=0)
+    # The HTTP client for Twilio's REST API: aiohttp (the default, measured faster) or httpx.
+    twilio_http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     # Escalation alerts go by SMS; with this on, each member is also called (no details are
     # spoken: a call may be heard by others) and can answer with the keypad, 1 or 2.
     alert_voice_calls: bool = False

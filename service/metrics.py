@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class DatabaseCollector(Collector):
         return families
 
     @staticmethod
-    def _families() -> list[GaugeMetricFamily]:
+    def _families() -> list[GaugeMetricFamily | CounterMetricFamily]:
         return [
             GaugeMetricFamily(
                 "mimamori_messages",
@@ -138,6 +138,19 @@ class DatabaseCollector(Collector):
                 "Outbox rows waiting to be sent (status pending).",
             ),
             GaugeMetricFamily(
+                "mimamori_outbox_uncertain",
+                "Sends whose fate is uncertain (a timeout after sending, a dispatcher that "
+                "died in flight) and not yet reconciled with Twilio's record.",
+            ),
+            CounterMetricFamily(
+                "mimamori_outbox_reconciled",
+                "Uncertain sends resolved, by outcome: found (Twilio had it; its SID "
+                "stored), not_found (sent), resent (Twilio could not be asked for the set "
+                "time; a check-in or alert sent again), gave_up (a notice left ambiguous), "
+                "callback (Twilio's status callback came first).",
+                labels=["outcome"],
+            ),
+            GaugeMetricFamily(
                 "mimamori_metrics_database_up",
                 "1 when the database answered this scrape's queries, 0 when it did not.",
             ),
@@ -150,6 +163,8 @@ class DatabaseCollector(Collector):
         escalations: GaugeMetricFamily,
         lag: GaugeMetricFamily,
         depth: GaugeMetricFamily,
+        uncertain: GaugeMetricFamily,
+        reconciled: CounterMetricFamily,
     ) -> None:
         from sqlalchemy import func, select
         from sqlmodel import Session
@@ -212,6 +227,35 @@ class DatabaseCollector(Collector):
         ]
         lag.add_metric([], max(0.0, (now - min(overdue)).total_seconds()) if overdue else 0.0)  # type: ignore[type-var,operator]
         depth.add_metric([], pending)
+        _fill_reconciliation(uncertain, reconciled)
+
+
+RECONCILED_OUTCOMES = ("found", "not_found", "resent", "gave_up", "callback")
+
+
+def _fill_reconciliation(uncertain: GaugeMetricFamily, reconciled: CounterMetricFamily) -> None:
+    """From the outbox's ``reconciliation`` column (a partial index holds only rows that
+    were ever uncertain). A row still marked uncertain that is no longer "sending" was
+    resolved by Twilio's status callback."""
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    from service.db import get_engine
+    from service.telephony.models import OutboxMessage, OutboxStatus, Reconciliation
+
+    counts: dict[str, int] = {}
+    with Session(get_engine()) as session:
+        for value, status, count in session.execute(
+            select(OutboxMessage.reconciliation, OutboxMessage.status, func.count())
+            .where(OutboxMessage.reconciliation.is_not(None))  # type: ignore[union-attr]
+            .group_by(OutboxMessage.reconciliation, OutboxMessage.status)
+        ):
+            if value == Reconciliation.uncertain and status != OutboxStatus.sending:
+                value = "callback"
+            counts[value] = counts.get(value, 0) + count
+    uncertain.add_metric([], counts.get(Reconciliation.uncertain.value, 0))
+    for name in RECONCILED_OUTCOMES:
+        reconciled.add_metric([name], counts.get(name, 0))
 
 
 _COLLECTOR = DatabaseCollector()

@@ -4,6 +4,10 @@ It is the embedded default, so a council can try Mimamori, and tests and ``mimam
 demo`` can run end to end, without paying for or leaking a single message. SIDs look
 like Twilio's so that everything downstream (attempt rows, status webhooks simulated
 with ``mimamori simulate``) treats them the same.
+
+It answers the dispatcher's reconciliation questions (``sent_to``) as Twilio's list
+resources would, from its memory: it knows everything it recorded since it was made and
+nothing before, so a row claimed before that is "cannot say", never "not sent".
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
+from service.clock import get_clock
 from service.config import Settings
 from service.privacy import mask_phone
-from service.telephony.provider import SendResult
+from service.telephony.provider import ReconcileUnavailable, SendResult, SentRecord
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +39,8 @@ class ConsoleRecord:
     status_callback: str
     body: str | None = None
     twiml_url: str | None = None
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The service's clock, as the outbox's own times are: a simulated day stays consistent.
+    created_at: datetime = field(default_factory=lambda: get_clock().now())
 
 
 def fake_sid(prefix: str) -> str:
@@ -54,6 +60,7 @@ class ConsoleProvider:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sent: list[ConsoleRecord] = []
+        self.started_at = get_clock().now()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsoleProvider:
@@ -89,6 +96,18 @@ class ConsoleProvider:
         self._record(record)
         logger.info("console: would place call %s to %s", record.sid, mask_phone(to))
         return SendResult(sid=record.sid, status=QUEUED)
+
+    async def sent_to(self, *, channel: str, to: str, since: datetime) -> list[SentRecord]:
+        if since < self.started_at:
+            raise ReconcileUnavailable("the console keeps no record from before it started")
+        kind = "sms" if channel == "sms" else "call"
+        with self._lock:
+            found = [r for r in self._sent if r.kind == kind and r.to == to]
+        return [
+            SentRecord(sid=r.sid, status=QUEUED, to=r.to, created_at=r.created_at, body=r.body)
+            for r in reversed(found)
+            if r.created_at >= since
+        ]
 
     async def aclose(self) -> None:
         return None

@@ -20,12 +20,14 @@ class OutboxChannel(StrEnum):
 
 class OutboxStatus(StrEnum):
     pending = "pending"  # waiting to be sent (next_try_at says when)
-    sending = "sending"  # claimed by a dispatcher
+    sending = "sending"  # its request is leaving or in flight (lease_until says how long)
     sent = "sent"  # Twilio accepted it: it has a SID and is never sent again
     delivered = "delivered"
     undelivered = "undelivered"
     failed = "failed"  # permanent failure, or transient failures past the deadline
-    ambiguous = "ambiguous"  # may or may not have reached Twilio; not resent (see errors.py)
+    # May or may not have reached Twilio: reconciled with Twilio's own record (see
+    # ``reconcile.py``); final only when it could not be resolved and is not resent.
+    ambiguous = "ambiguous"
     cancelled = "cancelled"
     # Call outcomes
     answered = "answered"
@@ -41,6 +43,16 @@ FINAL_FAILURES = {
     OutboxStatus.busy,
     OutboxStatus.machine,
 }
+
+
+class Reconciliation(StrEnum):
+    """How a row whose fate was uncertain was resolved (``OutboxMessage.reconciliation``)."""
+
+    uncertain = "uncertain"  # not resolved yet (Twilio not asked yet, or not answering)
+    found = "found"  # Twilio had it: its SID was stored, it was not sent again
+    not_found = "not_found"  # Twilio did not have it: sent (again)
+    resent = "resent"  # Twilio could not be asked for the set time: a check-in or alert resent
+    gave_up = "gave_up"  # the same, for a notice: left ambiguous, not resent
 
 
 class OutboxPurpose(StrEnum):
@@ -74,6 +86,13 @@ class OutboxMessage(SQLModel, table=True):
             postgresql_where=text("sid IS NOT NULL"),
             sqlite_where=text("sid IS NOT NULL"),
         ),
+        # Only rows whose fate was ever uncertain: the reconciliation pass and /metrics.
+        Index(
+            "ix_outbox_reconciliation",
+            "reconciliation",
+            postgresql_where=text("reconciliation IS NOT NULL"),
+            sqlite_where=text("reconciliation IS NOT NULL"),
+        ),
     )
     id: uuid.UUID = id_field()
     # No index of its own: the outbox is read by status, recipient, resident, attempt or
@@ -96,6 +115,13 @@ class OutboxMessage(SQLModel, table=True):
     next_try_at: datetime = timestamp_field()
     give_up_at: datetime = timestamp_field()
     claimed_at: datetime | None = timestamp_field(nullable=True)
+    # While "sending": the dispatcher that claimed the row renews this every few seconds.
+    # Past it, that dispatcher is gone, and the row's fate is reconciled with Twilio.
+    lease_until: datetime | None = timestamp_field(nullable=True)
+    # When the row's fate became uncertain (a timeout after sending, an expired lease), and
+    # how that was resolved (``Reconciliation``).
+    uncertain_since: datetime | None = timestamp_field(nullable=True)
+    reconciliation: str | None = Field(default=None, max_length=16)
     sent_at: datetime | None = timestamp_field(nullable=True)
     final_at: datetime | None = timestamp_field(nullable=True)
     last_error_code: int | None = None

@@ -1,19 +1,30 @@
-"""The Twilio channel: the official SDK over our httpx client, with classified errors."""
+"""The Twilio channel: form posts to Twilio's REST API, with classified errors.
+
+The provider posts the same form fields the twilio SDK would (``tests/telephony/
+test_openapi_parameters.py`` checks every field against Twilio's OpenAPI description) straight
+to the REST endpoint. Going through the SDK's resource classes cost more CPU per message than
+the request itself; in a disaster the dispatcher is bound by CPU. The transport is aiohttp by
+default (``MIMAMORI_TWILIO_HTTP_CLIENT``); httpx stays available, both behind the SDK's
+``AsyncHttpClient`` interface.
+"""
 
 from __future__ import annotations
 
+import base64
+import email.utils
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn
+from urllib.parse import urlencode
 
 import httpx
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
-from twilio.rest import Client
 
 from service.config import Settings
 from service.privacy import mask_phone
+from service.telephony.aiohttp_client import AiohttpTwilioClient
 from service.telephony.errors import (
     PermanentSendError,
     SendError,
@@ -22,8 +33,8 @@ from service.telephony.errors import (
     classify_transport_error,
     parse_retry_after,
 )
-from service.telephony.httpx_client import TWILIO_API_BASE, HttpxTwilioClient, capture_responses
-from service.telephony.provider import SendResult
+from service.telephony.httpx_client import TWILIO_API_BASE, HttpxTwilioClient
+from service.telephony.provider import ReconcileUnavailable, SendResult, SentRecord
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +45,23 @@ CALL_STATUS_EVENTS: tuple[str, ...] = ("initiated", "ringing", "answered", "comp
 # longer and a carrier voicemail answers instead (which AMD then has to detect).
 CALL_RING_TIMEOUT_SECONDS = 45
 
-MachineDetection = Literal["Enable", "DetectMessageEnd"]
+# Twilio's clock and ours differ a little; a message created a minute before our claim is
+# still looked at when reconciling (it can only match if its body and number match too).
+RECONCILE_CLOCK_SKEW = timedelta(minutes=1)
+# Pages of a list resource read while reconciling one row: newest first, 50 a page.
+RECONCILE_PAGE_SIZE = 50
+RECONCILE_MAX_PAGES = 4
 
-# The SDK reads TWILIO_EDGE / TWILIO_REGION from the process environment when not given;
-# an edge or region would move requests off api.twilio.com and past our URL rewrite.
-# Our configuration comes only from MIMAMORI_* settings.
-_NO_AMBIENT_TWILIO_ENV = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}
+MachineDetection = Literal["Enable", "DetectMessageEnd"]
+HttpClientName = Literal["aiohttp", "httpx"]
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def make_http_client(name: HttpClientName, api_url: str, connections: int) -> AsyncHttpClient:
+    if name == "httpx":
+        return HttpxTwilioClient(api_base_url=api_url)
+    return AiohttpTwilioClient(api_base_url=api_url, connections=connections)
 
 
 class TwilioProvider:
@@ -60,7 +82,9 @@ class TwilioProvider:
         from_number: str | None = None,
         messaging_service_sid: str | None = None,
         api_url: str = TWILIO_API_BASE,
-        http_client: HttpxTwilioClient | None = None,
+        http_client: AsyncHttpClient | None = None,
+        http_client_name: HttpClientName = "aiohttp",
+        connections: int = 256,
         machine_detection: MachineDetection = "Enable",
     ) -> None:
         if not (from_number or messaging_service_sid):
@@ -68,16 +92,22 @@ class TwilioProvider:
                 "Twilio needs MIMAMORI_TWILIO_FROM_NUMBER or "
                 "MIMAMORI_TWILIO_MESSAGING_SERVICE_SID to send from"
             )
+        self.account_sid = account_sid
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
         self.machine_detection = machine_detection
-        self.http_client = http_client or HttpxTwilioClient(api_base_url=api_url)
-        self.client = Client(
-            account_sid,
-            auth_token,
-            http_client=self.http_client,
-            environment=_NO_AMBIENT_TWILIO_ENV,
-        )
+        self.http_client = http_client or make_http_client(http_client_name, api_url, connections)
+        # Requests name api.twilio.com; the client rewrites them to MIMAMORI_TWILIO_API_URL.
+        base = f"{TWILIO_API_BASE}/2010-04-01/Accounts/{account_sid}"
+        self.messages_url = f"{base}/Messages.json"
+        self.calls_url = f"{base}/Calls.json"
+        token = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        self._headers = {
+            "Authorization": f"Basic {token}",
+            "Content-Type": FORM,
+            "Accept": "application/json",
+        }
+        self._get_headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TwilioProvider:
@@ -89,85 +119,193 @@ class TwilioProvider:
             from_number=settings.twilio_from_number,
             messaging_service_sid=settings.twilio_messaging_service_sid,
             api_url=settings.twilio_api_url,
+            http_client_name=settings.twilio_http_client,
+            connections=settings.dispatch_concurrency + 16,
         )
 
-    async def send_sms(self, *, to: str, body: str, status_callback: str) -> SendResult:
-        sender: dict[str, str] = (
-            {"messaging_service_sid": self.messaging_service_sid}
+    def sms_form(self, *, to: str, body: str, status_callback: str) -> list[tuple[str, str]]:
+        """CreateMessage's fields, spelt as Twilio's OpenAPI description spells them."""
+        sender = (
+            ("MessagingServiceSid", self.messaging_service_sid)
             if self.messaging_service_sid
-            else {"from_": self.from_number or ""}
+            else ("From", self.from_number or "")
         )
-        return await self._create(
-            "sms",
-            to,
-            lambda: self.client.messages.create_async(
-                to=to, body=body, status_callback=status_callback, **sender
-            ),
-        )
+        return [("To", to), ("Body", body), sender, ("StatusCallback", status_callback)]
+
+    def call_form(self, *, to: str, twiml_url: str, status_callback: str) -> list[tuple[str, str]]:
+        """CreateCall's fields; StatusCallbackEvent is repeated, once per event."""
+        return [
+            ("To", to),
+            ("From", self.from_number or ""),
+            ("Url", twiml_url),
+            ("Method", "POST"),
+            ("StatusCallback", status_callback),
+            ("StatusCallbackMethod", "POST"),
+            *(("StatusCallbackEvent", event) for event in CALL_STATUS_EVENTS),
+            ("MachineDetection", self.machine_detection),
+            ("Timeout", str(CALL_RING_TIMEOUT_SECONDS)),
+        ]
+
+    async def send_sms(self, *, to: str, body: str, status_callback: str) -> SendResult:
+        form = self.sms_form(to=to, body=body, status_callback=status_callback)
+        return await self._create("sms", to, self.messages_url, form)
 
     async def place_call(self, *, to: str, twiml_url: str, status_callback: str) -> SendResult:
         if not self.from_number:
             # A Messaging Service cannot place calls; the channel is unusable as configured.
             raise PermanentSendError(None, "no MIMAMORI_TWILIO_FROM_NUMBER to place calls from")
-        return await self._create(
-            "call",
-            to,
-            lambda: self.client.calls.create_async(
-                to=to,
-                from_=self.from_number,
-                url=twiml_url,
-                method="POST",
-                status_callback=status_callback,
-                status_callback_method="POST",
-                status_callback_event=list(CALL_STATUS_EVENTS),
-                machine_detection=self.machine_detection,
-                timeout=CALL_RING_TIMEOUT_SECONDS,
-            ),
-        )
+        form = self.call_form(to=to, twiml_url=twiml_url, status_callback=status_callback)
+        return await self._create("call", to, self.calls_url, form)
 
-    async def _create(self, kind: str, to: str, create: Callable[[], Awaitable[Any]]) -> SendResult:
-        """Run one SDK create and turn every failure into a classified ``SendError``."""
-        with capture_responses() as responses:
-            try:
-                created = await create()
-            except (TwilioRestException, TwilioServiceException) as exc:
-                last = responses[-1] if responses else None
-                _fail(kind, to, _classify_sdk_error(exc, last), exc)
-            except httpx.TransportError as exc:
-                _fail(kind, to, classify_transport_error(exc), exc)
-            except json.JSONDecodeError as exc:
-                # Only a 2xx body reaches the SDK's JSON parser unguarded: Twilio accepted
-                # the request, but we cannot learn the SID.
-                reason = f"unreadable success response: {exc}"
-                _fail(kind, to, TransientSendError(reason, ambiguous=True), exc)
-        sid = getattr(created, "sid", None)
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        form: list[tuple[str, str]] | None = None,
+        params: dict[str, object] | None = None,
+    ) -> Response:
+        """One request; a transport failure becomes a classified ``TransientSendError``."""
+        try:
+            if form is None:
+                return await self.http_client.request(
+                    method, url, params=params, headers=self._get_headers
+                )
+            return await self.http_client.request(
+                method, url, data=urlencode(form).encode(), headers=self._headers
+            )
+        except httpx.TransportError as exc:
+            raise classify_transport_error(exc) from exc
+
+    async def _create(
+        self, kind: str, to: str, url: str, form: list[tuple[str, str]]
+    ) -> SendResult:
+        """POST one create and turn every failure into a classified ``SendError``."""
+        try:
+            response = await self._request("POST", url, form=form)
+        except TransientSendError as error:
+            _fail(kind, to, error, error)
+        if response.status_code >= 400:
+            _fail(kind, to, _classify_error_response(response), None)
+        try:
+            created = json.loads(response.text)
+            sid = created.get("sid") if isinstance(created, dict) else None
+        except ValueError as exc:
+            # Twilio accepted the request, but we cannot learn the SID.
+            reason = f"unreadable success response: {exc}"
+            _fail(kind, to, TransientSendError(reason, ambiguous=True), exc)
         if not sid:
-            raise TransientSendError("Twilio accepted the request without a SID", ambiguous=True)
-        status = str(getattr(created, "status", None) or "queued")
+            _fail(
+                kind,
+                to,
+                TransientSendError("Twilio accepted the request without a SID", ambiguous=True),
+                None,
+            )
+        status = str(created.get("status") or "queued")
         logger.info("twilio %s %s to %s: %s", kind, sid, mask_phone(to), status)
         return SendResult(sid=sid, status=status)
 
+    async def sent_to(self, *, channel: str, to: str, since: datetime) -> list[SentRecord]:
+        """Twilio's Message or Call list resource, filtered by ``To``, newest first.
+
+        Only ``To`` is sent as a filter (and ``From`` for calls). ``DateSent`` and
+        ``StartTime`` filter by the day a message was sent or a call started, which a
+        message still queued or a call still ringing does not have yet: exactly the ones
+        an uncertain send may be. The time since the claim is checked here instead, on
+        ``date_created``, page by page until the records are older than it.
+        """
+        url = self.messages_url if channel == "sms" else self.calls_url
+        key = "messages" if channel == "sms" else "calls"
+        params: dict[str, object] = {"To": to, "PageSize": RECONCILE_PAGE_SIZE}
+        if channel != "sms" and self.from_number:
+            params["From"] = self.from_number
+        earliest = since - RECONCILE_CLOCK_SKEW
+        found: list[SentRecord] = []
+        next_url: str | None = url
+        for _page in range(RECONCILE_MAX_PAGES):
+            if next_url is None:
+                break
+            try:
+                response = await self._request("GET", next_url, params=params)
+            except TransientSendError as exc:
+                raise ReconcileUnavailable(str(exc)) from exc
+            if response.status_code != 200:
+                raise ReconcileUnavailable(f"HTTP {response.status_code} listing {key}")
+            try:
+                page = json.loads(response.text)
+                items = page[key]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ReconcileUnavailable(f"unreadable {key} list: {exc}") from exc
+            older = False
+            for item in items:
+                record = _record_of(item, channel)
+                if record is None:
+                    continue
+                if record.created_at is not None and record.created_at < earliest:
+                    older = True
+                    continue
+                if channel == "sms" and not self._our_sender(item):
+                    continue
+                found.append(record)
+            following = page.get("next_page_uri")
+            if older or not following:
+                break
+            next_url, params = _absolute(following), {}
+        return found
+
+    def _our_sender(self, item: dict[str, Any]) -> bool:
+        if self.messaging_service_sid:
+            return item.get("messaging_service_sid") == self.messaging_service_sid
+        return item.get("from") == self.from_number
+
     async def aclose(self) -> None:
-        await self.http_client.aclose()
+        await self.http_client.aclose()  # type: ignore[attr-defined]
 
 
-def _fail(kind: str, to: str, error: SendError, cause: BaseException) -> NoReturn:
+def _absolute(uri: str) -> str:
+    return uri if uri.startswith("http") else TWILIO_API_BASE + uri
+
+
+def _parse_date(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _record_of(item: object, channel: str) -> SentRecord | None:
+    if not isinstance(item, dict) or not item.get("sid"):
+        return None
+    return SentRecord(
+        sid=str(item["sid"]),
+        status=str(item.get("status") or "queued"),
+        to=str(item.get("to") or ""),
+        created_at=_parse_date(item.get("date_created")),
+        body=item.get("body") if channel == "sms" else None,
+    )
+
+
+def _fail(kind: str, to: str, error: SendError, cause: BaseException | None) -> NoReturn:
     logger.warning("twilio %s to %s failed: %r", kind, mask_phone(to), error)
     raise error from cause
 
 
-def _classify_sdk_error(
-    exc: TwilioRestException | TwilioServiceException, response: Response | None
-) -> SendError:
-    status = int(exc.status or 0)
+def _classify_error_response(response: Response) -> SendError:
+    """Twilio's error body (classic ``{code, message}`` or RFC 9457 ``{code, detail}``)."""
+    status = response.status_code
     retry_after = None
-    if response is not None and response.headers is not None:
+    if response.headers is not None:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    code = exc.code if isinstance(exc.code, int) and exc.code != status else None
-    if isinstance(exc, TwilioRestException):
-        message = str(exc.msg)
-    else:
-        message = str(exc.detail or exc.title)
-    if status == 0:
-        return TransientSendError(f"Twilio error without status: {message}")
+    code: int | None = None
+    message = response.text[:200]
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        raw = body.get("code")
+        code = raw if isinstance(raw, int) and raw != status else None
+        message = str(body.get("message") or body.get("detail") or body.get("title") or message)
     return classify_http_error(status=status, code=code, message=message, retry_after=retry_after)

@@ -25,14 +25,15 @@ from service.checkins.models import CheckInState
 from service.common import aware
 from service.config import Settings
 from service.telephony.console import ConsoleProvider
-from service.telephony.models import OutboxChannel, OutboxMessage, OutboxPurpose, OutboxStatus
-from service.telephony.outbox import (
-    claim_batch,
-    dispatch_once,
-    dispatch_until_empty,
-    enqueue,
-    release_stuck,
+from service.telephony.dispatch import dispatch_once, dispatch_until_empty
+from service.telephony.models import (
+    OutboxChannel,
+    OutboxMessage,
+    OutboxPurpose,
+    OutboxStatus,
+    Reconciliation,
 )
+from service.telephony.outbox import enqueue
 from service.telephony.twilio_provider import CALL_STATUS_EVENTS, TwilioProvider
 from tests.checkins.conftest import World, world  # noqa: F401
 from tests.telephony.conftest import (
@@ -80,6 +81,8 @@ def twilio_settings(**overrides: Any) -> Settings:
         "sms_per_second": 1000.0,
         "calls_per_second": 1000.0,
         "sms_per_recipient_per_hour": 10,
+        # respx mocks httpx's wire; the aiohttp transport is tested with aioresponses.
+        "twilio_http_client": "httpx",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -289,7 +292,11 @@ async def test_permanent_error_fails_the_attempt_at_once_without_retry(
 # --- Ambiguous timeouts --------------------------------------------------------------------------
 
 
-async def test_timeout_on_a_checkin_sms_is_ambiguous_and_not_resent(world, settings, twilio, wire):
+async def test_timeout_on_a_checkin_sms_is_uncertain_and_never_resent_unreconciled(
+    world, settings, twilio, wire
+):
+    """A read timeout may hide a created message: the dispatcher never sends it again on
+    its own; only reconciliation with Twilio's record decides (test_dispatch_reconcile)."""
     message = sms_checkin(world)
     route = wire.post(MESSAGES_PATH).mock(side_effect=httpx.ReadTimeout("no answer"))
     checkin_before = checkin_of(world.engine, world.residents["R-sms"])
@@ -301,45 +308,16 @@ async def test_timeout_on_a_checkin_sms_is_ambiguous_and_not_resent(world, setti
     assert route.call_count == 1
 
     row = message_row(world.engine, message.id)
-    assert (row.status, row.sid) == (OutboxStatus.ambiguous, None)
-    assert attempt_of(world.engine, message.attempt_id).status == "ambiguous"
-    # The plan's next step, on its own schedule, is the retry.
+    assert (row.status, row.sid, row.reconciliation) == (
+        OutboxStatus.sending,
+        None,
+        Reconciliation.uncertain,
+    )
+    assert row.lease_until is None and aware(row.uncertain_since) == now
+    assert attempt_of(world.engine, message.attempt_id).status == "queued"
     checkin = checkin_of(world.engine, world.residents["R-sms"])
     assert checkin.state == CheckInState.waiting
     assert checkin.next_action_at == checkin_before.next_action_at
-
-
-async def test_timeout_on_an_alert_is_resent_once(world, settings, twilio, wire):
-    message = alert_row(world)
-    route = wire.post(MESSAGES_PATH).mock(
-        side_effect=[
-            httpx.ReadTimeout("no answer"),
-            httpx.Response(201, json=message_body(sid=SID)),
-        ]
-    )
-    now = world.clock.now()
-    assert await dispatch(world, twilio, settings, now) == 1
-    row = message_row(world.engine, message.id)
-    assert row.status == OutboxStatus.pending
-    later = aware(row.next_try_at)
-    assert later is not None and later > now
-    assert await dispatch(world, twilio, settings, later) == 1
-    assert route.call_count == 2
-    row = message_row(world.engine, message.id)
-    assert (row.status, row.sid) == (OutboxStatus.sent, SID)
-
-
-async def test_an_alert_that_times_out_twice_is_not_sent_a_third_time(
-    world, settings, twilio, wire
-):
-    message = alert_row(world)
-    route = wire.post(MESSAGES_PATH).mock(side_effect=httpx.ReadTimeout("no answer"))
-    now = world.clock.now()
-    for _ in range(5):
-        await dispatch(world, twilio, settings, now)
-        now += timedelta(minutes=1)
-    assert route.call_count == 2
-    assert message_row(world.engine, message.id).status == OutboxStatus.ambiguous
 
 
 async def test_a_connect_error_is_not_ambiguous_and_is_retried(world, settings, twilio, wire):
@@ -409,13 +387,12 @@ async def test_failure_callback_before_the_send_is_recorded_is_kept(world, setti
     assert attempt_of(world.engine, message.attempt_id).status == "failed"
 
 
-async def test_callback_after_an_ambiguous_timeout_reconciles_the_attempt(
-    world, settings, twilio, wire
-):
+async def test_callback_after_a_timeout_resolves_the_uncertain_row(world, settings, twilio, wire):
     message = sms_checkin(world)
     wire.post(MESSAGES_PATH).mock(side_effect=httpx.ReadTimeout("no answer"))
     await dispatch(world, twilio, settings, world.clock.now())
-    assert message_row(world.engine, message.id).status == OutboxStatus.ambiguous
+    row = message_row(world.engine, message.id)
+    assert (row.status, row.reconciliation) == (OutboxStatus.sending, Reconciliation.uncertain)
 
     assert _status_callback(world, message.id, SID, "delivered") == 204
     row = message_row(world.engine, message.id)
@@ -473,21 +450,6 @@ async def test_checkin_call_is_placed_with_its_twiml_url_status_callback_and_mac
 
 
 # --- Never twice, never dropped ------------------------------------------------------------------
-
-
-async def test_a_row_left_sending_by_a_dead_dispatcher_is_not_resent(world, settings, twilio, wire):
-    message = sms_checkin(world)
-    route = wire.post(MESSAGES_PATH).respond(201, json=message_body(sid=SID))
-    now = world.clock.now()
-    [claimed] = claim_batch(world.engine, now=now, limit=10)  # ...and then the process died
-    assert claimed.id == message.id
-
-    assert release_stuck(world.engine, now=now + timedelta(minutes=1)) == 0  # maybe still busy
-    assert release_stuck(world.engine, now=now + timedelta(minutes=6)) == 1
-    await dispatch(world, twilio, settings, now + timedelta(minutes=7))
-    assert route.call_count == 0
-    assert message_row(world.engine, message.id).status == OutboxStatus.ambiguous
-    assert attempt_of(world.engine, message.attempt_id).status == "ambiguous"
 
 
 async def test_eleventh_sms_within_an_hour_is_deferred_not_dropped(world):
@@ -579,42 +541,3 @@ def test_two_dispatchers_at_once_send_each_message_exactly_once(world):
     with Session(world.engine) as s:
         statuses = set(s.execute(select(OutboxMessage.status)).scalars())
     assert statuses == {OutboxStatus.sent}
-
-
-async def test_alert_lost_in_two_timeouts_moves_the_escalation_to_the_next_member(
-    world, settings, twilio, wire
-):
-    """After its one resend an alert may still not have reached its member: the chain does
-    not wait on it, the next member is alerted."""
-    first, second = "+818030000001", "+818030000002"
-    world.resident("R-sms", MOBILE_LOCAL, language="ja")
-    world.member("M1", "080-3000-0001")
-    world.member("M2", "080-3000-0002")
-    world.assign("R-sms", "M1", 1)
-    world.assign("R-sms", "M2", 2)
-    start_round_for(world, "R-sms")
-    world.sms(MOBILE, "2")  # needs help: the escalation alerts M1
-    sids = iter(f"SM{n:032d}" for n in range(1, 100))
-
-    def twilio_side(request: httpx.Request) -> httpx.Response:
-        if dict(form_of(request))["To"] == first:
-            raise httpx.ReadTimeout("no answer")
-        return httpx.Response(201, json=message_body(sid=next(sids)))
-
-    route = wire.post(MESSAGES_PATH).mock(side_effect=twilio_side)
-    now = world.clock.now()
-    for _ in range(6):
-        await dispatch(world, twilio, settings, now)
-        now += timedelta(minutes=1)
-
-    posted_to = [dict(form_of(call.request))["To"] for call in route.calls]
-    assert posted_to.count(first) == 2  # sent, and resent once
-    assert posted_to.count(second) == 1
-    with Session(world.engine) as s:
-        alerts = {
-            m.to_phone: m.status
-            for m in s.execute(
-                select(OutboxMessage).where(OutboxMessage.purpose == OutboxPurpose.alert)
-            ).scalars()
-        }
-    assert alerts == {first: OutboxStatus.ambiguous, second: OutboxStatus.sent}

@@ -50,9 +50,13 @@ async def capture_requests() -> dict[str, list[httpx.Request]]:
     """Send an SMS both ways and a call through the real provider; keep the requests."""
     captured: dict[str, list[httpx.Request]] = {"CreateMessage": [], "CreateCall": []}
     from_number = TwilioProvider(
-        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM_NUMBER
+        http_client_name="httpx",
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        from_number=FROM_NUMBER,
     )
     service = TwilioProvider(
+        http_client_name="httpx",
         account_sid=ACCOUNT_SID,
         auth_token=AUTH_TOKEN,
         from_number=FROM_NUMBER,

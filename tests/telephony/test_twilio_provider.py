@@ -118,7 +118,12 @@ def basic_auth(user: str, password: str) -> str:
 
 @pytest.fixture
 async def provider() -> AsyncIterator[TwilioProvider]:
-    twilio = TwilioProvider(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM_NUMBER)
+    twilio = TwilioProvider(
+        http_client_name="httpx",
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        from_number=FROM_NUMBER,
+    )
     yield twilio
     await twilio.aclose()
 
@@ -159,6 +164,7 @@ async def test_sms_prefers_messaging_service_over_from_number(twilio_api: respx.
         201, json=message_body(messaging_service_sid=MESSAGING_SERVICE_SID, status="accepted")
     )
     twilio = TwilioProvider(
+        http_client_name="httpx",
         account_sid=ACCOUNT_SID,
         auth_token=AUTH_TOKEN,
         from_number=FROM_NUMBER,
@@ -205,7 +211,10 @@ async def test_call_posts_twiml_url_machine_detection_and_status_events(
 
 async def test_call_without_from_number_is_permanent_and_never_sent() -> None:
     twilio = TwilioProvider(
-        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, messaging_service_sid=MESSAGING_SERVICE_SID
+        http_client_name="httpx",
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        messaging_service_sid=MESSAGING_SERVICE_SID,
     )
     try:
         with respx.mock(assert_all_called=False) as router:
@@ -228,6 +237,7 @@ async def test_custom_api_url_receives_the_requests(
         twilio_auth_token=AUTH_TOKEN,
         twilio_from_number=FROM_NUMBER,
         twilio_api_url=base + "/",
+        twilio_http_client="httpx",
     )
     twilio = make_provider(settings)
     assert isinstance(twilio, TwilioProvider)

@@ -6,6 +6,9 @@ Revises: 0010
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
@@ -13,8 +16,25 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("uncertain_since", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("reconciliation", sa.String(length=16), nullable=True))
+    op.create_index(
+        "ix_outbox_reconciliation",
+        "outbox",
+        ["reconciliation"],
+        unique=False,
+        postgresql_where=sa.text("reconciliation IS NOT NULL"),
+        sqlite_where=sa.text("reconciliation IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_outbox_reconciliation", table_name="outbox")
+    # A plain ALTER TABLE ... DROP COLUMN (SQLite has it since 3.35): rebuilding the table,
+    # as a batch would on SQLite, fails the foreign keys once rows exist.
+    with op.batch_alter_table("outbox", recreate="never") as batch:
+        batch.drop_column("reconciliation")
+        batch.drop_column("uncertain_since")
+        batch.drop_column("lease_until")

@@ -1,0 +1,757 @@
+"""The outbox dispatcher: claims rows just before they leave, records answers as they come.
+
+A row is "sending" only while its request is leaving or in flight. The dispatcher claims,
+per channel, only as many due rows as it has free request slots for and as its rate cap
+lets go within the next ``CLAIM_HORIZON_SECONDS``; the rest stay "pending", so a crash
+leaves them to the next dispatcher at once. A claimed row carries a short lease
+(``lease_until``), renewed every few seconds while its request is out: past its lease, the
+dispatcher that held it is gone and the row's fate is reconciled with Twilio
+(``reconcile.py``). A row whose lease has run out is never sent by the dispatcher that
+claimed it: it checks its lease just before the request leaves.
+
+Answers are recorded as they come, a few milliseconds' worth per transaction, in a worker
+thread: one slow request never holds back the others, and the event loop never waits for
+the database. A retry goes back to "pending" with its backoff (or Twilio's
+``Retry-After``) in ``next_try_at``; idle claimers look for due rows every
+``IDLE_POLL_SECONDS``, so it leaves within about that of its time.
+
+Rules kept (DESIGN.md, "The rules that keep people safe", 3): several dispatchers are safe
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the claim is a guarded ``UPDATE ...
+RETURNING``, the transaction's first write); a row with a SID is never sent again; quiet
+hours and "the step is over" are checked when a check-in message is claimed; per-recipient
+caps defer, never drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from service.common import aware
+from service.config import Settings
+from service.metrics import observe_dispatch
+from service.privacy import mask_phone
+from service.telephony.errors import PermanentSendError, TransientSendError
+from service.telephony.models import (
+    OutboxChannel,
+    OutboxMessage,
+    OutboxPurpose,
+    OutboxStatus,
+)
+from service.telephony.outbox import DEFAULT_DEADLINE, backoff_delay
+from service.telephony.provider import (
+    TelephonyProvider,
+    call_status_callback_url,
+    call_twiml_url,
+    sms_status_callback_url,
+)
+from service.telephony.reconcile import audit_uncertain, mark_uncertain_values
+
+log = logging.getLogger(__name__)
+
+# A claimed row's lease, and how often a live dispatcher renews the leases of its rows.
+# After a crash, rows claimed but not answered are reconciled once it has run out.
+LEASE = timedelta(seconds=10)
+LEASE_RENEW_SECONDS = 2.5
+# A dispatcher stops trusting its lease this long before it runs out (a send checks it).
+LEASE_SAFETY_SECONDS = 2.0
+# Claim what the rate cap lets go within this time: rows wait at most about this long for
+# the limiter while "sending".
+CLAIM_HORIZON_SECONDS = 0.2
+CLAIM_MAX = 1000
+IDLE_POLL_SECONDS = 0.25
+# Answers are written in one transaction per this much time (or RECORD_MAX answers).
+RECORD_WINDOW_SECONDS = 0.01
+RECORD_MAX = 1000
+RECONCILE_EVERY_SECONDS = 2.0
+DEFER_FOR_CAP = timedelta(minutes=10)
+
+CHANNELS = (OutboxChannel.sms.value, OutboxChannel.call.value)
+
+
+class RateLimiter:
+    """Never more than ``rate`` sends of one channel start in any one second.
+
+    Two rules, both checked while holding the lock at the moment a send really starts:
+
+    * sends are spaced ``1 / rate`` apart on a schedule, so a slightly late wake-up is made
+      up and the average stays at the cap (only a little lateness, ``CATCH_UP_SECONDS``, is
+      made up: after an idle spell the dispatcher does not burst);
+    * the start of the send ``rate`` sends ago must be a full second old, plus a little
+      (``JITTER_SECONDS``) for the time between starting a send and its request reaching
+      Twilio. This holds whatever a stalled event loop does when it wakes.
+    """
+
+    CATCH_UP_SECONDS = 0.02
+    JITTER_SECONDS = 0.03
+
+    def __init__(self, rate: float) -> None:
+        self.rate = max(rate, 0.001)
+        self._interval = 1.0 / self.rate
+        self._next = time.monotonic()
+        self._starts: deque[float] = deque(maxlen=max(1, math.floor(self.rate)))
+        self._lock = asyncio.Lock()
+
+    def within(self, seconds: float) -> int:
+        """About how many sends may start in the next ``seconds`` (at least one)."""
+        return max(1, math.ceil(self.rate * seconds))
+
+    async def wait(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                ready = self._next
+                if len(self._starts) == self._starts.maxlen:
+                    ready = max(ready, self._starts[0] + 1.0 + self.JITTER_SECONDS)
+                if ready <= now:
+                    break
+                await asyncio.sleep(ready - now)
+            self._starts.append(now)
+            self._next = max(self._next, now - self.CATCH_UP_SECONDS) + self._interval
+
+
+def make_limiters(settings: Settings) -> dict[str, RateLimiter]:
+    return {
+        OutboxChannel.sms.value: RateLimiter(settings.sms_per_second),
+        OutboxChannel.call.value: RateLimiter(settings.calls_per_second),
+    }
+
+
+@dataclass(slots=True)
+class Claimed:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    channel: str
+    purpose: str
+    to_phone: str
+    body: str | None
+    tries: int
+    give_up_at: datetime
+    # time.monotonic() after which this dispatcher's lease on the row is no longer trusted.
+    lease_deadline: float = 0.0
+
+
+@dataclass(slots=True)
+class Result:
+    claimed: Claimed
+    sid: str | None = None
+    status: str | None = None
+    error: TransientSendError | PermanentSendError | None = None
+    # The lease ran out before the request left (the loop stalled): nothing was sent.
+    not_sent: bool = False
+
+
+FailureHook = Callable[[Session, OutboxMessage, datetime], None]
+
+
+def failure_hook() -> FailureHook:
+    from service.checkins.events import on_outbox_failed
+
+    return on_outbox_failed
+
+
+# --- Claiming -------------------------------------------------------------------------------------
+
+
+def claim_due(
+    engine: Engine,
+    *,
+    now: datetime,
+    channel: str,
+    limit: int,
+    settings: Settings,
+    lease: timedelta = LEASE,
+) -> tuple[list[Claimed], int]:
+    """Claim up to ``limit`` due rows of one channel, oldest first, in one transaction.
+    Returns the rows to send now and how many were claimed (some may be held back).
+
+    In the same transaction, check-in messages whose step is over are cancelled and those
+    reached in quiet hours put back (``checkins.events.screen_checkin_messages``), alert
+    calls whose alert is settled are cancelled, and SMS over a number's hourly cap are
+    deferred. What is returned is to be sent now.
+    """
+    deadline = time.monotonic() + lease.total_seconds() - LEASE_SAFETY_SECONDS
+    with Session(engine) as session, session.begin():
+        query = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.status == OutboxStatus.pending,
+                OutboxMessage.next_try_at <= now,
+                OutboxMessage.channel == channel,
+            )
+            .order_by(OutboxMessage.next_try_at)
+            .limit(limit)
+        )
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.execute(query).scalars())
+        if not ids:
+            return [], 0
+        # The guarded UPDATE is the first write: on SQLite a row another dispatcher claimed
+        # since it was read is no longer "pending" and is not returned.
+        rows = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == OutboxStatus.pending)  # type: ignore[attr-defined]
+            .values(
+                status=OutboxStatus.sending,
+                claimed_at=now,
+                lease_until=now + lease,
+                updated_at=now,
+            )
+            .returning(
+                OutboxMessage.id,
+                OutboxMessage.organization_id,
+                OutboxMessage.channel,
+                OutboxMessage.purpose,
+                OutboxMessage.to_phone,
+                OutboxMessage.body,
+                OutboxMessage.tries,
+                OutboxMessage.give_up_at,
+            )
+            .execution_options(synchronize_session=False)
+        ).all()
+        # RETURNING comes back in no particular order; the longest waiting go first.
+        position = {row_id: index for index, row_id in enumerate(ids)}
+        claimed = sorted(
+            (Claimed(*row, lease_deadline=deadline) for row in rows),
+            key=lambda item: position[item.id],
+        )
+        dropped = _screen(session, claimed, now)
+        claimed = [item for item in claimed if item.id not in dropped]
+        if channel == OutboxChannel.sms:
+            claimed = _defer_capped(session, claimed, settings, now)
+    return claimed, len(rows)
+
+
+def _screen(session: Session, claimed: list[Claimed], now: datetime) -> set[uuid.UUID]:
+    """Rows not to send now: check-in messages whose step is over or that hit quiet hours,
+    and alert calls whose alert was answered, declined, expired or withdrawn meanwhile."""
+    from service.checkins.events import screen_checkin_messages
+
+    dropped: set[uuid.UUID] = set()
+    checkins = [item.id for item in claimed if item.purpose == OutboxPurpose.checkin]
+    if checkins:
+        dropped |= screen_checkin_messages(session, checkins, now)
+        if dropped:
+            log.info("%d check-in messages not sent now (step over, or quiet hours)", len(dropped))
+    calls = [item.id for item in claimed if item.purpose == OutboxPurpose.alert_call]
+    if calls:
+        alert = OutboxMessage.metadata.tables["alert"]  # escalations' table, by name
+        dropped |= set(
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id.in_(calls),  # type: ignore[attr-defined]
+                    exists().where(alert.c.id == OutboxMessage.alert_id, alert.c.state != "sent"),
+                )
+                .values(status=OutboxStatus.cancelled, final_at=now, lease_until=None)
+                .returning(OutboxMessage.id)
+                .execution_options(synchronize_session=False)
+            ).scalars()
+        )
+    return dropped
+
+
+def _defer_capped(
+    session: Session, claimed: list[Claimed], settings: Settings, now: datetime
+) -> list[Claimed]:
+    """Messages to a number over its hourly cap wait; they are never dropped. SMS still in
+    flight to the number (claimed by this or another dispatcher) count as sent."""
+    from service.telephony.outbox import recent_sms_counts
+
+    cap = settings.sms_per_recipient_per_hour
+    phones = {item.to_phone for item in claimed}
+    counts = recent_sms_counts(session, phones, now)
+    mine = [item.id for item in claimed]
+    for phone, in_flight in session.execute(
+        select(OutboxMessage.to_phone, func.count())
+        .where(
+            OutboxMessage.status == OutboxStatus.sending,
+            OutboxMessage.channel == OutboxChannel.sms,
+            OutboxMessage.to_phone.in_(phones),  # type: ignore[attr-defined]
+            OutboxMessage.id.not_in(mine),  # type: ignore[attr-defined]
+        )
+        .group_by(OutboxMessage.to_phone)
+    ):
+        counts[phone] += in_flight
+    allowed: list[Claimed] = []
+    for item in claimed:
+        if counts[item.to_phone] >= cap:
+            later = now + DEFER_FOR_CAP
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == item.id)  # type: ignore[arg-type]
+                .values(
+                    status=OutboxStatus.pending,
+                    lease_until=None,
+                    next_try_at=later,
+                    give_up_at=later + DEFAULT_DEADLINE,
+                    last_error=f"deferred: over {cap} SMS per hour to this number",
+                    updated_at=now,
+                )
+            )
+            log.warning("deferred an SMS to %s: per-recipient cap", mask_phone(item.to_phone))
+            continue
+        counts[item.to_phone] += 1
+        allowed.append(item)
+    return allowed
+
+
+def renew_leases(engine: Engine, ids: list[uuid.UUID], now: datetime, lease: timedelta) -> int:
+    """Extend the leases of rows this dispatcher still has in flight."""
+    if not ids:
+        return 0
+    with Session(engine) as session, session.begin():
+        return session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_(ids),  # type: ignore[attr-defined]
+                OutboxMessage.status == OutboxStatus.sending,
+                OutboxMessage.lease_until.is_not(None),  # type: ignore[union-attr]
+            )
+            .values(lease_until=now + lease)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+
+
+# --- Sending --------------------------------------------------------------------------------------
+
+
+async def send_one(provider: TelephonyProvider, settings: Settings, claimed: Claimed) -> Result:
+    """One request to the provider, its failure classified, never raised."""
+    if time.monotonic() > claimed.lease_deadline:
+        return Result(claimed, not_sent=True)
+    started = time.perf_counter()
+    try:
+        if claimed.channel == OutboxChannel.sms:
+            result = await provider.send_sms(
+                to=claimed.to_phone,
+                body=claimed.body or "",
+                status_callback=sms_status_callback_url(settings, attempt_id=claimed.id),
+            )
+        else:
+            result = await provider.place_call(
+                to=claimed.to_phone,
+                twiml_url=call_twiml_url(settings, attempt_id=claimed.id),
+                status_callback=call_status_callback_url(settings, attempt_id=claimed.id),
+            )
+    except (TransientSendError, PermanentSendError) as error:
+        return Result(claimed, error=error)
+    except Exception as exc:
+        log.exception("unexpected error sending %s", claimed.id)
+        return Result(claimed, error=TransientSendError(repr(exc), ambiguous=True))
+    finally:
+        observe_dispatch(claimed.channel, time.perf_counter() - started)
+    return Result(claimed, sid=result.sid, status=result.status)
+
+
+# --- Recording ------------------------------------------------------------------------------------
+
+
+def record_results(engine: Engine, results: list[Result], now: datetime) -> None:
+    """Write what happened, in one transaction. Only rows still "sending" change, so a
+    status callback that arrived first (it carries our row id) is never overwritten."""
+    if not results:
+        return
+    hook = failure_hook()
+    with Session(engine) as session, session.begin():
+        _record_sent(session, [r for r in results if r.sid], now)
+        retries: list[dict[str, Any]] = []
+        uncertain: list[tuple[uuid.UUID, uuid.UUID, str]] = []
+        for result in results:
+            if result.sid:
+                continue
+            claimed = result.claimed
+            if result.not_sent:
+                retries.append(_retry_values(claimed, now, tries=claimed.tries, error=None))
+                continue
+            error = result.error
+            log.warning(
+                "send of %s to %s failed: %s",
+                claimed.channel,
+                mask_phone(claimed.to_phone),
+                error,
+                extra={"event": "outbox.failed"},
+            )
+            values: dict[str, Any] = {"updated_at": now, "tries": claimed.tries + 1}
+            if isinstance(error, TransientSendError) and error.ambiguous:
+                # It may have reached Twilio: reconciled with Twilio's record, never guessed.
+                values.update(mark_uncertain_values(now), last_error=str(error)[:500])
+                if _update_sending(session, claimed.id, values):
+                    uncertain.append((claimed.id, claimed.organization_id, claimed.channel))
+                continue
+            if isinstance(error, TransientSendError):
+                retry_at = now + timedelta(
+                    seconds=backoff_delay(claimed.tries + 1, error.retry_after)
+                )
+                if retry_at <= aware(claimed.give_up_at):  # type: ignore[operator]
+                    retries.append(_retry_values(claimed, now, claimed.tries + 1, error, retry_at))
+                    continue
+                values.update(
+                    status=OutboxStatus.failed,
+                    final_at=now,
+                    lease_until=None,
+                    last_error=f"gave up: {error}"[:500],
+                )
+            else:
+                assert isinstance(error, PermanentSendError)
+                values.update(
+                    status=OutboxStatus.failed,
+                    final_at=now,
+                    lease_until=None,
+                    last_error_code=error.code,
+                    last_error=str(error)[:500],
+                )
+            if _update_sending(session, claimed.id, values):
+                message = session.get(OutboxMessage, claimed.id)
+                assert message is not None
+                hook(session, message, now)
+        _record_retries(session, retries)
+        audit_uncertain(session, uncertain, "no answer after the request was sent")
+
+
+def _retry_values(
+    claimed: Claimed,
+    now: datetime,
+    tries: int,
+    error: TransientSendError | None,
+    retry_at: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "row_id": claimed.id,
+        "new_tries": tries,
+        "retry_at": retry_at or now,
+        "error": str(error)[:500] if error else "not sent: the dispatcher's lease ran out",
+        "now": now,
+    }
+
+
+def _record_retries(session: Session, retries: list[dict[str, Any]]) -> None:
+    """Back to "pending" with their backoff, in one executemany."""
+    if not retries:
+        return
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("row_id"), table.c.status == OutboxStatus.sending.value)
+        .values(
+            status=OutboxStatus.pending.value,
+            tries=bindparam("new_tries"),
+            next_try_at=bindparam("retry_at"),
+            last_error=bindparam("error"),
+            lease_until=None,
+            updated_at=bindparam("now"),
+        ),
+        retries,
+    )
+
+
+def _update_sending(session: Session, row_id: uuid.UUID, values: dict[str, Any]) -> bool:
+    return bool(
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.sending)  # type: ignore[arg-type]
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    )
+
+
+def _record_sent(session: Session, sent: list[Result], now: datetime) -> None:
+    """Store the SIDs of accepted sends in one executemany.
+
+    Only rows still "sending" change, so a status callback that arrived first (it carries
+    our row id) keeps its status; the SID is stored either way."""
+    if not sent:
+        return
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    params = [
+        {"row_id": r.claimed.id, "new_sid": r.sid, "new_tries": r.claimed.tries + 1} for r in sent
+    ]
+    changed = session.execute(
+        update(table)
+        .where(table.c.id == bindparam("row_id"), table.c.status == OutboxStatus.sending.value)
+        .values(
+            status=OutboxStatus.sent.value,
+            sid=bindparam("new_sid"),
+            tries=bindparam("new_tries"),
+            sent_at=now,
+            lease_until=None,
+            updated_at=now,
+        ),
+        params,
+    ).rowcount
+    if changed != len(sent):
+        # A callback got here first for some: keep their status, but store the SID.
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"), table.c.sid.is_(None))
+            .values(sid=bindparam("new_sid")),
+            [{"row_id": p["row_id"], "new_sid": p["new_sid"]} for p in params],
+        )
+    for result in sent:
+        log.info(
+            "sent %s to %s",
+            result.claimed.channel,
+            mask_phone(result.claimed.to_phone),
+            extra={"event": "outbox.sent", "sid": result.sid},
+        )
+
+
+# --- The dispatcher -------------------------------------------------------------------------------
+
+
+@dataclass
+class Dispatcher:
+    """Claims, sends and records, on one event loop, with bounded concurrency.
+
+    ``run`` keeps going until stopped (the scheduler's dispatcher); ``drain`` sends what is
+    due at ``now_fn()`` and returns (tests and simulated clock ticks).
+    """
+
+    engine: Engine
+    provider: TelephonyProvider
+    settings: Settings
+    now_fn: Callable[[], datetime]
+    concurrency: int = 200
+    limiters: dict[str, RateLimiter] = field(default_factory=dict)
+    lease: timedelta = LEASE
+    sent: int = 0
+    _in_flight: dict[uuid.UUID, Claimed] = field(default_factory=dict)
+    _results: list[Result] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
+    _answered: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiting: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHANNELS, 0))
+    _passed: dict[str, asyncio.Event] = field(
+        default_factory=lambda: {channel: asyncio.Event() for channel in CHANNELS}
+    )
+    _record_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        if not self.limiters:
+            self.limiters = make_limiters(self.settings)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def claim(self, channel: str, limit: int) -> int:
+        """Claim in a worker thread, and start a send task for each row to send. Returns
+        how many rows were claimed (0: nothing is due)."""
+        free = self.concurrency - len(self._in_flight)
+        limit = min(limit, free, CLAIM_MAX)
+        if limit <= 0:
+            return 0
+        claimed, examined = await asyncio.to_thread(
+            claim_due,
+            self.engine,
+            now=self.now_fn(),
+            channel=channel,
+            limit=limit,
+            settings=self.settings,
+            lease=self.lease,
+        )
+        for item in claimed:
+            self._in_flight[item.id] = item
+            self._waiting[channel] += 1
+            task = asyncio.create_task(self._send(item))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self.sent += len(claimed)
+        return examined
+
+    async def _send(self, claimed: Claimed) -> None:
+        try:
+            await self.limiters[claimed.channel].wait()
+        finally:
+            self._waiting[claimed.channel] -= 1
+            self._passed[claimed.channel].set()
+        result = await send_one(self.provider, self.settings, claimed)
+        self._results.append(result)
+        self._answered.set()
+
+    async def flush(self) -> None:
+        """Record every answer received so far (one transaction, in a worker thread)."""
+        async with self._record_lock:
+            results, self._results = self._results, []
+            if not results:
+                return
+            try:
+                await asyncio.to_thread(record_results, self.engine, results, self.now_fn())
+            except Exception:
+                # Not recorded: the rows stay "sending", their leases run out and they are
+                # reconciled with Twilio. Never retried here, which could send twice.
+                log.exception("could not record %d send results", len(results))
+            for result in results:
+                self._in_flight.pop(result.claimed.id, None)
+            self._slot_freed.set()
+
+    async def drain(self, max_rows: int | None = None) -> int:
+        """Send everything due now (up to ``max_rows``), wait for the answers, record them."""
+        examined_total = 0
+        before = self.sent
+        while max_rows is None or examined_total < max_rows:
+            examined = 0
+            for channel in CHANNELS:
+                room = self.concurrency if max_rows is None else max_rows - examined_total
+                examined += await self.claim(channel, room - examined)
+            if not examined:
+                break
+            examined_total += examined
+            await self.settle()
+        return self.sent - before
+
+    async def settle(self) -> None:
+        """Wait for every send started so far, and record the answers."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+        await self.flush()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop`` is set: claim just in time, record as answers come, renew leases
+        and reconcile uncertain rows. On stop, the requests in flight are waited for."""
+        workers = [
+            asyncio.create_task(self._claim_loop(channel), name=f"claim-{channel}")
+            for channel in CHANNELS
+        ]
+        workers.append(asyncio.create_task(self._record_loop(), name="record"))
+        workers.append(asyncio.create_task(self._lease_loop(), name="leases"))
+        workers.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
+        try:
+            await stop.wait()
+        finally:
+            for worker in workers[:2]:
+                worker.cancel()
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=60)
+            await self.flush()
+            for worker in workers[2:]:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _claim_loop(self, channel: str) -> None:
+        limiter = self.limiters[channel]
+        low_water = limiter.within(CLAIM_HORIZON_SECONDS / 2)
+        while True:
+            try:
+                if self._waiting[channel] > low_water:
+                    self._passed[channel].clear()
+                    await self._passed[channel].wait()
+                    continue
+                if len(self._in_flight) >= self.concurrency:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
+                wanted = limiter.within(CLAIM_HORIZON_SECONDS) - self._waiting[channel]
+                if not await self.claim(channel, max(1, wanted)):
+                    await asyncio.sleep(IDLE_POLL_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("claiming %s messages failed; trying again", channel)
+                await asyncio.sleep(1.0)
+
+    async def _record_loop(self) -> None:
+        while True:
+            await self._answered.wait()
+            self._answered.clear()
+            if len(self._results) < RECORD_MAX:
+                await asyncio.sleep(RECORD_WINDOW_SECONDS)
+            await self.flush()
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            mine = list(self._in_flight.values())
+            if not mine:
+                continue
+            started = time.monotonic()
+            try:
+                await asyncio.to_thread(
+                    renew_leases, self.engine, [c.id for c in mine], self.now_fn(), self.lease
+                )
+            except Exception:
+                log.exception("could not renew dispatch leases")
+                continue
+            deadline = started + self.lease.total_seconds() - LEASE_SAFETY_SECONDS
+            for claimed in mine:
+                claimed.lease_deadline = max(claimed.lease_deadline, deadline)
+
+    async def _reconcile_loop(self) -> None:
+        from service.telephony.reconcile import reconcile_pass
+
+        while True:
+            await asyncio.sleep(RECONCILE_EVERY_SECONDS)
+            try:
+                await reconcile_pass(
+                    engine=self.engine,
+                    provider=self.provider,
+                    settings=self.settings,
+                    now=self.now_fn(),
+                )
+            except Exception:
+                log.exception("reconciling uncertain sends failed; trying again")
+
+
+async def dispatch_once(
+    *,
+    engine: Engine,
+    provider: TelephonyProvider,
+    settings: Settings,
+    now: datetime,
+    batch: int = 500,
+    concurrency: int | None = None,
+    limiters: dict[str, RateLimiter] | None = None,
+) -> int:
+    """Send up to ``batch`` rows due at ``now`` and record the results. Returns how many
+    were sent (claimed and not screened out or deferred)."""
+    dispatcher = Dispatcher(
+        engine=engine,
+        provider=provider,
+        settings=settings,
+        now_fn=lambda: now,
+        concurrency=concurrency or settings.dispatch_concurrency,
+        limiters=limiters or {},
+    )
+    return await dispatcher.drain(max_rows=batch)
+
+
+async def dispatch_until_empty(
+    *,
+    engine: Engine,
+    provider: TelephonyProvider,
+    settings: Settings,
+    now_fn: Callable[[], datetime],
+    batch: int = 500,
+    concurrency: int | None = None,
+    max_batches: int = 1000,
+) -> int:
+    total = 0
+    limiters = make_limiters(settings)
+    for _ in range(max_batches):
+        sent = await dispatch_once(
+            engine=engine,
+            provider=provider,
+            settings=settings,
+            now=now_fn(),
+            batch=batch,
+            concurrency=concurrency,
+            limiters=limiters,
+        )
+        total += sent
+        if sent == 0:
+            break
+    return total

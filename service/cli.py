@@ -903,7 +903,12 @@ def _twiml_text(xml: str) -> str:
     from xml.etree import ElementTree
 
     root = ElementTree.fromstring(xml)
-    return " ".join((el.text or "").strip() for el in root.iter() if el.tag in ("Message", "Say"))
+    # A <Play> (a recorded prompt, e.g. in Nepali) is shown as its URL, in the spoken order.
+    return " ".join(
+        (el.text or "").strip() if el.tag != "Play" else f"[audio {(el.text or '').strip()}]"
+        for el in root.iter()
+        if el.tag in ("Message", "Say", "Play")
+    )
 
 
 @simulate_app.command("sms")

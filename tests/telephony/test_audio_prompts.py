@@ -291,3 +291,18 @@ def test_build_audio_command_writes_the_prompts(tmp_path: Path) -> None:
     assert audio.wav_info((out / "si" / "voice.menu.wav").read_bytes()).seconds > 1
     refused = run_cli("i18n", "build-audio", "--out", str(out), "--language", "km", env={})
     assert refused.returncode == 1 and "km" in refused.stderr
+
+
+def test_simulate_call_shows_played_prompts_in_the_spoken_order(built: Path) -> None:
+    from service.cli import _twiml_text
+    from service.telephony import twiml
+
+    def prompt(prompt_id: str, **values: object) -> object:
+        return voice_prompt(
+            prompt_id, "ne", public_url="https://x.example", prompts_dir=built, **values
+        )
+
+    greeting = prompt("voice.greeting", org=ORG)
+    first, _name, second = greeting.parts  # type: ignore[attr-defined]
+    shown = _twiml_text(twiml.gather_result(greeting))  # type: ignore[arg-type]
+    assert shown == f"[audio {first.audio_url}] {ORG} [audio {second.audio_url}]"

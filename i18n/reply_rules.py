@@ -372,6 +372,10 @@ def decide(
         words = _words(spans, cats)
         if words:
             return Verdict("unclear", reason, words)
+    odd = tuple(s.text for s in spans if not s.cats & SAFE_CATS)
+    if odd:
+        # A word that only means something in another position ("ok are").
+        return Verdict("unclear", "leftover", odd)
     if truncated:
         return Verdict("unclear", "truncated", ())
     if digits.ambiguous:

@@ -616,7 +616,12 @@ def _close_plain_fine_replies(
                 "inbound_id": reply.id,
                 "member_id": None,
                 "actor": None,
-                "detail": {"class": verdict.kind.value, "matched": verdict.matched},
+                "detail": {
+                    "class": verdict.kind.value,
+                    "matched": verdict.matched,
+                    "words": list(verdict.words),
+                    "why": verdict.reason,
+                },
             }
             for reply, verdict, current in plain
         ],

@@ -1201,7 +1201,12 @@ def handle_resident_reply(
         at=replied_at,
         inbound_id=inbound_id,
         checkin_id=checkin.id if checkin else None,
-        detail={"class": kind.value, "matched": verdict.matched},
+        detail={
+            "class": kind.value,
+            "matched": verdict.matched,
+            "words": list(verdict.words),
+            "why": verdict.reason,
+        },
     )
     # An escalation opened by this reply says what started the round (an earthquake, say).
     round_ = session.get(Round, checkin.round_id) if checkin is not None else None

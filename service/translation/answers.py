@@ -12,6 +12,7 @@ Only the answer text goes to the translator: never the resident's name, number o
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,8 @@ from service.translation.languages import STAFF_LANGUAGE, WRITTEN_BY_STAFF, base
 from service.translation.models import Translation, TranslationKind, TranslationStatus
 from service.translation.policy import MAX_CHARS
 from service.translation.provider import Translator
+
+log = logging.getLogger(__name__)
 
 #: An SMS answer is cut here, as before (about seven SMS segments in UCS-2).
 MAX_ANSWER_CHARS = 1000
@@ -79,24 +82,30 @@ def _language_from_detected(detected: str | None) -> str | None:
     return code if code and get_language(code) is not None else None
 
 
-def recipient(session: Session, task: StaffTask) -> Recipient:
-    """The number to answer and the language to answer in.
+def answer_language(
+    resident_language: str | None, task_language: str | None, detected: str | None
+) -> str:
+    """The language to answer in: the resident's registered one; for an unknown sender, the
+    one their message was detected in (if Mimamori has a catalog for it); else Easy
+    Japanese, what Japanese disaster response uses when the language is not known."""
+    return resident_language or task_language or _language_from_detected(detected) or FALLBACK_CODE
 
-    The resident's registered language; for an unknown sender, the language their message
-    was detected in (if Mimamori has a catalog for it); otherwise Easy Japanese.
-    """
+
+def recipient(session: Session, task: StaffTask) -> Recipient:
+    """The number to answer and the language to answer in (see ``answer_language``)."""
     message = session.get(InboundMessage, task.inbound_id) if task.inbound_id else None
     resident = session.get(Resident, task.resident_id) if task.resident_id else None
     to_phone = message.from_phone if message is not None else None
     if to_phone is None and resident is not None:
         to_phone = checkins.pick_number(resident, "sms")
-    language = resident.language if resident is not None else task.language
-    if language is None and message is not None and task.organization_id is not None:
+    detected = None
+    if message is not None and task.organization_id is not None:
         found = translations.for_inbound(
             session, organization_id=task.organization_id, inbound_ids=[message.id]
         ).get(message.id)
-        language = _language_from_detected(found.detected_language if found else None)
-    return Recipient(task, resident, to_phone, language or FALLBACK_CODE)
+        detected = found.detected_language if found is not None else None
+    language = answer_language(resident.language if resident else None, task.language, detected)
+    return Recipient(task, resident, to_phone, language)
 
 
 def draft_answer(
@@ -144,6 +153,10 @@ def draft_answer(
             result = translator.translate([source[:MAX_CHARS]], target, STAFF_LANGUAGE)[0]
         except TranslationError as error:
             row.status, row.error = TranslationStatus.failed, error.reason[:500]
+        except Exception as error:  # an unforeseen library error: staff still get a page
+            log.exception("translator %s failed unexpectedly", translator.name)
+            row.status = TranslationStatus.failed
+            row.error = f"{translator.name}: {type(error).__name__}"
         else:
             row.status, row.translated_text = TranslationStatus.done, result.text
             row.translated_at = now

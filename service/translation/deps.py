@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from fastapi import Depends
 from service.config import Settings, get_settings
 from service.translation.provider import Translator, make_translator
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _built: tuple[Settings, Translator | None] | None = None
 
@@ -22,7 +24,13 @@ def get_translator() -> Translator | None:
     settings = get_settings()
     with _lock:
         if _built is None or _built[0] is not settings:
-            _built = (settings, make_translator(settings))
+            try:
+                translator = make_translator(settings)
+            except ValueError:
+                # A bad key file must not take the inbox down: answers go untranslated.
+                log.exception("the translation provider could not be set up")
+                translator = None
+            _built = (settings, translator)
         return _built[1]
 
 

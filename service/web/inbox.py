@@ -152,7 +152,12 @@ def inbox_page(
         registered = person.language if person is not None else task.language
         if task.inbound_id:
             shown[task.id] = translations.display(stored.get(task.inbound_id), registered)
-        language = answers.recipient(session, task).language
+        found = stored.get(task.inbound_id) if task.inbound_id else None
+        language = answers.answer_language(
+            person.language if person is not None else None,
+            task.language,
+            found.detected_language if found is not None else None,
+        )
         answer_languages[task.id] = language
         if language not in ready:
             ready[language] = _ready_answers(session, staff, language)

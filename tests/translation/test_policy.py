@@ -103,3 +103,23 @@ def test_the_detected_language_is_news_only_when_it_is_another_language(
 def test_base_language_reads_both_code_styles() -> None:
     assert base_language("PT-BR") == base_language("pt_BR") == "pt"
     assert base_language("ZH-HANT") == "zh"
+
+
+@pytest.mark.parametrize(
+    ("resident", "task", "detected", "language"),
+    [
+        ("vi", None, "en", "vi"),  # the registry wins over what one message was written in
+        (None, "ne", None, "ne"),
+        (None, None, "vi", "vi"),  # a stranger: the language their message was written in
+        (None, None, "zh-tw", "zh_Hant"),
+        (None, None, "zh", "zh_Hans"),
+        (None, None, "pt", "pt_BR"),
+        (None, None, "tl", "fil"),
+        (None, None, "de", "easy_ja"),  # no catalog for it: Easy Japanese
+        (None, None, None, "easy_ja"),
+    ],
+)
+def test_the_answer_language(resident, task, detected, language) -> None:
+    from service.translation.answers import answer_language
+
+    assert answer_language(resident, task, detected) == language

@@ -228,3 +228,20 @@ def test_deepl_never_logs_the_text(deepl_wire, deepl, caplog) -> None:
     deepl.translate(["chị Lan ơi, mẹ tôi bị ngã"], "ja")
     assert "mẹ tôi" not in caplog.text
     assert responses  # the module is the wire mock in use
+
+
+def test_a_broken_key_file_leaves_the_dashboard_working_untranslated(tmp_path, monkeypatch):
+    from service.config import get_settings
+    from service.translation.deps import get_translator
+
+    broken = tmp_path / "key.json"
+    broken.write_text("{not json")
+    monkeypatch.setenv("MIMAMORI_TRANSLATION_PROVIDER", "google")
+    monkeypatch.setenv("MIMAMORI_GOOGLE_CREDENTIALS_FILE", str(broken))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="not a readable service-account key"):
+            make_translator(get_settings())
+        assert get_translator() is None
+    finally:
+        get_settings.cache_clear()

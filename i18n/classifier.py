@@ -193,7 +193,12 @@ _normalize = normalize
 # --------------------------------------------------------------------------
 
 
-def _keyword_pattern(keyword: str) -> re.Pattern[str]:
+#: Categories whose Latin words also match with a plural ending ("pains", "injuries"
+#: is listed). Over-matching a need only ever escalates, never closes.
+_PLURAL_CATS = frozenset({Cat.HELP, Cat.NEEDS})
+
+
+def _keyword_pattern(keyword: str, plural: bool = False) -> re.Pattern[str]:
     """Compile one keyword.
 
     Latin letters may be stretched ("okkk", "fineee", "nooo"), which is how
@@ -210,6 +215,8 @@ def _keyword_pattern(keyword: str) -> re.Pattern[str]:
             parts.append(re.escape(ch))
     prefix = f"(?<![{WORD_RANGES}])" if WORD_RE.fullmatch(keyword[0]) else ""
     suffix = f"(?![{WORD_RANGES}])" if WORD_RE.fullmatch(keyword[-1]) else ""
+    if plural and suffix and LATIN_RE.fullmatch(keyword[-1]):
+        suffix = "(?:e?s)?" + suffix
     return re.compile(f"{prefix}{''.join(parts)}{suffix}")
 
 
@@ -264,8 +271,9 @@ class _Lexicon:
         index: dict[str, list[tuple[str, re.Pattern[str], Mapping[str, frozenset[Cat]]]]] = {}
         for keyword, by_code in entries.items():
             frozen = {code: frozenset(cats) for code, cats in by_code.items()}
+            plural = any(cats & _PLURAL_CATS for cats in frozen.values())
             index.setdefault(_head(keyword, 0), []).append(
-                (keyword, _keyword_pattern(keyword), frozen)
+                (keyword, _keyword_pattern(keyword, plural), frozen)
             )
         for candidates in index.values():
             candidates.sort(key=lambda c: -len(c[0]))

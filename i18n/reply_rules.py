@@ -278,20 +278,40 @@ def _gap_allows_negation(gap: str) -> bool:
     )
 
 
-def _negated_fine(view: str, spans: list[Span]) -> str | None:
+@dataclass(frozen=True, slots=True)
+class _Negation:
+    text: str
+    end: int
+    #: "not ok", "មិនសុខសប្បាយ": the negation comes first, so a particle after it
+    #: (Khmer "មិន…ទេ") closes it rather than asking a question.
+    leading: bool
+
+
+def _negated_fine(view: str, spans: list[Span]) -> _Negation | None:
     for span in spans:
         if Cat.NEGATED in span.cats:
-            return span.text
+            return _Negation(span.text, span.end, leading=True)
     negators = [s for s in spans if s.cats & {Cat.NEG_BEFORE, Cat.NEG_AFTER}]
     for fine in (s for s in spans if Cat.FINE in s.cats):
         for neg in negators:
             if Cat.NEG_BEFORE in neg.cats and neg.end <= fine.start:
                 if _gap_allows_negation(view[neg.end : fine.start]):
-                    return view[neg.start : fine.end]
+                    return _Negation(view[neg.start : fine.end], fine.end, leading=True)
             if Cat.NEG_AFTER in neg.cats and neg.start >= fine.end:
                 if _gap_allows_negation(view[fine.end : neg.start]):
-                    return view[fine.start : neg.end]
+                    return _Negation(view[fine.start : neg.end], neg.end, leading=False)
     return None
+
+
+def _closes_negation(view: str, spans: list[Span], negation: _Negation) -> bool:
+    """True if the only question sign is a particle right after a leading negation."""
+    if not negation.leading or QUESTION_MARKS.intersection(view):
+        return False
+    asking = [s for s in spans if Cat.QUESTION in s.cats]
+    if _opens_with_question(spans) is not None or len(asking) != 1:
+        return False
+    particle = asking[0]
+    return particle.start >= negation.end and not view[negation.end : particle.start].strip()
 
 
 def _words(spans: Iterable[Span], cats: frozenset[Cat] | set[Cat]) -> tuple[str, ...]:
@@ -348,9 +368,9 @@ def decide(
     negated = _negated_fine(view, spans)
     if negated is not None:
         # "大丈夫じゃない？" is often "it's fine, isn't it?": ask again.
-        if question:
-            return Verdict("unclear", "question", (negated, *question))
-        return Verdict("help", "negated", (negated,))
+        if question and not _closes_negation(view, spans, negated):
+            return Verdict("unclear", "question", (negated.text, *question))
+        return Verdict("help", "negated", (negated.text,))
 
     talk = _words(spans, {Cat.TALK})
     if talk:

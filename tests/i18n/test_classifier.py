@@ -885,3 +885,136 @@ def test_private_use_characters_keep_a_reply_out_of_fine() -> None:
 
 def test_prepare_builds_the_matchers_without_error() -> None:
     prepare()
+
+
+# --------------------------------------------------------------------------
+# Issue 15: "fine" is a decision about the whole message
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("locale", "text"),
+    [
+        # Questions without a question mark, greetings that ask after someone.
+        pytest.param("en", "are we safe", id="en: are we safe"),
+        pytest.param("en", "is everyone ok", id="en: is everyone ok"),
+        pytest.param("en", "how are you", id="en: how are you"),
+        pytest.param("pt_BR", "oi tudo bem", id="pt: oi tudo bem"),
+        pytest.param("es", "hola todo bien", id="es: hola todo bien"),
+        pytest.param("km", "សុខសប្បាយទេ", id="km: how are you"),
+        pytest.param("mn", "сайн байна уу", id="mn: how are you"),
+        pytest.param("ta", "நலமா", id="ta: are you well"),
+        pytest.param("hi", "kya aap theek hain", id="hi: are you fine"),
+        # Tag questions.
+        pytest.param("ja", "大丈夫ですよね", id="ja: desu yo ne"),
+        pytest.param("ja", "大丈夫だよね", id="ja: da yo ne"),
+        pytest.param("ja", "大丈夫でしょ", id="ja: desho"),
+        pytest.param("en", "we're fine right", id="en: right"),
+        pytest.param("zh_Hans", "没事吧", id="zh: mei shi ba"),
+        # Hedges and ellipses.
+        pytest.param("id", "aman sih", id="id: aman sih"),
+        pytest.param("en", "probably fine", id="en: probably"),
+        pytest.param("en", "kind of ok", id="en: kind of"),
+        pytest.param("ja", "まあ大丈夫", id="ja: maa"),
+        pytest.param("ja", "大丈夫…", id="ja: ellipsis"),
+        pytest.param("en", "I'm fine...", id="en: ellipsis"),
+        # Past tense and reported speech.
+        pytest.param("en", "we were ok", id="en: we were ok"),
+        pytest.param("en", "was fine", id="en: was fine"),
+        pytest.param("ja", "大丈夫だった", id="ja: datta"),
+        pytest.param("en", "he says he's fine", id="en: he says"),
+        pytest.param("ja", "母は大丈夫と言っている", id="ja: mother says"),
+    ],
+)
+def test_questions_hedges_past_and_reported_speech_are_never_fine(locale: str, text: str) -> None:
+    result = classify(text, locale)
+    assert result.kind is UNCLEAR, result
+    assert result.words, "the decision names its words"
+
+
+@pytest.mark.parametrize(
+    ("locale", "text", "word"),
+    [
+        pytest.param("en", "no water", "no water", id="en: no water"),
+        pytest.param("ja", "水がない", "水がない", id="ja: mizu ga nai"),
+        pytest.param("vi", "không có nước", "không có nước", id="vi: no water"),
+        pytest.param("vi", "khong co nuoc", "khong co nuoc", id="vi: no water, no accents"),
+        pytest.param("en", "mother fell", "fell", id="en: mother fell"),
+        pytest.param("en", "house flooded", "flooded", id="en: house flooded"),
+        pytest.param("en", "feeling unwell", "feeling unwell", id="en: feeling unwell"),
+        pytest.param("en", "no food left", "no food left", id="en: no food left"),
+        pytest.param("hi", "pani nahi", "pani nahi", id="hi: pani nahi"),
+        pytest.param("ur", "پانی نہیں", "پانی نہیں", id="ur: no water"),
+        pytest.param("bn", "pani nai", "pani nai", id="bn: pani nai"),
+        pytest.param("ta", "thanni illa", "thanni illa", id="ta: no water"),
+        pytest.param("mn", "ус байхгүй", "ус байхгүй", id="mn: no water"),
+        pytest.param("ne", "khana chaina", "khana chaina", id="ne: no food"),
+        pytest.param("fil", "walang bigas", "walang bigas", id="fil: no rice"),
+        pytest.param("ja", "大丈夫だけど停電してる", "停電", id="ja: fine but power cut"),
+    ],
+)
+def test_a_described_need_is_help_and_names_the_need(locale: str, text: str, word: str) -> None:
+    result = classify(text, locale)
+    assert result.kind is HELP, result
+    assert word in result.words
+
+
+@pytest.mark.parametrize(
+    ("locale", "text"),
+    [
+        pytest.param("vi", "ổn rồi", id="vi: on roi"),
+        pytest.param("vi", "ko sao", id="vi: ko sao"),
+        pytest.param("ko", "1번", id="ko: 1 beon"),
+        pytest.param("ko", "괜찮아요 ㅎㅎ", id="ko: laughter"),
+        pytest.param("th", "สบายดี 555", id="th: laughter"),
+        pytest.param("zh_Hans", "我没事儿啦", id="zh: wo mei shir la"),
+        pytest.param("ne", "thik nai chha", id="ne: thik nai chha"),
+        pytest.param("ne", "ma thik nai chu", id="ne: ma thik nai chu"),
+        pytest.param("hi", "theek hoon", id="hi: theek hoon"),
+        pytest.param("ur", "میں ٹھیک ہوں", id="ur: I am fine"),
+        pytest.param("bn", "ami bhalo achi", id="bn: I am fine"),
+        pytest.param("ta", "naan nalla irukken", id="ta: I am fine"),
+        pytest.param("mn", "би сайн байна", id="mn: I am fine"),
+        pytest.param("ja", "元気です www", id="ja: www"),
+        pytest.param("es", "estoy bien jaja", id="es: jaja"),
+        pytest.param("id", "aman wkwk", id="id: wkwk"),
+        pytest.param("pt_BR", "tô bem kkk", id="pt: kkk"),
+        pytest.param("en", "hi, I'm fine thanks", id="en: greeting with a statement"),
+        pytest.param("my", "၁", id="my: Burmese 1"),
+        pytest.param("bn", "১", id="bn: Bengali 1"),
+    ],
+)
+def test_plain_fine_replies_in_every_form_are_fine(locale: str, text: str) -> None:
+    result = classify(text, locale)
+    assert result.kind is FINE, result
+    assert result.reason in ("fine", "menu") and result.words
+
+
+def test_false_alarms_of_other_languages_are_gone() -> None:
+    """Romaji "nai" is not a negator for Nepali; Khmer "ទេ" alone ends a question."""
+    assert classify("thik nai chha", "ne").kind is FINE
+    assert classify("សុខសប្បាយទេ", "km").kind is UNCLEAR
+    assert classify("មិនសុខសប្បាយទេ", "km").kind is HELP
+    # A warning word of a language out of scope still blocks "fine", but never alarms.
+    result = classify("ok tolong", "vi")
+    assert (result.kind, result.reason, result.words) == (UNCLEAR, "foreign", ("tolong",))
+    assert classify("ok tolong", "id").kind is HELP
+    # Unknown language: a help word of any language counts.
+    assert classify("tolong", None).kind is HELP
+
+
+def test_fine_words_count_only_in_the_residents_languages() -> None:
+    assert classify("괜찮아요", "ko").kind is FINE
+    assert classify("괜찮아요", "vi").kind is UNCLEAR
+    assert classify("tudo bem", "es").kind is FINE  # Spanish residents mix in Portuguese
+    assert classify("大丈夫", "vi").kind is FINE  # Japanese counts for everyone
+    assert classify("I'm fine", "ko").kind is FINE  # and so does English
+    assert classify("daijoubu", "ne").kind is UNCLEAR  # romaji does not, for Nepali
+    assert classify("daijoubu", "vi").kind is FINE
+
+
+def test_every_decision_names_its_words_and_reason() -> None:
+    result = classify("大丈夫 zqx", "ja")
+    assert (result.kind, result.reason, result.words) == (UNCLEAR, "leftover", ("zqx",))
+    result = classify("大丈夫じゃない", "ja")
+    assert (result.reason, result.matched) == ("negated", "大丈夫じゃない")

@@ -232,6 +232,7 @@ def test_the_api_drafts_and_sends_with_the_same_commands(
     client, morning, engine, deepl_wire, deepl
 ):
     world = morning.world
+    world.sms(e164(4), "my mother fell, please come")
     memory = _translated(world, deepl_wire, deepl)
     client.app.dependency_overrides[get_translator] = lambda: deepl
     coordinator = make_staff(client, engine, org="輪島市社会福祉協議会", role=Role.coordinator)
@@ -270,6 +271,23 @@ def test_the_api_drafts_and_sends_with_the_same_commands(
     unknown = client.post(url, json={"ready": "resident.reply.ok"}, headers=coordinator.headers)
     assert unknown.status_code == 422
     assert "/api/v1/tasks/{task_id}/answer/draft" in client.get("/openapi.json").json()["paths"]
+    with world.session() as s:
+        reply = s.exec(
+            select(InboundMessage).where(InboundMessage.body == "my mother fell, please come")
+        ).one()
+    shown = client.get(f"/api/v1/inbound/{reply.id}/translation", headers=viewer.headers)
+    assert shown.status_code == 200
+    assert shown.json()["translated_text"] == "母が転びました。来てください"
+    assert shown.json()["detected_language"] == "en"
+    hidden = client.get(f"/api/v1/inbound/{reply.id}/translation", headers=stranger.headers)
+    assert hidden.status_code == 404  # another organization's message does not exist for them
+    timeline = client.get(
+        f"/api/v1/residents/{world.residents['R04']}/timeline", headers=viewer.headers
+    )
+    assert timeline.status_code == 200
+    details = [item["detail"] for item in timeline.json()]
+    assert any(d.get("translation", {}).get("detected") == "en" for d in details)
+    assert any(d.get("original") == ANSWER_JA for d in details)  # the answer sent above
 
 
 @pytest.mark.parametrize("language", ["ja", "easy_ja"])
@@ -293,3 +311,28 @@ def test_japanese_readers_get_the_answer_as_written(
     assert len(deepl_wire.calls) == 0
     with world.session() as s:
         assert s.exec(select(OutboxMessage).where(OutboxMessage.body == "確認しました。")).one()
+
+
+def test_a_language_the_provider_lacks_is_a_clear_stored_failure(
+    forms, morning, engine, deepl_wire, deepl
+):
+    world = morning.world
+    forms.client.app.dependency_overrides[get_translator] = lambda: deepl
+    forms.login(add_staff(engine, Role.coordinator))
+    task = _task(world, "callback")
+    with world.session() as s:
+        from service.registry.models import Resident
+
+        resident = s.get(Resident, task.resident_id)
+        resident.language = "km"  # DeepL has no Khmer
+        s.add(resident)
+        s.commit()
+    preview = forms.post(f"/inbox/{task.id}/answer/preview", {"text": ANSWER_JA})
+    assert preview.status_code == 200
+    assert "翻訳できませんでした: DeepL cannot translate into km" in unescape(preview.text)
+    assert len(deepl_wire.calls) == 0
+    with world.session() as s:
+        draft = s.exec(select(Translation).where(Translation.task_id == task.id)).one()
+        assert draft.status == "failed" and draft.target_language == "km"
+    # Staff can still answer, in Khmer, or with a ready-made answer in Khmer.
+    assert "យើងនឹងទូរស័ព្ទមកអ្នកឆាប់ៗ" in preview.text

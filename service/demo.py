@@ -85,9 +85,10 @@ JMA_AREA_NOTO = "390"  # 石川県能登
 MUNICIPALITY_NOTO_TOWN = "17463"
 
 # Residents per language: mostly elderly Japanese, and the foreign residents a Noto town
-# really has (technical intern trainees, Filipino and Nepalese families, Brazilians).
+# really has (technical intern trainees, Filipino and Nepalese families, Brazilians, and a
+# few from Mongolia and South Asia).
 LANGUAGE_QUOTA = {
-    "ja": 120,
+    "ja": 112,
     "vi": 20,
     "id": 12,
     "fil": 12,
@@ -97,6 +98,11 @@ LANGUAGE_QUOTA = {
     "ne": 6,
     "ko": 2,
     "en": 2,
+    "bn": 2,
+    "hi": 2,
+    "mn": 2,
+    "ur": 1,
+    "ta": 1,
 }
 
 JA_SURNAMES = (
@@ -156,6 +162,31 @@ FOREIGN_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         _names("Carter, Brooks, Hughes, Reid"),
         "given family",
     ),
+    "mn": (
+        _names("Bat-Erdene, Oyunchimeg, Ganbaatar, Enkhjargal, Tsetseg, Munkhbat"),
+        _names("Tserendorj, Purev, Gantulga, Dorj, Sukhbaatar, Batbold"),
+        "family given",
+    ),
+    "bn": (
+        _names("Rahim, Fatema, Sabbir, Nasrin, Arif, Sumaiya"),
+        _names("Hossain, Rahman, Islam, Ahmed, Akter, Chowdhury"),
+        "given family",
+    ),
+    "ur": (
+        _names("Bilal, Ayesha, Imran, Sana, Usman, Zainab"),
+        _names("Khan, Qureshi, Malik, Raza, Butt, Iqbal"),
+        "given family",
+    ),
+    "hi": (
+        _names("Rajesh, Priya, Amit, Sunita, Vikram, Anjali"),
+        _names("Sharma, Verma, Gupta, Singh, Yadav, Mishra"),
+        "given family",
+    ),
+    "ta": (
+        _names("Karthik, Lakshmi, Murugan, Kavitha, Senthil, Divya"),
+        _names("Subramanian, Pillai, Krishnan, Selvam, Raman, Kumar"),
+        "given family",
+    ),
     "easy_ja": (
         _names("Aung Min, Kyaw Zin, Su Su, Nuwan, Dilani, Sokha, Bopha, Thida"),
         _names("Thu, Hlaing, Perera, Silva, Chan, Win, Oo, Fernando"),
@@ -184,6 +215,11 @@ FINE_WORDS: dict[str, tuple[str, ...]] = {
     "ne": ("ठीक छ", "sanchai chha", "thik chha dhanyabad", "1"),
     "ko": ("괜찮아요", "1"),
     "en": ("I'm fine, thanks", "1"),
+    "mn": ("Би зүгээр", "zugeer", "1"),
+    "bn": ("ভালো আছি", "valo achi", "1"),
+    "ur": ("میں ٹھیک ہوں", "theek hun", "1"),
+    "hi": ("मैं ठीक हूँ", "theek hoon", "1"),
+    "ta": ("நலமாக இருக்கிறேன்", "nalama irukken", "1"),
 }
 HELP_WORDS: dict[str, str] = {
     "ja": "大丈夫じゃない",

@@ -49,7 +49,11 @@ def translate_pending(
             session.commit()
             return 0
         service.resume_held(session, now=now)
-        service.discover_replies(session, now=now)
+        # After a big round there may be thousands of new replies: look at them all now,
+        # a batch at a time (each batch's rows are visible to the next one's query).
+        for _ in range(max_batches):
+            if service.discover_replies(session, now=now) < service.DISCOVER_BATCH:
+                break
         session.commit()
     done = 0
     for _ in range(max_batches):

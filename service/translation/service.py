@@ -29,7 +29,7 @@ AUDIT_ACTION = "translate"
 DISCOVER_BATCH = 500
 
 
-def discover_replies(session: Session, *, now: datetime, limit: int = DISCOVER_BATCH) -> int:
+def discover_replies(session: Session, *, now: datetime, limit: int | None = None) -> int:
     """Give every recent inbound SMS that has no translation row yet its row.
 
     Looked at: SMS (not keypad digits) that an organization owns, from a resident or an
@@ -39,6 +39,7 @@ def discover_replies(session: Session, *, now: datetime, limit: int = DISCOVER_B
     in the query itself, so a round's worth of "1" costs the job nothing.
     """
     since = now - LOOKBACK
+    limit = limit or DISCOVER_BATCH
     rows = session.execute(
         select(InboundMessage.id, InboundMessage.organization_id, InboundMessage.body)
         .where(

@@ -210,3 +210,19 @@ def test_turning_the_provider_off_holds_pending_items_and_on_again_resumes(
     world.ctx.translator = deepl
     world.tick()
     assert _by_body(world)["siapa ini?"].status == "done"
+
+
+def test_a_big_round_of_replies_is_discovered_in_batches(morning, deepl_wire, deepl, monkeypatch):
+    from service.translation import service as translation_service
+
+    monkeypatch.setattr(translation_service, "DISCOVER_BATCH", 2)
+    world = morning.world
+    texts = {f"xin chào {n}": (f"こんにちは {n}", "vi") for n in range(5)}
+    for n, text in enumerate(texts):
+        world.sms(f"+81909999100{n}", text)
+    memory = Memory(texts).on_deepl(deepl_wire)
+    world.ctx.translator = deepl
+    world.tick()
+    assert sorted(t for batch in memory.sent for t in batch) == sorted(texts)
+    found = _by_body(world)
+    assert all(found[text].status == "done" for text in texts)

@@ -75,7 +75,12 @@ from service.telephony.models import (
     OutboxPurpose,
     OutboxStatus,
 )
-from service.telephony.outbox import enqueue, outbox_row
+from service.telephony.outbox import (
+    INVALID_NUMBER_CODES,
+    dead_sms_numbers,
+    enqueue,
+    outbox_row,
+)
 
 # Residents per fan-out transaction. Larger chunks mean fewer commits (and, on SQLite, fewer
 # WAL checkpoints): 5,000 starts a 100,000-resident round 15-20 % faster than 2,000, and a
@@ -172,6 +177,54 @@ def pick_number(resident: Any, channel: str) -> str | None:
             return resident.phone2
         return None
     return resident.phone or resident.phone2
+
+
+def reachable_by(resident: Any, channel: str, dead: dict[str, int]) -> tuple[str, str] | None:
+    """(channel, number) for a plan step of ``channel``, or None when the step cannot reach
+    the resident. ``dead`` holds numbers an SMS failed to for good (Twilio's code): an SMS
+    step never goes to one of them again; the resident gets a call instead if they have a
+    number that can be called (not one Twilio called invalid)."""
+    if channel == "sms":
+        if pick_number(resident, "sms") is None:
+            return None
+        numbers = ((resident.phone, resident.phone_kind), (resident.phone2, resident.phone2_kind))
+        for phone, kind in numbers:
+            if phone and kind == _MOBILE and phone not in dead:
+                return "sms", phone
+        channel = "voice"
+    for phone in (resident.phone, resident.phone2):
+        if phone and dead.get(phone) not in INVALID_NUMBER_CODES:
+            return channel, phone
+    return None
+
+
+def dead_numbers_of(session: Session, residents: Iterable[Any]) -> dict[str, int]:
+    """The residents' numbers an SMS failed to for good (21610, 21614, 21211), with the
+    code, unless the resident has texted us since (a START after a STOP, say)."""
+    owners: dict[str, list[Any]] = {}
+    for resident in residents:
+        for phone in (resident.phone, resident.phone2):
+            if phone:
+                owners.setdefault(phone, []).append(resident.id)
+    dead = dead_sms_numbers(session, owners)
+    if not dead:
+        return {}
+    from service.telephony.models import InboundMessage
+
+    ids = {rid for phone in dead for rid in owners[phone]}
+    heard = {
+        rid: aware(at)
+        for rid, at in session.execute(
+            select(InboundMessage.resident_id, func.max(InboundMessage.received_at))
+            .where(InboundMessage.resident_id.in_(ids))  # type: ignore[union-attr]
+            .group_by(InboundMessage.resident_id)
+        )
+    }
+    return {
+        phone: code
+        for phone, (code, at) in dead.items()
+        if not any((heard.get(rid) or at) > at for rid in owners[phone])
+    }
 
 
 def eligible(resident: Any, today: date) -> tuple[bool, str | None]:
@@ -746,9 +799,10 @@ def _attempt_rows(
     now: datetime,
     start_at: datetime,
     bodies: dict[tuple[str, str], str] | None = None,
+    phone: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     channel = step["channel"]
-    phone = pick_number(resident, channel)
+    phone = phone or pick_number(resident, channel)
     assert phone is not None
     attempt_id = uuid.uuid4()
     language = resident.language
@@ -996,6 +1050,8 @@ def _next_steps(session: Session, locked: list[CheckIn], now: datetime) -> list[
             )
         ).scalars()
     }
+    # Numbers an SMS failed to for good are skipped (one indexed query; usually none).
+    dead = dead_numbers_of(session, residents.values())
     steps: list[_NextStep] = []
     bodies: dict[tuple[str, str], str] = {}
     for checkin in locked:
@@ -1009,8 +1065,10 @@ def _next_steps(session: Session, locked: list[CheckIn], now: datetime) -> list[
         step = _NextStep(checkin, resident, round_, late, step_index=checkin.step_index)
         steps.append(step)
         next_step = checkin.step_index + 1
+        reach: tuple[str, str] | None = None
         while next_step < len(checkin.plan):
-            if pick_number(resident, checkin.plan[next_step]["channel"]) is not None:
+            reach = reachable_by(resident, checkin.plan[next_step]["channel"], dead)
+            if reach is not None:
                 break
             next_step += 1
         if next_step >= len(checkin.plan):
@@ -1023,8 +1081,14 @@ def _next_steps(session: Session, locked: list[CheckIn], now: datetime) -> list[
             step.next_action_at = quiet_hours_end(now, org.timezone, round_.quiet_end)
             continue
         planned = checkin.plan[next_step]
+        assert reach is not None
+        channel, phone = reach
+        if channel != planned["channel"]:
+            # An SMS step to a number that cannot take SMS any more: a call instead.
+            planned = {**planned, "channel": channel}
+            log.info("check-in %s: SMS step by call (number failed for good)", checkin.id)
         step.attempt, step.message = _attempt_rows(
-            round_, org, resident, planned, next_step, checkin.id, now, now, bodies
+            round_, org, resident, planned, next_step, checkin.id, now, now, bodies, phone
         )
         step.step_index = next_step
         step.next_action_at = now + timedelta(minutes=int(planned["wait_minutes"]))

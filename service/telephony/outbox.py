@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,7 @@ from sqlalchemy import DateTime, bindparam, func, select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from service.common import aware
 from service.telephony.models import (
     OutboxChannel,
     OutboxMessage,
@@ -168,6 +170,37 @@ def recent_sms_counts(session: Session, phones: set[str], now: datetime) -> dict
             ).all()
         )
     return counts
+
+
+# Twilio error codes after which no SMS to the same number can succeed: the recipient
+# unsubscribed (STOP), the number is not a mobile, or it is not a valid number at all. The
+# check-in plan then skips SMS to that number (``checkins.service``); the last also rules out
+# calling it.
+SMS_DEAD_CODES: frozenset[int] = frozenset({21610, 21614, 21211})
+INVALID_NUMBER_CODES: frozenset[int] = frozenset({21211})
+
+
+def dead_sms_numbers(
+    session: Session | Connection, phones: Collection[str]
+) -> dict[str, tuple[int, datetime]]:
+    """Numbers an SMS failed to for good: number -> (Twilio's error code, when), the
+    latest such failure of each. The caller decides whether a later sign of life (an SMS
+    from the number) undoes it."""
+    numbers = sorted({p for p in phones if p})
+    dead: dict[str, tuple[int, datetime]] = {}
+    for start in range(0, len(numbers), 500):
+        for phone, code, at in session.execute(
+            select(OutboxMessage.to_phone, OutboxMessage.last_error_code, OutboxMessage.final_at)
+            .where(
+                OutboxMessage.to_phone.in_(numbers[start : start + 500]),  # type: ignore[attr-defined]
+                OutboxMessage.channel == OutboxChannel.sms,
+                OutboxMessage.status == OutboxStatus.failed,
+                OutboxMessage.last_error_code.in_(SMS_DEAD_CODES),  # type: ignore[union-attr]
+            )
+            .order_by(OutboxMessage.final_at)
+        ):
+            dead[phone] = (int(code), aware(at) or at)
+    return dead
 
 
 # --- Dispatch lives in dispatch.py and reconcile.py -------------------------------------------

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import aiohttp
 import httpx
 import pytest
 import respx
+from aioresponses import aioresponses
+from yarl import URL
 
 from service.config import Settings
 from service.telephony.errors import PermanentSendError, TransientSendError
 from service.telephony.provider import (
+    ReconcileUnavailable,
     call_status_callback_url,
     call_twiml_url,
     make_provider,
@@ -465,3 +472,192 @@ async def test_accepted_without_sid_is_ambiguous(
         await provider.place_call(to=RESIDENT, twiml_url=TWIML_URL, status_callback=CALL_CALLBACK)
 
     assert caught.value.ambiguous is True
+
+
+# --- The aiohttp transport (the default), mocked with aioresponses --------------------------------
+
+
+@pytest.fixture
+async def aio_provider() -> AsyncIterator[TwilioProvider]:
+    twilio = TwilioProvider(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM_NUMBER)
+    yield twilio
+    await twilio.aclose()
+
+
+def aio_form(mocked: aioresponses, method: str, url: str) -> list[tuple[str, str]]:
+    [call] = mocked.requests[(method, URL(url))]
+    return parse_qsl(call.kwargs["data"].decode(), keep_blank_values=True)
+
+
+async def test_aiohttp_is_the_default_and_sends_exactly_what_httpx_sends() -> None:
+    """The form is built once, by the provider; both transports put the same bytes and the
+    same Basic auth on the wire."""
+    aio = TwilioProvider(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM_NUMBER)
+    hx = TwilioProvider(
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        from_number=FROM_NUMBER,
+        http_client_name="httpx",
+    )
+    try:
+        with aioresponses() as mocked:
+            mocked.post(API + MESSAGES_PATH, status=201, payload=message_body())
+            mocked.post(API + CALLS_PATH, status=201, payload=call_body())
+            await aio.send_sms(to=RESIDENT, body="元気ですか 1", status_callback=SMS_CALLBACK)
+            await aio.place_call(to=RESIDENT, twiml_url=TWIML_URL, status_callback=CALL_CALLBACK)
+            sms_aio = aio_form(mocked, "POST", API + MESSAGES_PATH)
+            call_aio = aio_form(mocked, "POST", API + CALLS_PATH)
+            [sms_call] = mocked.requests[("POST", URL(API + MESSAGES_PATH))]
+            assert sms_call.kwargs["headers"]["Authorization"] == basic_auth(
+                ACCOUNT_SID, AUTH_TOKEN
+            )
+        with respx.mock(base_url=API) as router:
+            sms = router.post(MESSAGES_PATH).respond(201, json=message_body())
+            call = router.post(CALLS_PATH).respond(201, json=call_body())
+            await hx.send_sms(to=RESIDENT, body="元気ですか 1", status_callback=SMS_CALLBACK)
+            await hx.place_call(to=RESIDENT, twiml_url=TWIML_URL, status_callback=CALL_CALLBACK)
+    finally:
+        await aio.aclose()
+        await hx.aclose()
+    assert sms_aio == form_of(sms.calls.last.request)
+    assert call_aio == form_of(call.calls.last.request)
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "ambiguous", "retry_after", "code"),
+    [
+        (
+            {
+                "status": 429,
+                "payload": twilio_error(20429, "Too Many", 429),
+                "headers": {"Retry-After": "3"},
+            },
+            TransientSendError,
+            False,
+            3.0,
+            None,
+        ),
+        ({"status": 503, "body": "<html>down</html>"}, TransientSendError, False, None, None),
+        (
+            {"status": 400, "payload": twilio_error(21610, "unsubscribed", 400)},
+            PermanentSendError,
+            None,
+            None,
+            21610,
+        ),
+        ({"status": 201, "body": "<html>proxy</html>"}, TransientSendError, True, None, None),
+        ({"exception": aiohttp.SocketTimeoutError("read")}, TransientSendError, True, None, None),
+        ({"exception": aiohttp.ServerDisconnectedError()}, TransientSendError, True, None, None),
+        (
+            {"exception": aiohttp.ConnectionTimeoutError("connect")},
+            TransientSendError,
+            False,
+            None,
+            None,
+        ),
+        (
+            {
+                "exception": aiohttp.ClientConnectorError(
+                    aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None),
+                    OSError(111, "refused"),
+                )
+            },
+            TransientSendError,
+            False,
+            None,
+            None,
+        ),
+    ],
+    ids=[
+        "429",
+        "503-html",
+        "21610",
+        "201-unreadable",
+        "read-timeout",
+        "dropped",
+        "connect-timeout",
+        "refused",
+    ],
+)
+async def test_aiohttp_failures_are_classified_by_when_they_happened(
+    aio_provider: TwilioProvider,
+    answer: dict[str, Any],
+    kind: type,
+    ambiguous: bool | None,
+    retry_after: float | None,
+    code: int | None,
+) -> None:
+    with aioresponses() as mocked:
+        mocked.post(API + MESSAGES_PATH, **answer)
+        with pytest.raises(kind) as caught:
+            await aio_provider.send_sms(to=RESIDENT, body="hi", status_callback=SMS_CALLBACK)
+    if kind is TransientSendError:
+        assert (caught.value.ambiguous, caught.value.retry_after) == (ambiguous, retry_after)
+    else:
+        assert caught.value.code == code
+
+
+async def test_aiohttp_custom_api_url_receives_the_requests() -> None:
+    base = "http://127.0.0.1:8089"
+    twilio = TwilioProvider(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM_NUMBER, api_url=base
+    )
+    try:
+        with aioresponses() as mocked:
+            mocked.post(base + MESSAGES_PATH, status=201, payload=message_body())
+            result = await twilio.send_sms(to=RESIDENT, body="hi", status_callback=SMS_CALLBACK)
+    finally:
+        await twilio.aclose()
+    assert result.sid == MESSAGE_SID
+
+
+def listed(sid: str, minutes_ago: float, **fields: Any) -> dict[str, Any]:
+    created = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return message_body(sid=sid, date_created=format_datetime(created, usegmt=True), **fields)
+
+
+async def test_sent_to_reads_the_message_list_newest_first_until_before_the_claim(
+    aio_provider: TwilioProvider,
+) -> None:
+    """Filtered by To on Twilio's side; by time, sender and page on ours. Paging stops at
+    the first message older than the claim (less a minute for clock skew)."""
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    first_page = {
+        "messages": [
+            listed("SM" + "a" * 32, 1),
+            listed("SM" + "b" * 32, 2, **{"from": "+81999"}),  # another sender: not ours
+        ],
+        "next_page_uri": f"{MESSAGES_PATH}?To=%2B819012345678&PageSize=50&Page=1&PageToken=PA1",
+    }
+    second_page = {
+        "messages": [listed("SM" + "c" * 32, 4), listed("SM" + "d" * 32, 30)],
+        "next_page_uri": f"{MESSAGES_PATH}?Page=2",
+    }
+    with aioresponses() as mocked:
+        mocked.get(
+            re.compile(re.escape(API + MESSAGES_PATH) + r"\?PageSize=50&To=.*"), payload=first_page
+        )
+        mocked.get(
+            re.compile(re.escape(API + MESSAGES_PATH) + r"\?.*PageToken=PA1.*"), payload=second_page
+        )
+        records = await aio_provider.sent_to(channel="sms", to=RESIDENT, since=since)
+        requested = [str(url) for (method, url) in mocked.requests]
+    assert [r.sid for r in records] == ["SM" + "a" * 32, "SM" + "c" * 32]
+    assert all(r.body == "Are you OK? Reply 1" and r.to == RESIDENT for r in records)
+    assert len(requested) == 2  # the third page is never asked for
+    assert "To=%2B819012345678" in requested[0] and "PageSize=50" in requested[0]
+
+
+async def test_sent_to_is_unavailable_when_twilio_cannot_answer(
+    aio_provider: TwilioProvider,
+) -> None:
+    since = datetime.now(UTC)
+    with aioresponses() as mocked:
+        mocked.get(re.compile(re.escape(API + CALLS_PATH) + ".*"), status=503, body="down")
+        with pytest.raises(ReconcileUnavailable):
+            await aio_provider.sent_to(channel="call", to=RESIDENT, since=since)
+        mocked.get(
+            re.compile(re.escape(API + CALLS_PATH) + ".*"), exception=aiohttp.SocketTimeoutError()
+        )
+        with pytest.raises(ReconcileUnavailable):
+            await aio_provider.sent_to(channel="call", to=RESIDENT, since=since)

@@ -48,7 +48,7 @@ class Created:
 class TwilioWire:
     """What the fake Twilio received and created. ``script`` decides each create's fate:
     it gets the form and returns None (accept), an ``int`` HTTP status (with a Twilio error
-    body), a ``(status, headers)`` pair, a float delay, or a read timeout after Twilio created
+    body), a ``(status, headers)`` pair, a Twilio error body (a dict with its status), a float delay, or a read timeout after Twilio created
     the resource (``"create-then-timeout"``) or before it did (``"timeout-before-create"``)."""
 
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -76,6 +76,8 @@ class TwilioWire:
             if fate == "create-then-timeout":
                 self._create(kind, form)
             raise aiohttp.SocketTimeoutError("Timeout on reading data from socket")
+        if isinstance(fate, dict):  # a Twilio error body, e.g. {"status": 400, "code": 21610}
+            return CallbackResult(status=fate["status"], payload={"message": "scripted", **fate})
         if isinstance(fate, int | tuple):
             status, headers = fate if isinstance(fate, tuple) else (fate, {})
             return CallbackResult(

@@ -142,8 +142,7 @@ def resident_plan(
     calls where the plan says SMS; nobody is sent an SMS to a number that cannot take one.
     A resident who prefers SMS, or both, follows the plan as written: it already mixes the
     two (SMS, an SMS reminder, then a call), and a call stays the fallback for silence."""
-    has_mobile = PhoneKind.mobile in (phone_kind, phone2_kind)
-    voice_only = not has_mobile or resident_channel == Channel.voice
+    voice_only = reached_by_voice_only(resident_channel, phone_kind, phone2_kind)
     out = []
     for step in plan:
         step = dict(step)
@@ -151,6 +150,26 @@ def resident_plan(
             step["channel"] = "voice"
         out.append(step)
     return out
+
+
+def reached_by_voice_only(
+    resident_channel: str, phone_kind: str | None, phone2_kind: str | None
+) -> bool:
+    """A resident with no mobile (landlines only), or who asked to be called, is never
+    sent an SMS, so nothing said to them may ask for one."""
+    has_mobile = PhoneKind.mobile in (phone_kind, phone2_kind)
+    return not has_mobile or resident_channel == Channel.voice
+
+
+def voicemail_message_id(session: Session, resident_id: uuid.UUID | None) -> str:
+    """What a check-in call leaves on the resident's answering machine: "we will call
+    again", and, to a resident who gets our SMS, that they can also answer it."""
+    resident = session.get(Resident, resident_id) if resident_id else None
+    if resident is not None and reached_by_voice_only(
+        resident.preferred_channel, resident.phone_kind, resident.phone2_kind
+    ):
+        return "voice.voicemail.voice_only"
+    return "voice.voicemail"
 
 
 log = logging.getLogger(__name__)
@@ -1099,23 +1118,13 @@ def _escalate_exhausted_plans(
     session: Session, exhausted: list[tuple[CheckIn, Resident, Round]], now: datetime
 ) -> None:
     """No answer after the whole plan: no reply, or unreachable when every attempt failed."""
-    from service.telephony.models import InboundMessage
-
     ids = [checkin.id for checkin, _resident, _round in exhausted]
     statuses: dict[uuid.UUID, list[str]] = {}
     for checkin_id, status in session.execute(
         select(Attempt.checkin_id, Attempt.status).where(Attempt.checkin_id.in_(ids))  # type: ignore[attr-defined]
     ):
         statuses.setdefault(checkin_id, []).append(status)
-    last_contact = dict(
-        session.execute(
-            select(InboundMessage.resident_id, func.max(InboundMessage.received_at))
-            .where(
-                InboundMessage.resident_id.in_([r.id for _c, r, _r in exhausted])  # type: ignore[union-attr]
-            )
-            .group_by(InboundMessage.resident_id)
-        ).all()
-    )
+    last_contact = escalations.last_contacts(session, [r.id for _c, r, _r in exhausted])
     failed = {AttemptStatus.failed, AttemptStatus.no_answer}
     for checkin, resident, round_ in exhausted:
         tried = statuses.get(checkin.id, [])
@@ -1132,7 +1141,7 @@ def _escalate_exhausted_plans(
             now=now,
             checkin_id=checkin.id,
             cause=round_.cause,
-            last_contact=aware(last_contact.get(resident.id)),
+            last_contact=last_contact.get(resident.id),
         )
         checkin.escalation_id = escalation.id
         session.add(checkin)

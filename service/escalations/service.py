@@ -21,6 +21,7 @@ import string
 import unicodedata
 import uuid
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, update
@@ -80,6 +81,31 @@ def urgency() -> Any:
 
 
 REMINDER_GRACE = timedelta(hours=1)
+
+
+class _NotGiven(Enum):
+    NOT_GIVEN = "not given"
+
+
+#: ``last_contact`` left for the escalation to look up (``None`` means "never heard from").
+NOT_GIVEN = _NotGiven.NOT_GIVEN
+LastContact = datetime | None | _NotGiven
+
+
+def last_contacts(session: Session, resident_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    """When each resident was last heard from: their latest message, by SMS or keypad.
+    Residents never heard from are left out. The one place that says what "last contact"
+    in an alert means, for a case's first step and for every later one."""
+    from service.telephony.models import InboundMessage
+
+    if not resident_ids:
+        return {}
+    rows = session.execute(
+        select(InboundMessage.resident_id, func.max(InboundMessage.received_at))
+        .where(InboundMessage.resident_id.in_(resident_ids))  # type: ignore[union-attr]
+        .group_by(InboundMessage.resident_id)
+    ).all()
+    return {resident_id: aware(at) for resident_id, at in rows if at is not None}
 
 
 def _recipient(member: Member) -> dict[str, Any]:
@@ -241,9 +267,11 @@ def open_escalation(
     now: datetime,
     checkin_id: uuid.UUID | None = None,
     cause: str | None = None,
-    last_contact: datetime | None = None,
+    last_contact: LastContact = NOT_GIVEN,
 ) -> Escalation:
-    """Start (or raise the priority of) the resident's escalation, and alert step one."""
+    """Start (or raise the priority of) the resident's escalation, and alert step one.
+    ``last_contact`` is passed by a caller that already knows it (a sweep escalating many
+    residents at once); otherwise it is looked up."""
     existing = (
         session.execute(
             select(Escalation)
@@ -314,7 +342,7 @@ def _start_step(
     resident: Resident,
     step: int,
     now: datetime,
-    last_contact: datetime | None = None,
+    last_contact: LastContact = NOT_GIVEN,
 ) -> None:
     escalation.step_index = step
     escalation.version += 1
@@ -343,8 +371,20 @@ def _start_step(
     session.flush()
     org = session.get(Organization, resident.organization_id)
     assert org is not None
+    # Every step's alerts say when the resident was last heard from, not only the first's.
+    contact = _known_last_contact(session, escalation, resident, last_contact)
     for recipient in escalation.chain[step]:
-        _alert(session, escalation, resident, org, recipient, step, now, last_contact)
+        _alert(session, escalation, resident, org, recipient, step, now, contact)
+
+
+def _known_last_contact(
+    session: Session, escalation: Escalation, resident: Resident, last_contact: LastContact
+) -> datetime | None:
+    if last_contact is not NOT_GIVEN:
+        return last_contact
+    if escalation.reason == EscalationReason.visit_list:
+        return None  # a visit alert names no time: nobody can be reached by phone
+    return last_contacts(session, [resident.id]).get(resident.id)
 
 
 def _alert(
@@ -431,7 +471,7 @@ def _add_interpreter(
     escalation: Escalation,
     resident: Resident,
     now: datetime,
-    last_contact: datetime | None,
+    last_contact: LastContact,
 ) -> None:
     """A call for help on a case already asking its members (silent until then): as for a
     case opened by help, a supporter who speaks the resident's language joins, alerted now
@@ -450,7 +490,8 @@ def _add_interpreter(
     session.add(escalation)
     org = session.get(Organization, resident.organization_id)
     assert org is not None
-    _alert(session, escalation, resident, org, recipient, escalation.step_index, now, last_contact)
+    contact = _known_last_contact(session, escalation, resident, last_contact)
+    _alert(session, escalation, resident, org, recipient, escalation.step_index, now, contact)
 
 
 def _has_other_open_case(session: Session, member_id: uuid.UUID, exclude: uuid.UUID) -> bool:

@@ -81,6 +81,10 @@ VOICE_THANKS = N_("voice.thanks")
 VOICE_NO_INPUT = N_("voice.no_input")
 # TRANSLATORS: Left on an answering machine: we will call again, or reply to the SMS.
 VOICE_VOICEMAIL = N_("voice.voicemail")
+# TRANSLATORS: Left on the answering machine of a resident we reach only by phone (a
+# landline, or they asked for calls): we will call again. Do not mention text messages or
+# SMS: they cannot receive or send them.
+VOICE_VOICEMAIL_VOICE_ONLY = N_("voice.voicemail.voice_only")
 
 # --- To welfare committee members and staff, by voice call (an escalation alert) ----------
 
@@ -208,6 +212,7 @@ MESSAGES: dict[str, MessageSpec] = {
         _spec(VOICE_THANKS, _VOICE),
         _spec(VOICE_NO_INPUT, _VOICE),
         _spec(VOICE_VOICEMAIL, _VOICE, "org"),
+        _spec(VOICE_VOICEMAIL_VOICE_ONLY, _VOICE, "org"),
         _spec(VOICE_ALERT, _VOICE, "org", "code"),
         _spec(VOICE_ALERT_MENU, _VOICE),
         _spec(VOICE_ALERT_VOICEMAIL, _VOICE, "org"),

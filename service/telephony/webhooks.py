@@ -313,7 +313,10 @@ def voice(form: TwilioForm, session: SessionDep, attempt: AttemptParam = None) -
     if answered_by.startswith("machine") or answered_by == "fax":
         _apply_status(session, message, OutboxStatus.machine, None)
         session.commit()
-        voicemail = "voice.alert_voicemail" if alert_call else "voice.voicemail"
+        if alert_call:
+            voicemail = "voice.alert_voicemail"
+        else:  # a resident we reach only by phone is not told to answer by SMS
+            voicemail = checkins.voicemail_message_id(session, message.resident_id)
         return _xml(twiml.machine_message(voice_prompt(voicemail, locale, org=org)))
     session.commit()
     if alert_call and case is None:

@@ -122,7 +122,8 @@ def test_answering_machine_gets_a_short_message_and_counts_as_no_reply(world: Wo
     )
 
     assert [child.tag for child in root] == ["Say", "Hangup"]  # no Gather: nobody to press keys
-    assert root[0].text == voice_prompt("voice.voicemail", "ja", org=ORG).text
+    # A landline: the message does not ask for an SMS it cannot send (tests/telephony/test_voicemail.py).
+    assert root[0].text == voice_prompt("voice.voicemail.voice_only", "ja", org=ORG).text
     assert message_row(world.engine, call.id).status == OutboxStatus.machine
     assert attempt_of(world.engine, call.attempt_id).status == "machine"
 

@@ -64,6 +64,7 @@ from service.web.core import (
     render_page,
     safe_next,
 )
+from service.web.resident_card import latest_word
 from service.web.rounds import preview_broadcast
 from service.web.translation import N_, UI_LANGUAGES
 
@@ -544,6 +545,7 @@ def resident_page(
     )
     members = _members_by_id(session, staff)
     open_items = checkins.resident_open_items(session, resident.id)
+    latest = latest_word(session, resident.id, open_items["checkin"])
     timeline = checkin_api.build_timeline(session, resident.id)
     timeline.reverse()  # newest first: what happened last is what staff look for
     return render_page(
@@ -555,6 +557,7 @@ def resident_page(
         assignments=assignments,
         members=members,
         open_items=open_items,
+        latest=latest,
         timeline=timeline,
         languages=LANGUAGES,
         today=get_clock().now().date(),

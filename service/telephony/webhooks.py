@@ -366,8 +366,8 @@ def _alert_call_keypad(
         message_sid=f"{form['CallSid']}/gather/{digits}",
         channel="keypad",
         from_phone=member.phone,
-        # Stored as the SMS answer it stands for, so a later "1 A7" by SMS reads as the
-        # same acknowledgement (escalations._repeats_last_message).
+        # Stored as the SMS answer it stands for, for the timeline and the records. (A
+        # later "1 A7" by SMS is the same acknowledgement: see escalations._just_taken.)
         body=f"{case.case_code} {digits}",
         received_at=now,
         organization_id=member.organization_id,

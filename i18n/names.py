@@ -44,7 +44,7 @@ NameSource = Literal["own", "english", "reading", "japanese", "romanised", "gene
 
 # Voices that read kanji (Japanese and Chinese); others cannot say a Japanese name.
 _KANJI_VOICE_PREFIXES = ("ja", "cmn", "yue", "zh")
-_READING_SEPARATORS = re.compile(r"[\s・･]+")
+_READING_SEPARATORS = re.compile(r"[\s・･、，,]+")
 _ROMAN_OK = re.compile(r"^[A-Za-z0-9' .,&()-]+$")
 
 

@@ -130,6 +130,7 @@ def test_romanising_keeps_word_breaks_and_gives_plain_latin_letters() -> None:
     assert romanise(READING) == "Wajimashi Shakaifukushi Kyougikai"
     assert romanise("ワジマシ・シャカイフクシ") == "Wajimashi Shakaifukushi"
     assert romanise("たくだまち　だい2　だんち") == "Takudamachi Dai2 Danchi"
+    assert romanise("わじま、ぼらんてぃあ") == "Wajima Boranteia"
     assert romanise("  ") is None
 
 

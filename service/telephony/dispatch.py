@@ -73,7 +73,7 @@ CLAIM_HORIZON_SECONDS = 0.2
 CLAIM_MAX = 1000
 IDLE_POLL_SECONDS = 0.25
 # Answers are written in one transaction per this much time (or RECORD_MAX answers).
-RECORD_WINDOW_SECONDS = 0.01
+RECORD_WINDOW_SECONDS = 0.05
 RECORD_MAX = 1000
 RECONCILE_EVERY_SECONDS = 2.0
 DEFER_FOR_CAP = timedelta(minutes=10)
@@ -529,7 +529,10 @@ class Dispatcher:
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
     lease: timedelta = LEASE
     sent: int = 0
+    # Claimed and not yet recorded (their leases are renewed), and of those, how many are
+    # still waiting for the rate limiter or for Twilio's answer: the concurrency bound.
     _in_flight: dict[uuid.UUID, Claimed] = field(default_factory=dict)
+    _requests: int = 0
     _results: list[Result] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -546,12 +549,13 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        """Requests claimed and not yet answered."""
+        return self._requests
 
     async def claim(self, channel: str, limit: int) -> int:
         """Claim in a worker thread, and start a send task for each row to send. Returns
         how many rows were claimed (0: nothing is due)."""
-        free = self.concurrency - len(self._in_flight)
+        free = self.concurrency - self._requests
         limit = min(limit, free, CLAIM_MAX)
         if limit <= 0:
             return 0
@@ -566,6 +570,7 @@ class Dispatcher:
         )
         for item in claimed:
             self._in_flight[item.id] = item
+            self._requests += 1
             self._waiting[channel] += 1
             task = asyncio.create_task(self._send(item))
             self._tasks.add(task)
@@ -579,7 +584,11 @@ class Dispatcher:
         finally:
             self._waiting[claimed.channel] -= 1
             self._passed[claimed.channel].set()
-        result = await send_one(self.provider, self.settings, claimed)
+        try:
+            result = await send_one(self.provider, self.settings, claimed)
+        finally:
+            self._requests -= 1
+            self._slot_freed.set()
         self._results.append(result)
         self._answered.set()
 
@@ -597,7 +606,6 @@ class Dispatcher:
                 log.exception("could not record %d send results", len(results))
             for result in results:
                 self._in_flight.pop(result.claimed.id, None)
-            self._slot_freed.set()
 
     async def drain(self, max_rows: int | None = None) -> int:
         """Send everything due now (up to ``max_rows``), wait for the answers, record them."""
@@ -651,12 +659,14 @@ class Dispatcher:
                     self._passed[channel].clear()
                     await self._passed[channel].wait()
                     continue
-                if len(self._in_flight) >= self.concurrency:
+                wanted = max(1, limiter.within(CLAIM_HORIZON_SECONDS) - self._waiting[channel])
+                # A claim is a transaction: wait until enough slots are free for one worth
+                # it (a quarter of them, or what the rate cap lets go), not for each slot.
+                if self.concurrency - self._requests < min(wanted, max(1, self.concurrency // 4)):
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
                     continue
-                wanted = limiter.within(CLAIM_HORIZON_SECONDS) - self._waiting[channel]
-                if not await self.claim(channel, max(1, wanted)):
+                if not await self.claim(channel, wanted):
                     await asyncio.sleep(IDLE_POLL_SECONDS)
             except asyncio.CancelledError:
                 raise

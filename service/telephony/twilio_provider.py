@@ -202,7 +202,9 @@ class TwilioProvider:
                 None,
             )
         status = str(created.get("status") or "queued")
-        logger.info("twilio %s %s to %s: %s", kind, sid, mask_phone(to), status)
+        # DEBUG: the dispatcher logs every send it records, with its SID, at INFO already.
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("twilio %s %s to %s: %s", kind, sid, mask_phone(to), status)
         return SendResult(sid=sid, status=status)
 
     async def sent_to(self, *, channel: str, to: str, since: datetime) -> list[SentRecord]:

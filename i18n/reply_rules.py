@@ -319,12 +319,17 @@ def _words(spans: Iterable[Span], cats: frozenset[Cat] | set[Cat]) -> tuple[str,
 
 
 def _opens_with_question(spans: list[Span]) -> Span | None:
-    """ "are we safe", "is everyone ok": an interrogative opening, "?" or not."""
-    for span in spans:
-        if span.cats & {Cat.GREETING}:
-            continue
-        return span if Cat.QUESTION_START in span.cats else None
-    return None
+    """An interrogative opening, "?" or not: "are we safe", "is everyone ok".
+
+    Not when a fine word follows at once: "am fine", "is ok" drop their
+    subject ("(I) am fine"); a question puts the subject in between.
+    """
+    rest = [s for s in spans if not s.cats & {Cat.GREETING}]
+    if not rest or Cat.QUESTION_START not in rest[0].cats:
+        return None
+    if len(rest) > 1 and Cat.FINE in rest[1].cats:
+        return None
+    return rest[0]
 
 
 #: Doubts that keep a reply with a fine word out of "fine", in the order reported.

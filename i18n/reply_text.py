@@ -142,7 +142,7 @@ QUESTION_MARKS = frozenset("?¿؟՞")
 ELLIPSIS = re.compile(r"\.{2,}|。{2,}|・{2,}|、{2,}|,{3,}")
 
 _LATIN_LAUGHS = (
-    r"(?:a?h[aeiou]){2,}h?",  # haha, hehe, hihi, ahah
+    r"(?:a?h[aeio]){2,}h?",  # haha, hehe, hihi, ahah (not "huhu": sobbing)
     r"(?:j[aeiou]){2,}j?",  # jaja, jeje (Spanish)
     r"(?:k){3,}",  # kkk (Portuguese, Vietnamese)
     r"(?:wk){2,}w?",  # wkwk (Indonesian)

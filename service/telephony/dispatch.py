@@ -29,7 +29,7 @@ import logging
 import math
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,7 +50,7 @@ from service.telephony.models import (
     OutboxPurpose,
     OutboxStatus,
 )
-from service.telephony.outbox import DEFAULT_DEADLINE, backoff_delay
+from service.telephony.outbox import DEFAULT_DEADLINE, among, backoff_delay
 from service.telephony.provider import (
     TelephonyProvider,
     call_status_callback_url,
@@ -183,19 +183,20 @@ def claim_due(
     deferred. What is returned is to be sent now.
     """
     deadline = time.monotonic() + lease.total_seconds() - LEASE_SAFETY_SECONDS
-    with Session(engine) as session, session.begin():
-        query = (
-            select(OutboxMessage.id)
-            .where(
-                OutboxMessage.status == OutboxStatus.pending,
-                OutboxMessage.next_try_at <= now,
-                OutboxMessage.channel == channel,
-            )
-            .order_by(OutboxMessage.next_try_at)
-            .limit(limit)
+    query = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status == OutboxStatus.pending,
+            OutboxMessage.next_try_at <= now,
+            OutboxMessage.channel == channel,
         )
-        if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        .order_by(OutboxMessage.next_try_at)
+        .limit(limit)
+    )
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    with Session(engine) as session, session.begin():
         ids = list(session.execute(query).scalars())
         if not ids:
             return [], 0
@@ -203,7 +204,10 @@ def claim_due(
         # since it was read is no longer "pending" and is not returned.
         rows = session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == OutboxStatus.pending)  # type: ignore[attr-defined]
+            .where(
+                among(OutboxMessage.id, ids, dialect),
+                OutboxMessage.status == OutboxStatus.pending,
+            )
             .values(
                 status=OutboxStatus.sending,
                 claimed_at=now,
@@ -274,18 +278,17 @@ def _defer_capped(
     cap = settings.sms_per_recipient_per_hour
     phones = {item.to_phone for item in claimed}
     counts = recent_sms_counts(session, phones, now)
-    mine = [item.id for item in claimed]
+    mine = Counter(item.to_phone for item in claimed)  # "sending" too, counted below
     for phone, in_flight in session.execute(
         select(OutboxMessage.to_phone, func.count())
         .where(
             OutboxMessage.status == OutboxStatus.sending,
             OutboxMessage.channel == OutboxChannel.sms,
-            OutboxMessage.to_phone.in_(phones),  # type: ignore[attr-defined]
-            OutboxMessage.id.not_in(mine),  # type: ignore[attr-defined]
+            among(OutboxMessage.to_phone, phones, session.get_bind().dialect.name),
         )
         .group_by(OutboxMessage.to_phone)
     ):
-        counts[phone] += in_flight
+        counts[phone] += in_flight - mine[phone]
     allowed: list[Claimed] = []
     for item in claimed:
         if counts[item.to_phone] >= cap:

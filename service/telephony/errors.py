@@ -15,28 +15,24 @@ Ambiguous sends
 ``TransientSendError.ambiguous`` is True when the request may have reached Twilio but no
 answer came back (read timeout, connection dropped after the request was written). Twilio
 may then have created the message or call, or not. Twilio's REST API has no idempotency
-key, and looking the message up afterwards is unreliable (filters are coarse and a just
-queued message may not be listed yet), so a resend can duplicate and a non-resend can
-lose. The policy:
+key, so the dispatcher never resends such a send on its own; it reconciles it with
+Twilio's own record (``reconcile.py``, the Message and Call list resources):
 
-1. The dispatcher does not resend an ambiguous attempt automatically. It records the
-   attempt as ``ambiguous`` (no SID) and the check-in plan goes on on schedule: the next
-   step (SMS reminder, voice call, escalation) is the retry. A lost check-in SMS
-   therefore costs one step of the plan, never the resident; a duplicate check-in SMS
-   would confuse exactly the residents (elderly, non-native readers) it is for.
-2. Every StatusCallback URL carries the attempt id, so if Twilio did accept the request
-   its first status callback attaches the SID and status to the ambiguous attempt.
-3. Voice calls are never re-placed after an ambiguous failure: a second phone ringing at
-   once is worse than the plan's next step.
-4. Member and staff alerts (escalation) are the exception: an ambiguous alert is resent
-   once, after the usual backoff. A duplicate alert to a volunteer is a nuisance; a lost
-   "needs help" alert delays a visit by a whole escalation step.
+1. Twilio has it: its SID is stored, and it is never sent again.
+2. Twilio does not: it is sent.
+3. Twilio cannot be asked: it stays uncertain and is asked again. After
+   ``MIMAMORI_DISPATCH_UNCERTAIN_RESEND_SECONDS`` a check-in message or an alert is sent
+   again anyway (a repeated "are you all right?" costs little; a missing one delays a
+   visit by a whole step); other notices are left "ambiguous" and not resent.
+
+Every StatusCallback URL also carries the row id, so if Twilio did accept the request its
+first status callback attaches the SID whatever the reconciliation is doing.
 
 Errors raised before the request could have been complete at Twilio (connect errors and
 timeouts, pool timeouts, write errors and write timeouts: Twilio cannot act on a form body
 it did not fully receive) are not ambiguous and are retried normally. An HTTP 5xx is an
 answer from Twilio and is treated as not ambiguous; in the rare case that a gateway error
-hides a created message, point 2 still records the SID.
+hides a created message, its status callback still records the SID.
 """
 
 from __future__ import annotations

@@ -851,8 +851,25 @@ def test_every_resident_language_has_a_complete_keyword_file() -> None:
     names: dict[str, str] = {}
     for code in RESIDENT_LANGUAGES:
         assert code in keywords, f"keywords/{code}.toml is missing"
-        for key in ("fine", "help", "talk", "stop", "start", "names"):
+        for key in (
+            "fine",
+            "filler",
+            "help",
+            "needs",
+            "talk",
+            "question",
+            "hedge",
+            "past",
+            "reported",
+            "greetings",
+            "statement",
+            "stop",
+            "start",
+            "names",
+        ):
             assert keywords[code].get(key), f"keywords/{code}.toml has no {key}"
+        negation = ("negated", "negators_before", "negators_after")
+        assert any(keywords[code].get(key) for key in negation), f"{code}: no negation"
         for name in keywords[code].get("names"):
             assert names.setdefault(name, code) == code, f"{name} names two languages"
     assert set(keywords) <= {*RESIDENT_LANGUAGES, "_common"}
@@ -1018,3 +1035,14 @@ def test_every_decision_names_its_words_and_reason() -> None:
     assert (result.kind, result.reason, result.words) == (UNCLEAR, "leftover", ("zqx",))
     result = classify("大丈夫じゃない", "ja")
     assert (result.reason, result.matched) == ("negated", "大丈夫じゃない")
+
+
+def test_an_unknown_language_is_read_conservatively() -> None:
+    """Fine only in Japanese or English; help, need and talk words of any language count."""
+    assert classify("大丈夫です", None).kind is FINE
+    assert classify("I'm fine", None).kind is FINE
+    assert classify("thik chha", None).kind is UNCLEAR
+    assert classify("tudo bem", "xx").kind is UNCLEAR
+    assert classify("pani chaina", None).kind is HELP
+    assert classify("没水了", None).kind is HELP
+    assert classify("想聊聊", None).kind is TALK

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     dispatch_uncertain_resend_seconds: int = Field(default=600, ge=0)
     # The HTTP client for Twilio's REST API: aiohttp (the default, measured faster) or httpx.
     twilio_http_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    # Seconds to wait for Twilio's answer once a request is sent. Past it the send is
+    # uncertain and is reconciled with Twilio's record, so it should be rare: keep it long.
+    twilio_read_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # Escalation alerts go by SMS; with this on, each member is also called (no details are
     # spoken: a call may be heard by others) and can answer with the keypad, 1 or 2.
     alert_voice_calls: bool = False

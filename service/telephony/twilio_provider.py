@@ -58,10 +58,15 @@ HttpClientName = Literal["aiohttp", "httpx"]
 FORM = "application/x-www-form-urlencoded"
 
 
-def make_http_client(name: HttpClientName, api_url: str, connections: int) -> AsyncHttpClient:
+def make_http_client(
+    name: HttpClientName, api_url: str, connections: int, read_timeout: float = 30.0
+) -> AsyncHttpClient:
     if name == "httpx":
-        return HttpxTwilioClient(api_base_url=api_url)
-    return AiohttpTwilioClient(api_base_url=api_url, connections=connections)
+        timeout = httpx.Timeout(connect=5.0, read=read_timeout, write=10.0, pool=10.0)
+        return HttpxTwilioClient(api_base_url=api_url, timeout=timeout)
+    return AiohttpTwilioClient(
+        api_base_url=api_url, connections=connections, read_timeout=read_timeout
+    )
 
 
 class TwilioProvider:
@@ -85,6 +90,7 @@ class TwilioProvider:
         http_client: AsyncHttpClient | None = None,
         http_client_name: HttpClientName = "aiohttp",
         connections: int = 256,
+        read_timeout: float = 30.0,
         machine_detection: MachineDetection = "Enable",
     ) -> None:
         if not (from_number or messaging_service_sid):
@@ -96,7 +102,9 @@ class TwilioProvider:
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
         self.machine_detection = machine_detection
-        self.http_client = http_client or make_http_client(http_client_name, api_url, connections)
+        self.http_client = http_client or make_http_client(
+            http_client_name, api_url, connections, read_timeout
+        )
         # Requests name api.twilio.com; the client rewrites them to MIMAMORI_TWILIO_API_URL.
         base = f"{TWILIO_API_BASE}/2010-04-01/Accounts/{account_sid}"
         self.messages_url = f"{base}/Messages.json"
@@ -121,6 +129,7 @@ class TwilioProvider:
             api_url=settings.twilio_api_url,
             http_client_name=settings.twilio_http_client,
             connections=settings.dispatch_concurrency + 16,
+            read_timeout=settings.twilio_read_timeout_seconds,
         )
 
     def sms_form(self, *, to: str, body: str, status_callback: str) -> list[tuple[str, str]]:

@@ -27,6 +27,8 @@ _WHITESPACE = re.compile(r"\s+")
 _JAPANESE_GAP = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff])\s+(?=[\u3040-\u30ff\u3400-\u9fff])")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'"})
 _HYPHENS = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212"})
+#: Arabic-keyboard letters typed for their Urdu forms (ي ى → ی, ك → ک).
+_URDU_LETTERS = str.maketrans({"\u064a": "\u06cc", "\u0649": "\u06cc", "\u0643": "\u06a9"})
 
 
 def splits_syllable(view: str, end: int) -> bool:
@@ -66,7 +68,7 @@ def normalize(text: str) -> str:
     text = "".join(
         ch for ch in text if unicodedata.category(ch) != "Cf" and ch not in "\ufe0e\ufe0f\u20e3"
     )
-    text = text.casefold().translate(_APOSTROPHES).translate(_HYPHENS)
+    text = text.casefold().translate(_APOSTROPHES).translate(_HYPHENS).translate(_URDU_LETTERS)
     text = "".join(chr(ord(ch) - 0x60) if "\u30a1" <= ch <= "\u30f6" else ch for ch in text)
     text = _ARE_CONTRACTION.sub(r"\1 are", text)
     text = _APOSTROPHE_IN_WORD.sub("", text)

@@ -153,6 +153,7 @@ class Dispatched:
     duplicates: int
     unsent: int
     distinct_sids: int
+    mean_in_flight: float = math.nan  # requests at the server at once, sampled
     p99_at_twilio: float = math.nan  # when 99 % of the residents had their message
     most_attempts: int = 0  # the most requests one resident needed
 
@@ -182,7 +183,14 @@ def dispatch_round(
             pg_backend_cpu(db),
         )
         limit = max(120.0, rows / 200)
-        wait_until(lambda: twilio.stats()["messages"] >= rows, limit, every=0.05)
+        in_flight: list[int] = []
+
+        def all_sent() -> bool:
+            stats = twilio.stats()
+            in_flight.append(stats["in_flight"])
+            return stats["messages"] >= rows
+
+        wait_until(all_sent, limit, every=0.05)
         wait_until(lambda: all(outbox_sids(db.engine, org_id).values()), limit, every=0.1)
         recorded = time.time()
         cpu, server, pg = (
@@ -213,6 +221,7 @@ def dispatch_round(
         duplicates=sum(n - 1 for n in per_phone.values()),
         unsent=len(set(phones) - set(per_phone)) + sum(1 for sid in sids.values() if not sid),
         distinct_sids=distinct,
+        mean_in_flight=sum(in_flight) / max(1, len(in_flight)),
         p99_at_twilio=sorted(m["created"] for m in messages)[int(0.99 * (len(messages) - 1))]
         - first,
         most_attempts=max(Counter(r["to"] for r in requests).values()),
@@ -246,7 +255,8 @@ def throughput(args: argparse.Namespace, db: Database, folder: Path, verdicts: V
     print(
         f"  dispatcher: {run.per_second:.0f}/s at Twilio ({run.rows} over {span:.2f} s), "
         f"{run.end_to_end_per_second:.0f}/s end to end (every SID recorded after "
-        f"{run.end_to_end:.2f} s)"
+        f"{run.end_to_end:.2f} s); on average {run.mean_in_flight:.0f} of its "
+        f"{args.concurrency} requests were at the server at once"
     )
     print(
         f"  CPU per message: scheduler {run.scheduler_cpu / run.rows * 1000:.2f} ms "

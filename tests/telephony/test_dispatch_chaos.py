@@ -84,7 +84,7 @@ def test_sigkill_during_dispatch_loses_and_duplicates_nobody(engine, twilio, dis
         # Wait until this one sends (it must first win the leader lock the last one held),
         # then let it send for a random while and kill it mid-flow. A dispatcher that sends
         # nothing at all is killed anyway after a while: that is a finding too.
-        sending = wait_until(lambda before=before: twilio.stats()["messages"] > before, 20)
+        sending = wait_until(lambda before=before: twilio.stats()["messages"] > before, 30)
         time.sleep(rng.uniform(0.3, 2.0))
         at_kill = twilio.stats()
         sigkill(process)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -183,21 +183,29 @@ def claim_due(
     deferred. What is returned is to be sent now.
     """
     deadline = time.monotonic() + lease.total_seconds() - LEASE_SAFETY_SECONDS
-    query = (
-        select(OutboxMessage.id)
-        .where(
-            OutboxMessage.status == OutboxStatus.pending,
-            OutboxMessage.next_try_at <= now,
-            OutboxMessage.channel == channel,
-        )
-        .order_by(OutboxMessage.next_try_at)
-        .limit(limit)
-    )
     dialect = engine.dialect.name
-    if dialect == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+
+    def due(first_sends: bool, count: int) -> Any:
+        # Retries due go first, then first sends, each oldest first: a resident whose send
+        # failed is not queued again behind a whole round. The predicates are literal so
+        # that PostgreSQL matches them to the partial index of retries.
+        query = (
+            select(OutboxMessage.id)
+            .where(
+                text("status = 'pending'"),
+                text("tries = 0") if first_sends else text("tries > 0"),
+                OutboxMessage.next_try_at <= now,
+                OutboxMessage.channel == channel,
+            )
+            .order_by(OutboxMessage.next_try_at)
+            .limit(count)
+        )
+        return query.with_for_update(skip_locked=True) if dialect == "postgresql" else query
+
     with Session(engine) as session, session.begin():
-        ids = list(session.execute(query).scalars())
+        ids = list(session.execute(due(False, limit)).scalars())
+        if len(ids) < limit:
+            ids += session.execute(due(True, limit - len(ids))).scalars()
         if not ids:
             return [], 0
         # The guarded UPDATE is the first write: on SQLite a row another dispatcher claimed

@@ -86,6 +86,14 @@ class OutboxMessage(SQLModel, table=True):
             postgresql_where=text("sid IS NOT NULL"),
             sqlite_where=text("sid IS NOT NULL"),
         ),
+        # Retries waiting (few, even in a round of 100,000): the dispatcher takes those due
+        # before first sends, so a resident's retries are not queued behind a whole round.
+        Index(
+            "ix_outbox_due_retry",
+            "next_try_at",
+            postgresql_where=text("status = 'pending' AND tries > 0"),
+            sqlite_where=text("status = 'pending' AND tries > 0"),
+        ),
         # Only rows whose fate was ever uncertain: the reconciliation pass and /metrics.
         Index(
             "ix_outbox_reconciliation",

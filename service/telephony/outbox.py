@@ -39,8 +39,11 @@ from service.telephony.models import (
 log = logging.getLogger(__name__)
 
 DEFAULT_DEADLINE = timedelta(minutes=30)
-BACKOFF_BASE_SECONDS = 2.0
-BACKOFF_MAX_SECONDS = 300.0
+# A failed send is retried after 1 s, 2 s, 4 s ... (with jitter), at most a minute apart:
+# the rate cap, not the backoff, keeps retries from flooding Twilio, and every retry costs
+# a resident time in a disaster. Retries due go before first sends (``dispatch.claim_due``).
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 60.0
 
 
 def enqueue(

@@ -217,9 +217,9 @@ async def test_500_three_times_is_retried_with_growing_backoff_then_sent_once(
         assert route.call_count == attempt
         now = due
 
-    # Exponential with jitter: 2 s * 2^(n-1), between half and all of it.
+    # Exponential with jitter: 1 s * 2^(n-1), between half and all of it.
     for n, delay in enumerate(delays, start=1):
-        ceiling = 2.0 * 2 ** (n - 1)
+        ceiling = 1.0 * 2 ** (n - 1)
         assert ceiling / 2 <= delay <= ceiling, (n, delay)
     assert await dispatch(world, twilio, settings, now) == 1
     assert await dispatch(world, twilio, settings, now + timedelta(days=1)) == 0

@@ -28,9 +28,18 @@ def upgrade() -> None:
         postgresql_where=sa.text("reconciliation IS NOT NULL"),
         sqlite_where=sa.text("reconciliation IS NOT NULL"),
     )
+    op.create_index(
+        "ix_outbox_due_retry",
+        "outbox",
+        ["next_try_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'pending' AND tries > 0"),
+        sqlite_where=sa.text("status = 'pending' AND tries > 0"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_due_retry", table_name="outbox")
     op.drop_index("ix_outbox_reconciliation", table_name="outbox")
     # A plain ALTER TABLE ... DROP COLUMN (SQLite has it since 3.35): rebuilding the table,
     # as a batch would on SQLite, fails the foreign keys once rows exist.

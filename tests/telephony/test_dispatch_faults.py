@@ -30,7 +30,6 @@ depend on size, is tested on a small round.
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,17 +244,21 @@ def test_with_faults_a_2000_resident_first_step_takes_at_most_twice_as_long(
     wait_until(lambda: twilio.stats()["requests"] > 0, 30)
     in_time = wait_until(delivered, 2 * best_clean + 5, every=0.5)
     start = first_request_at(twilio, set(phones))
-    at_twilio = last_message_at(twilio, set(phones)) - start if in_time else math.inf
+    per_phone = twilio.messages_per_recipient()
+    assert {p: n for p, n in per_phone.items() if n != 1} == {}
+    # Fail fast, without waiting for the stragglers' backoff: the bound is what is tested.
+    assert in_time, (
+        f"{len(set(phones) - set(per_phone))} of {residents} residents still without a "
+        f"message {2 * best_clean + 5:.0f} s after the first request; server {twilio.stats()}"
+    )
+    at_twilio = last_message_at(twilio, set(phones)) - start
     settled = wait_until(resolved, hang + 30, every=0.5)
     stats = twilio.stats()
-    per_phone = twilio.messages_per_recipient()
     scheduler.stop()
     print(
         f"\nfirst step of {residents} residents at {rate}/s with 30 % 5xx and 10 % timeouts: "
         f"{at_twilio:.1f} s (ratio {at_twilio / best_clean:.2f} to the cap's {best_clean:.0f} s); "
         f"every SID known after {time.time() - start:.1f} s; server {stats}"
     )
-    assert {p: n for p, n in per_phone.items() if n != 1} == {}
-    assert set(per_phone) == set(phones), f"{len(set(phones) - set(per_phone))} without a message"
     assert at_twilio <= 2 * best_clean, (at_twilio, stats)
     assert settled, dispatchers.tails()

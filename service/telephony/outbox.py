@@ -39,11 +39,13 @@ from service.telephony.models import (
 log = logging.getLogger(__name__)
 
 DEFAULT_DEADLINE = timedelta(minutes=30)
-# A failed send is retried after 1 s, 2 s, 4 s ... (with jitter), at most a minute apart:
-# the rate cap, not the backoff, keeps retries from flooding Twilio, and every retry costs
-# a resident time in a disaster. Retries due go before first sends (``dispatch.claim_due``).
+# A failed send is retried after 1 s, 2 s, 4 s, 8 s, then every 10 s (each with jitter,
+# Twilio's Retry-After a floor) until its deadline. The rate cap, not the backoff, keeps
+# retries from flooding Twilio (a retry uses the cap like any send); a long backoff would
+# only make the unluckiest residents of a round wait, in a disaster. Retries due go before
+# first sends (``dispatch.claim_due``).
 BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_MAX_SECONDS = 60.0
+BACKOFF_MAX_SECONDS = 10.0
 
 
 def enqueue(

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from i18n import audio
+from i18n.messages import VOICE_IDS
 from i18n.voice import AUDIO_MAP_ENV, voice_prompt
 from service.checkins.models import CheckInState
 from service.config import get_settings
@@ -279,7 +280,9 @@ def test_i18n_status_says_how_each_language_is_spoken(built: Path, tmp_path: Pat
     assert table.returncode == 0, table.stderr
     lines = {line.split("│")[1].strip(): line for line in table.stdout.splitlines() if "│" in line}
     assert "espeak-ng prompts" in lines["ne"]
-    assert "recordings 1/9" in lines["km"] and "Easy Japanese 8/9" in lines["km"]
+    prompts = len(VOICE_IDS)
+    assert f"recordings 1/{prompts}" in lines["km"]
+    assert f"Easy Japanese {prompts - 1}/{prompts}" in lines["km"]
     assert "not built" in table.stdout
 
 

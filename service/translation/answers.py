@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from i18n.languages import FALLBACK_CODE, get_language
+from i18n.languages import FALLBACK_CODE, get_language, mark_direction
 from i18n.messages import READY_ANSWER_IDS
 from i18n.names import LocalizedName
 from i18n.render import render
@@ -225,7 +225,7 @@ def send_answer(
         channel=OutboxChannel.sms,
         purpose=OutboxPurpose.resident_notice,
         to_phone=to.to_phone,
-        body=text[:MAX_ANSWER_CHARS],
+        body=mark_direction(text[:MAX_ANSWER_CHARS], to.language),
         locale=to.language,
         resident_id=to.resident.id if to.resident else None,
         now=now,

@@ -15,6 +15,7 @@ from sqlmodel import select
 from service.audit.models import AuditEntry
 from service.auth.models import Role
 from service.checkins.models import StaffTask
+from service.registry.models import Resident
 from service.telephony.models import InboundMessage, OutboxMessage
 from service.translation.deps import get_translator
 from service.translation.models import Translation
@@ -336,3 +337,21 @@ def test_a_language_the_provider_lacks_is_a_clear_stored_failure(
         assert draft.status == "failed" and draft.target_language == "km"
     # Staff can still answer, in Khmer, or with a ready-made answer in Khmer.
     assert "យើងនឹងទូរស័ព្ទមកអ្នកឆាប់ៗ" in preview.text
+
+
+def test_an_answer_to_an_urdu_reader_opens_right_to_left(forms, morning, engine):
+    """The council's name comes first in every SMS; without a right-to-left mark an Urdu
+    answer after it would be laid out left to right on the resident's phone."""
+    world = morning.world
+    with world.session() as s:
+        resident = s.get(Resident, world.residents["R04"])
+        resident.language = "ur"
+        s.add(resident)
+        s.commit()
+    forms.login(add_staff(engine, Role.coordinator))
+    task = _task(world, "callback")
+    urdu = "ہم آپ کو جلد فون کریں گے۔"
+    forms.post(f"/inbox/{task.id}/answer", {"body": urdu})
+    with world.session() as s:
+        message = s.exec(select(OutboxMessage).where(OutboxMessage.locale == "ur")).one()
+    assert message.body == "\u200f" + urdu

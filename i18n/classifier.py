@@ -36,6 +36,7 @@ from i18n.reply_rules import (
     Cat,
     RawSpan,
     Span,
+    combine,
     decide,
     has_statement,
     has_unexplained,
@@ -136,7 +137,8 @@ _UNCLEAR = Classification(ReplyKind.UNCLEAR, reason="error")
 # Keyword data
 # --------------------------------------------------------------------------
 
-_LIST_KEYS = frozenset(c.value for c in Cat if c is not Cat.FOREIGN) | {"stop", "start"}
+_INTERNAL = frozenset({Cat.FOREIGN, Cat.INNER_FINE})
+_LIST_KEYS = frozenset(c.value for c in Cat if c not in _INTERNAL) | {"stop", "start"}
 _ALLOWED_KEYS = _LIST_KEYS | {"fold_diacritics"}
 
 
@@ -442,7 +444,7 @@ def _classify(text: object, locale: object) -> Classification:
         )
 
     raws = tables.main.spans(view) + tables.folded.spans(folded, view)
-    spans = resolve(raws, _laughs(view), scope)
+    spans = combine(view, resolve(raws, _laughs(view), scope))
     covered = {i for s in spans for i in range(s.start, s.end)}
     statement = has_statement(raws, scope)
     verdict = decide(view, spans, menu_digits(view, covered), truncated, statement)

@@ -62,8 +62,20 @@ class Cat(Enum):
     REPORTED = "reported"
     NAME = "names"
     WRAPPER = "name_wrappers"
+    #: The basics people run out of (eat, drink, food, water, medicine, power).
+    #: Alone they decide nothing; with an absence word they are a need.
+    STAPLE = "staples"
+    #: Absence and running out ("gone", "ran out", "khatam", "hết", "alga").
+    ABSENT = "absent"
+    #: "Problem", "trouble", "wrong": negated ("no problem at all") it is fine.
+    PROBLEM = "problem"
+    #: Wanting and needing verbs ("need", "necesito", "cần"): before a talk
+    #: word they ask to talk, not for a described need.
+    MODAL = "modal"
     #: Internal: a warning word of a language out of the resident's scope.
     FOREIGN = "foreign"
+    #: Internal: a question phrase with a fine word inside ("tá tudo bem").
+    INNER_FINE = "inner_fine"
 
 
 #: Words that never close a check-in by themselves and may surround a fine word.
@@ -83,10 +95,15 @@ UNSAFE_CATS = frozenset(
         Cat.HEDGE,
         Cat.PAST,
         Cat.REPORTED,
+        Cat.ABSENT,
     }
 )
 #: Categories read from a reply (names and wrappers are read separately).
-REPLY_CATS = tuple(SAFE_CATS | UNSAFE_CATS | {Cat.QUESTION_START})
+#: Staples, problems and modals are neither safe nor warnings: alone they
+#: keep a reply out of "fine" ("leftover"); :func:`combine` gives them meaning.
+REPLY_CATS = tuple(
+    SAFE_CATS | UNSAFE_CATS | {Cat.QUESTION_START, Cat.STAPLE, Cat.PROBLEM, Cat.MODAL}
+)
 #: Out of scope, these still count fully when the resident's language is unknown.
 ALARM_CATS = frozenset({Cat.HELP, Cat.NEEDS, Cat.TALK, Cat.NEGATED})
 
@@ -238,12 +255,162 @@ def resolve(raw_spans: Iterable[RawSpan], laughs: Iterable[Span], scope: Scope) 
         merged[(raw.start, raw.end)] = raw
     raws = list(merged.values())
     own = [Span(r.start, r.end, r.text, c) for r in raws if (c := _in_scope(r, scope))]
+    foreign = [Span(r.start, r.end, r.text, c) for r in raws if (c := _foreign(r, scope))]
+    if not scope.known:
+        # Alarm words of any language count fully, so they compete with
+        # Japanese and English words on length ("没水" over Japanese "水").
+        own += [s for s in foreign if s.cats & ALARM_CATS]
+        foreign = [s for s in foreign if not s.cats & ALARM_CATS]
     used: set[int] = set()
     # Laughter first on equal length: "kkk" is a laugh, not Vietnamese "k" (not).
     taken = _select([*laughs, *own], used)
-    foreign = [Span(r.start, r.end, r.text, c) for r in raws if (c := _foreign(r, scope))]
     taken += _select(foreign, used)
-    return sorted(taken, key=lambda s: s.start)
+    return _mark_inner_fine(sorted(taken, key=lambda s: s.start), own)
+
+
+def _mark_inner_fine(taken: list[Span], own: list[Span]) -> list[Span]:
+    """Mark question phrases that hold a fine word ("tá tudo bem", "ok?").
+
+    Negated ("não tá tudo bem") such a phrase is a negated fine, not a question.
+    """
+    fines = [s for s in own if Cat.FINE in s.cats]
+    problems = [s for s in own if Cat.PROBLEM in s.cats]
+    absences = [s for s in own if s.cats & _ABSENCE]
+    marked = []
+    for span in taken:
+        if Cat.QUESTION in span.cats and _holds(span, fines):
+            span = Span(span.start, span.end, span.text, span.cats | {Cat.INNER_FINE})
+        if Cat.FINE in span.cats and _holds(span, problems) and _holds(span, absences):
+            # "ningún problema", listed as fine, is a negated problem word
+            # itself, so "sin ningún problema" is a double negation, not a
+            # negated fine. ("大丈夫" holding the kana of "異常" is not.)
+            span = Span(span.start, span.end, span.text, span.cats | {Cat.PROBLEM})
+        marked.append(span)
+    return marked
+
+
+def _holds(span: Span, inner: list[Span]) -> bool:
+    return any(
+        span.start <= s.start and s.end <= span.end and s.length < span.length for s in inner
+    )
+
+
+# --------------------------------------------------------------------------
+# Combining words into meanings
+# --------------------------------------------------------------------------
+
+#: Absence, negation and running out.
+_NEGATORS = frozenset({Cat.NEG_BEFORE, Cat.NEG_AFTER})
+_ABSENCE = _NEGATORS | {Cat.ABSENT}
+#: What a "no problem" run may be made of: the problem word, negators,
+#: intensifiers listed as filler ("at all", "koi", "kei pani") and, inside the
+#: run only, indefinite question words ("没什么问题", "ဘာပြဿနာမှမရှိဘူး").
+_RUN_PARTS = _ABSENCE | {Cat.PROBLEM, Cat.FILLER, Cat.QUESTION}
+_RUN_ALLOWED = _RUN_PARTS | {Cat.GREETING, Cat.STATEMENT, Cat.QUESTION_START}
+
+
+def _in_run(span: Span) -> bool:
+    cats = span.cats - {Cat.FINE} if Cat.PROBLEM in span.cats else span.cats
+    return bool(cats & _RUN_PARTS) and cats <= _RUN_ALLOWED
+
+
+def _no_problem(view: str, spans: list[Span]) -> list[Span]:
+    """Read "no problem (at all)", in any word order, as one fine expression.
+
+    The run around a problem word is extended over adjacent negators and
+    intensifiers (nothing but spaces between them). Its ends are trimmed to
+    the problem word and the negators, so a question word at an end ("没问题吗")
+    stays a question. Without a negator in the run nothing changes.
+    """
+    out = list(spans)
+    i = 0
+    while i < len(out):
+        if Cat.PROBLEM not in out[i].cats or not _in_run(out[i]):
+            i += 1
+            continue
+        # A fine idiom that is already a negated problem ("sem problema")
+        # takes only absence words of negative concord ("sem problema
+        # nenhum"), never another negator: "not no problem" is not fine.
+        concord = Cat.FINE in out[i].cats
+
+        def fits(span: Span, concord: bool = concord) -> bool:
+            return _in_run(span) and not (concord and span.cats & _NEGATORS)
+
+        lo = hi = i
+        while lo > 0 and fits(out[lo - 1]) and not view[out[lo - 1].end : out[lo].start].strip():
+            lo -= 1
+        while (
+            hi + 1 < len(out)
+            and fits(out[hi + 1])
+            and not view[out[hi].end : out[hi + 1].start].strip()
+        ):
+            hi += 1
+        core = {Cat.PROBLEM} | _ABSENCE
+        while lo < i and not out[lo].cats & core:
+            lo += 1
+        while hi > i and not out[hi].cats & core:
+            hi -= 1
+        if not any(out[k].cats & _ABSENCE for k in range(lo, hi + 1)):
+            i += 1
+            continue
+        start, end = out[lo].start, out[hi].end
+        out[lo : hi + 1] = [Span(start, end, view[start:end], frozenset({Cat.FINE}))]
+        i = lo + 1
+    return out
+
+
+def _missing_staples(view: str, spans: list[Span]) -> list[Span]:
+    """A staple with an absence word in the same clause is a need.
+
+    "nothing to eat", "khane ko kuch nahi", "idekh yum alga", "水喝完了",
+    "acabou a comida": whichever comes first, and a few words apart.
+    """
+    out = []
+    absences = [s for s in spans if s.cats & _ABSENCE]
+    for span in spans:
+        if Cat.STAPLE in span.cats and Cat.NEEDS not in span.cats:
+            for neg in absences:
+                lo, hi = sorted((span, neg), key=lambda s: s.start)
+                if lo.end <= hi.start and _gap_allows_negation(view[lo.end : hi.start]):
+                    text = view[lo.start : hi.end]
+                    span = Span(span.start, span.end, text, span.cats | {Cat.NEEDS})
+                    break
+        out.append(span)
+    return out
+
+
+def _talk_modals(view: str, spans: list[Span]) -> list[Span]:
+    """Read "need to talk", "necesito hablar", "cần người nói chuyện" as talk.
+
+    A wanting or needing verb that is also listed as a need is not a need
+    when a talk word follows it in the same clause.
+    """
+    out = []
+    for i, span in enumerate(spans):
+        if Cat.MODAL in span.cats and Cat.NEEDS in span.cats:
+            # Verb-final languages put the talk word first ("කතා කරන්න ඕන").
+            if _talk_beside(view, span, spans[i + 1 :], after=True) or _talk_beside(
+                view, span, spans[:i][::-1], after=False
+            ):
+                span = Span(span.start, span.end, span.text, span.cats - {Cat.NEEDS})
+        out.append(span)
+    return out
+
+
+def _talk_beside(view: str, modal: Span, others: list[Span], after: bool) -> bool:
+    """True if a talk word is the next word-span on one side, in the same clause."""
+    for other in others:
+        gap = view[modal.end : other.start] if after else view[other.end : modal.start]
+        if not _gap_allows_negation(gap) or other.cats & {Cat.NEEDS, Cat.HELP}:
+            return False
+        if Cat.TALK in other.cats:
+            return True
+    return False
+
+
+def combine(view: str, spans: list[Span]) -> list[Span]:
+    """Give meaning to words that only mean something together."""
+    return _talk_modals(view, _missing_staples(view, _no_problem(view, spans)))
 
 
 # --------------------------------------------------------------------------
@@ -285,6 +452,8 @@ class _Negation:
     #: "not ok", "មិនសុខសប្បាយ": the negation comes first, so a particle after it
     #: (Khmer "មិន…ទេ") closes it rather than asking a question.
     leading: bool
+    #: The question phrase negated ("não tá tudo bem"): it asks nothing any more.
+    target: Span | None = None
 
 
 def _negated_fine(view: str, spans: list[Span]) -> _Negation | None:
@@ -292,11 +461,15 @@ def _negated_fine(view: str, spans: list[Span]) -> _Negation | None:
         if Cat.NEGATED in span.cats:
             return _Negation(span.text, span.end, leading=True)
     negators = [s for s in spans if s.cats & {Cat.NEG_BEFORE, Cat.NEG_AFTER}]
-    for fine in (s for s in spans if Cat.FINE in s.cats):
+    for fine in (s for s in spans if s.cats & {Cat.FINE, Cat.INNER_FINE}):
+        inner = fine if Cat.FINE not in fine.cats else None
         for neg in negators:
             if Cat.NEG_BEFORE in neg.cats and neg.end <= fine.start:
                 if _gap_allows_negation(view[neg.end : fine.start]):
-                    return _Negation(view[neg.start : fine.end], fine.end, leading=True)
+                    text = view[neg.start : fine.end]
+                    return _Negation(text, fine.end, leading=True, target=inner)
+            if inner is not None:
+                continue
             if Cat.NEG_AFTER in neg.cats and neg.start >= fine.end:
                 if _gap_allows_negation(view[fine.end : neg.start]):
                     return _Negation(view[fine.start : neg.end], neg.end, leading=False)
@@ -338,7 +511,7 @@ _DOUBTS: tuple[tuple[str, frozenset[Cat]], ...] = (
     ("hedge", frozenset({Cat.HEDGE})),
     ("past", frozenset({Cat.PAST})),
     ("reported", frozenset({Cat.REPORTED})),
-    ("negator", frozenset({Cat.NEG_BEFORE, Cat.NEG_AFTER})),
+    ("negator", frozenset({Cat.NEG_BEFORE, Cat.NEG_AFTER, Cat.ABSENT})),
     ("not_fine", frozenset({Cat.NOT_FINE})),
     ("foreign", frozenset({Cat.FOREIGN})),
 )
@@ -371,6 +544,8 @@ def decide(
 
     question = _is_question(view, spans)
     negated = _negated_fine(view, spans)
+    if negated is not None and negated.target is not None:
+        question = _is_question(view, [s for s in spans if s is not negated.target])
     if negated is not None:
         # "大丈夫じゃない？" is often "it's fine, isn't it?": ask again.
         if question and not _closes_negation(view, spans, negated):

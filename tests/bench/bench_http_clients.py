@@ -94,14 +94,14 @@ def main() -> None:
                 )
             else:
                 wall, used = asyncio.run(
-                    through_provider(
-                        fake.url, name, account, token, args.messages, args.in_flight
-                    )
+                    through_provider(fake.url, name, account, token, args.messages, args.in_flight)
                 )
             server = fake.cpu_seconds() - server0
             rows.append((name, args.messages / wall, 1000 * used / args.messages, server / wall))
             fake.reset()
-    print(f"{args.messages} SMS, {args.in_flight} in flight, server answers in {args.latency_ms} ms")
+    print(
+        f"{args.messages} SMS, {args.in_flight} in flight, server answers in {args.latency_ms} ms"
+    )
     print(f"{'client':<14}{'msg/s':>9}{'CPU ms/msg':>12}{'server CPU':>12}")
     for name, rate, per, server in rows:
         print(f"{name:<14}{rate:>9.0f}{per:>12.3f}{server:>11.0%}")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
 
+from i18n.reply_combine import combine
 from i18n.reply_rules import (
     COMMON,
     REPLY_CATS,
@@ -36,7 +37,6 @@ from i18n.reply_rules import (
     Cat,
     RawSpan,
     Span,
-    combine,
     decide,
     has_statement,
     has_unexplained,

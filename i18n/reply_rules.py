@@ -268,6 +268,11 @@ def resolve(raw_spans: Iterable[RawSpan], laughs: Iterable[Span], scope: Scope) 
     return _mark_inner_fine(sorted(taken, key=lambda s: s.start), own)
 
 
+#: Absence, negation and running out.
+NEGATORS = frozenset({Cat.NEG_BEFORE, Cat.NEG_AFTER})
+ABSENCE = NEGATORS | {Cat.ABSENT}
+
+
 def _mark_inner_fine(taken: list[Span], own: list[Span]) -> list[Span]:
     """Mark question phrases that hold a fine word ("tá tudo bem", "ok?").
 
@@ -275,16 +280,17 @@ def _mark_inner_fine(taken: list[Span], own: list[Span]) -> list[Span]:
     """
     fines = [s for s in own if Cat.FINE in s.cats]
     problems = [s for s in own if Cat.PROBLEM in s.cats]
-    absences = [s for s in own if s.cats & _ABSENCE]
+    absences = [s for s in own if s.cats & ABSENCE]
     marked = []
     for span in taken:
         if Cat.QUESTION in span.cats and _holds(span, fines):
             span = Span(span.start, span.end, span.text, span.cats | {Cat.INNER_FINE})
-        if Cat.FINE in span.cats and _holds(span, problems) and _holds(span, absences):
+        negated_problem = _holds(span, problems) and _holds(span, absences)
+        if span.cats & {Cat.FINE, Cat.PROBLEM} and negated_problem:
             # "ningún problema", listed as fine, is a negated problem word
             # itself, so "sin ningún problema" is a double negation, not a
             # negated fine. ("大丈夫" holding the kana of "異常" is not.)
-            span = Span(span.start, span.end, span.text, span.cats | {Cat.PROBLEM})
+            span = Span(span.start, span.end, span.text, span.cats | {Cat.PROBLEM, Cat.FINE})
         marked.append(span)
     return marked
 
@@ -293,124 +299,6 @@ def _holds(span: Span, inner: list[Span]) -> bool:
     return any(
         span.start <= s.start and s.end <= span.end and s.length < span.length for s in inner
     )
-
-
-# --------------------------------------------------------------------------
-# Combining words into meanings
-# --------------------------------------------------------------------------
-
-#: Absence, negation and running out.
-_NEGATORS = frozenset({Cat.NEG_BEFORE, Cat.NEG_AFTER})
-_ABSENCE = _NEGATORS | {Cat.ABSENT}
-#: What a "no problem" run may be made of: the problem word, negators,
-#: intensifiers listed as filler ("at all", "koi", "kei pani") and, inside the
-#: run only, indefinite question words ("没什么问题", "ဘာပြဿနာမှမရှိဘူး").
-_RUN_PARTS = _ABSENCE | {Cat.PROBLEM, Cat.FILLER, Cat.QUESTION}
-_RUN_ALLOWED = _RUN_PARTS | {Cat.GREETING, Cat.STATEMENT, Cat.QUESTION_START}
-
-
-def _in_run(span: Span) -> bool:
-    cats = span.cats - {Cat.FINE} if Cat.PROBLEM in span.cats else span.cats
-    return bool(cats & _RUN_PARTS) and cats <= _RUN_ALLOWED
-
-
-def _no_problem(view: str, spans: list[Span]) -> list[Span]:
-    """Read "no problem (at all)", in any word order, as one fine expression.
-
-    The run around a problem word is extended over adjacent negators and
-    intensifiers (nothing but spaces between them). Its ends are trimmed to
-    the problem word and the negators, so a question word at an end ("没问题吗")
-    stays a question. Without a negator in the run nothing changes.
-    """
-    out = list(spans)
-    i = 0
-    while i < len(out):
-        if Cat.PROBLEM not in out[i].cats or not _in_run(out[i]):
-            i += 1
-            continue
-        # A fine idiom that is already a negated problem ("sem problema")
-        # takes only absence words of negative concord ("sem problema
-        # nenhum"), never another negator: "not no problem" is not fine.
-        concord = Cat.FINE in out[i].cats
-
-        def fits(span: Span, concord: bool = concord) -> bool:
-            return _in_run(span) and not (concord and span.cats & _NEGATORS)
-
-        lo = hi = i
-        while lo > 0 and fits(out[lo - 1]) and not view[out[lo - 1].end : out[lo].start].strip():
-            lo -= 1
-        while (
-            hi + 1 < len(out)
-            and fits(out[hi + 1])
-            and not view[out[hi].end : out[hi + 1].start].strip()
-        ):
-            hi += 1
-        core = {Cat.PROBLEM} | _ABSENCE
-        while lo < i and not out[lo].cats & core:
-            lo += 1
-        while hi > i and not out[hi].cats & core:
-            hi -= 1
-        if not any(out[k].cats & _ABSENCE for k in range(lo, hi + 1)):
-            i += 1
-            continue
-        start, end = out[lo].start, out[hi].end
-        out[lo : hi + 1] = [Span(start, end, view[start:end], frozenset({Cat.FINE}))]
-        i = lo + 1
-    return out
-
-
-def _missing_staples(view: str, spans: list[Span]) -> list[Span]:
-    """A staple with an absence word in the same clause is a need.
-
-    "nothing to eat", "khane ko kuch nahi", "idekh yum alga", "水喝完了",
-    "acabou a comida": whichever comes first, and a few words apart.
-    """
-    out = []
-    absences = [s for s in spans if s.cats & _ABSENCE]
-    for span in spans:
-        if Cat.STAPLE in span.cats and Cat.NEEDS not in span.cats:
-            for neg in absences:
-                lo, hi = sorted((span, neg), key=lambda s: s.start)
-                if lo.end <= hi.start and _gap_allows_negation(view[lo.end : hi.start]):
-                    text = view[lo.start : hi.end]
-                    span = Span(span.start, span.end, text, span.cats | {Cat.NEEDS})
-                    break
-        out.append(span)
-    return out
-
-
-def _talk_modals(view: str, spans: list[Span]) -> list[Span]:
-    """Read "need to talk", "necesito hablar", "cần người nói chuyện" as talk.
-
-    A wanting or needing verb that is also listed as a need is not a need
-    when a talk word follows it in the same clause.
-    """
-    out = []
-    for i, span in enumerate(spans):
-        if Cat.MODAL in span.cats and Cat.NEEDS in span.cats:
-            # Verb-final languages put the talk word first ("කතා කරන්න ඕන").
-            if _talk_beside(view, span, spans[i + 1 :], after=True) or _talk_beside(
-                view, span, spans[:i][::-1], after=False
-            ):
-                span = Span(span.start, span.end, span.text, span.cats - {Cat.NEEDS})
-        out.append(span)
-    return out
-
-
-def _talk_beside(view: str, modal: Span, others: list[Span], after: bool) -> bool:
-    """True if a talk word is the next word-span on one side, in the same clause."""
-    for other in others:
-        gap = view[modal.end : other.start] if after else view[other.end : modal.start]
-        if not _gap_allows_negation(gap) or other.cats & {Cat.NEEDS, Cat.HELP}:
-            return False
-        if Cat.TALK in other.cats:
-            return True
-    return False
-
-
-def combine(view: str, spans: list[Span]) -> list[Span]:
-    """Give meaning to words that only mean something together."""
-    return _talk_modals(view, _missing_staples(view, _no_problem(view, spans)))
 
 
 # --------------------------------------------------------------------------
@@ -431,7 +319,7 @@ class Verdict:
     words: tuple[str, ...]
 
 
-def _gap_allows_negation(gap: str) -> bool:
+def gap_allows_negation(gap: str) -> bool:
     """A negator governs a fine word only within the same short clause.
 
     So "not really ok" is negated, but in "No, I'm fine" the "no" answers
@@ -465,13 +353,13 @@ def _negated_fine(view: str, spans: list[Span]) -> _Negation | None:
         inner = fine if Cat.FINE not in fine.cats else None
         for neg in negators:
             if Cat.NEG_BEFORE in neg.cats and neg.end <= fine.start:
-                if _gap_allows_negation(view[neg.end : fine.start]):
+                if gap_allows_negation(view[neg.end : fine.start]):
                     text = view[neg.start : fine.end]
                     return _Negation(text, fine.end, leading=True, target=inner)
             if inner is not None:
                 continue
             if Cat.NEG_AFTER in neg.cats and neg.start >= fine.end:
-                if _gap_allows_negation(view[fine.end : neg.start]):
+                if gap_allows_negation(view[fine.end : neg.start]):
                     return _Negation(view[fine.start : neg.end], neg.end, leading=False)
     return None
 

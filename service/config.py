@@ -27,6 +27,16 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Tokyo"
     access_token_minutes: int = 8 * 60
     log_level: str = "INFO"
+    # Login throttling (service/auth/throttle.py): failures allowed before a lockout, per
+    # account and per client address; each later failure doubles the lockout from 15 s up to
+    # this bound, and counts are forgotten a day after the last failure.
+    login_free_failures_per_account: int = Field(default=5, ge=1)
+    login_free_failures_per_address: int = Field(default=20, ge=1)
+    login_lockout_max_seconds: int = Field(default=900, ge=1, le=86400)
+    # `mimamori serve` behind a reverse proxy: the proxies (comma-separated addresses or
+    # networks, "*" for any) whose X-Forwarded-For / X-Forwarded-Proto are believed. Unset:
+    # none are, and the client address is the TCP peer.
+    forwarded_allow_ips: str | None = None
     log_json: bool = True
 
     twilio_account_sid: str | None = None

@@ -37,13 +37,24 @@ def get_current_user(
     if not claims:
         raise _UNAUTHORIZED
     try:
-        user_id = uuid.UUID(claims["sub"])
+        user_id = uuid.UUID(str(claims["sub"]))
     except (KeyError, ValueError):
         raise _UNAUTHORIZED from None
     user = session.get(User, user_id)
-    if user is None or not user.is_active or str(user.organization_id) != claims.get("org"):
+    if (
+        user is None
+        or not user.is_active
+        or str(user.organization_id) != claims.get("org")
+        or not is_current_version(user, claims.get("ver"))
+    ):
         raise _UNAUTHORIZED
     return user
+
+
+def is_current_version(user: User, version: object) -> bool:
+    """A token or session issued before the user's last logout, password change,
+    deactivation or role change carries an older version and is refused."""
+    return type(version) is int and version == user.token_version
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

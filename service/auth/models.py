@@ -36,13 +36,30 @@ class User(UserBase, table=True):
     hashed_password: str = Field(max_length=200)
     created_at: datetime = timestamp_field()
     last_login_at: datetime | None = timestamp_field(nullable=True)
+    # Carried in every bearer token and session cookie; raising it (logout, a new password,
+    # deactivation, a new role) makes every token and session issued before it invalid.
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
-MIN_PASSWORD_LENGTH = 10
+class LoginThrottle(SQLModel, table=True):
+    """Failed logins counted per account and per client address (keys are keyed hashes,
+    never the login or the address itself), in the database so every API replica sees them."""
+
+    __tablename__ = "login_throttle"
+
+    key: str = Field(primary_key=True, max_length=80)
+    failures: int = Field(default=0)
+    last_failure_at: datetime = timestamp_field(index=True)
+    locked_until: datetime | None = timestamp_field(nullable=True)
+
+
+# The strength rules (at least 12 characters, not common, not the user's own name) are in
+# service/auth/passwords.py and applied by the service layer, which knows the organization.
+MAX_PASSWORD_LENGTH = 200
 
 
 class UserCreate(UserBase):
-    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=200)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
     @field_validator("email")
     @classmethod
@@ -57,7 +74,7 @@ class UserUpdate(SQLModel):
     full_name: str | None = None
     role: Role | None = None
     is_active: bool | None = None
-    password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=200)
+    password: str | None = Field(default=None, min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
 
 class UserPublic(UserBase):

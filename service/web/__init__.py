@@ -26,6 +26,7 @@ from service.web.translation import N_
 
 
 def install_dashboard(app: FastAPI) -> None:
+    from service.web.account import router as account_router
     from service.web.inbox import router as inbox_router
     from service.web.views import router
 
@@ -41,6 +42,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
     app.include_router(inbox_router)
+    app.include_router(account_router)
 
     async def login_required(request: Request, _exc: Exception) -> Response:
         if request.url.path.startswith("/board/live"):

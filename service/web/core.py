@@ -23,6 +23,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from service.auth.deps import is_current_version
 from service.auth.models import Role, User
 from service.db import SessionDep
 from service.registry.models import Organization
@@ -196,6 +197,7 @@ def current_staff(request: Request, session: SessionDep) -> Staff:
         user is None
         or not user.is_active
         or str(user.organization_id) != request.session.get("org")
+        or not is_current_version(user, request.session.get("ver"))
     ):
         request.session.pop("uid", None)
         raise LoginRequired
@@ -223,6 +225,7 @@ def log_in(request: Request, user: User) -> None:
         {
             "uid": str(user.id),
             "org": str(user.organization_id),
+            "ver": user.token_version,  # a logout or a new password ends this session
             "lang": language,
             "csrf": secrets.token_urlsafe(32),
         }

@@ -39,6 +39,8 @@ from service.checkins.models import (
     TargetKind,
 )
 from service.clock import get_clock
+from service.common import utcnow
+from service.config import get_settings
 from service.db import SessionDep
 from service.errors import DomainError, NotFound
 from service.escalations.models import Escalation, EscalationState, Outcome
@@ -53,6 +55,7 @@ from service.registry.models import (
     Site,
 )
 from service.web import board as board_data
+from service.web.account import end_all_sessions, login_refused
 from service.web.core import (
     ActingStaff,
     CsrfChecked,
@@ -73,6 +76,8 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 POLL_SECONDS = 5
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+# The packed upload in the preview form: base64 of at most MAX_IMPORT_BYTES compressed.
+MAX_PAYLOAD_CHARS = (MAX_IMPORT_BYTES + MAX_IMPORT_BYTES // 100 + 1024) * 4 // 3 + 4
 LANGUAGE_CODES = [language.code for language in LANGUAGES]
 
 FormStr = Annotated[str, Form()]
@@ -113,7 +118,9 @@ def _page_number(value: int | None) -> int:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str | None = None) -> HTMLResponse:
-    return render_page(request, "login.html", next=safe_next(next), error=False, email="")
+    return render_page(
+        request, "login.html", next=safe_next(next), error=None, error_values={}, email=""
+    )
 
 
 @router.post("/login", response_class=HTMLResponse, dependencies=[CsrfChecked])
@@ -124,18 +131,25 @@ def login(
     password: FormStr = "",
     next: FormStr = "/",
 ) -> Response:
-    user = auth_service.authenticate(session=session, email=email, password=password)
-    if user is None:
-        return render_page(
-            request, "login.html", status_code=401, next=safe_next(next), error=True, email=email
-        )
+    user = auth_service.login_throttled(
+        session=session,
+        settings=get_settings(),
+        login=email,
+        password=password,
+        address=request.client.host if request.client else None,
+        now=utcnow(),
+    )
+    if user is None or isinstance(user, int):
+        return login_refused(request, user, next=safe_next(next), email=email)
     session.commit()
     log_in(request, user)
     return _see_other(safe_next(next))
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-def logout(request: Request) -> RedirectResponse:
+def logout(request: Request, session: SessionDep) -> RedirectResponse:
+    """Ends this session and every other one of the same user (and their API tokens)."""
+    end_all_sessions(request, session)
     log_out(request)
     return _see_other("/login")
 
@@ -953,9 +967,27 @@ def _pack(data: bytes) -> str:
     return base64.b64encode(zlib.compress(data, 6)).decode("ascii")
 
 
+class _PayloadTooLarge(Exception):
+    """The payload inflates past the upload limit: a crafted form, not a file we packed."""
+
+
 def _unpack(payload: str) -> bytes | None:
+    """The packed upload, inflated at most to the upload limit.
+
+    The payload comes back from the browser, so it is untrusted: a small field can inflate
+    to gigabytes. ``max_length`` stops the inflation itself at the limit.
+    """
+    if len(payload) > MAX_PAYLOAD_CHARS:
+        raise _PayloadTooLarge
     try:
-        return zlib.decompress(base64.b64decode(payload.encode("ascii"), validate=True))
+        packed = base64.b64decode(payload.encode("ascii"), validate=True)
+        inflater = zlib.decompressobj()
+        data = inflater.decompress(packed, MAX_IMPORT_BYTES)
+        if inflater.unconsumed_tail or inflater.decompress(b"", 1):
+            raise _PayloadTooLarge
+        if not inflater.eof:
+            return None  # truncated
+        return data
     except (binascii.Error, zlib.error, ValueError):
         return None
 
@@ -1031,7 +1063,13 @@ async def _payload_form(request: Request) -> tuple[str, bytes | None, str]:
     form = await request.form()
     kind = str(form.get("kind", "residents"))
     kind = kind if kind in IMPORT_KINDS else "residents"
-    data = _unpack(str(form.get("payload", "")))
+    try:
+        data = _unpack(str(form.get("payload", "")))
+    except _PayloadTooLarge:
+        flash(request, "error", N_("The file is too large for the dashboard; split it."))
+        return kind, None, ""
+    if data is None:
+        flash(request, "error", N_("The upload was lost; choose the file again."))
     return kind, data, str(form.get("mode", ""))
 
 
@@ -1039,7 +1077,6 @@ async def _payload_form(request: Request) -> tuple[str, bytes | None, str]:
 async def import_apply(request: Request, session: SessionDep, staff: ActingStaff) -> Response:
     kind, data, mode = await _payload_form(request)
     if data is None:
-        flash(request, "error", N_("The upload was lost; choose the file again."))
         return _see_other("/registry/import")
     try:
         report = await run_in_threadpool(
@@ -1070,7 +1107,6 @@ async def import_rejects(request: Request, session: SessionDep, staff: ActingSta
     """The bad rows as they came, with the line and the reason, to fix in Excel."""
     kind, data, _mode = await _payload_form(request)
     if data is None:
-        flash(request, "error", N_("The upload was lost; choose the file again."))
         return _see_other("/registry/import")
     try:
         report = await run_in_threadpool(_run_import, session, staff, kind, data, dry_run=True)

@@ -46,6 +46,8 @@ __all__ = [
 MAX_DOCUMENT_BYTES: Final = 8 * 1024 * 1024
 
 _JMX_NAMESPACE_PREFIX: Final = "http://xml.kishou.go.jp/jmaxml1/"
+_HEAD_NAMESPACE: Final = _JMX_NAMESPACE_PREFIX + "informationBasis1/"
+_BODY_NAMESPACE_PREFIX: Final = _JMX_NAMESPACE_PREFIX + "body/"
 _ATOM_NAMESPACE: Final = "http://www.w3.org/2005/Atom"
 _UNRECEIVED_MARKER: Final = "未入電"
 
@@ -423,6 +425,21 @@ _AREA_CODE_TYPE: Final = "地震情報／細分区域"
 _CITY_CODE_TYPE: Final = "気象・地震・火山情報／市町村等"
 
 
+def _require_namespace(
+    element: Element, where: str, expected: str, *, prefix: bool = False
+) -> None:
+    """Report, Control, Head and Body must be in JMA's namespaces, as every real bulletin is.
+
+    Elements are found by local name (see ``_children``), so without this check a document
+    with every namespace stripped, or in somebody else's, would pass for a bulletin.
+    """
+    namespace = _namespace(element.tag)
+    ok = namespace.startswith(expected) if prefix else namespace == expected
+    if not ok:
+        found = f"namespace {namespace!r}" if namespace else "no namespace"
+        raise BulletinError(f"<{where}> is in {found}, not JMA's ({expected})")
+
+
 def parse_bulletin(data: bytes | str) -> Bulletin:
     """Parse one VXSE51, VXSE53 or VTSE41 document.
 
@@ -444,9 +461,7 @@ def _parse_bulletin(data: bytes | str) -> Bulletin:
     root = _parse_xml(data, "bulletin")
     if _local(root.tag) != "Report":
         raise BulletinError(f"root element is <{_local(root.tag) or root.tag}>, not <Report>")
-    namespace = _namespace(root.tag)
-    if namespace and not namespace.startswith(_JMX_NAMESPACE_PREFIX):
-        raise BulletinError(f"root <Report> is in namespace {namespace!r}, not JMA's")
+    _require_namespace(root, "Report", _JMX_NAMESPACE_PREFIX)
 
     control = _child(root, "Control")
     head = _child(root, "Head")
@@ -455,6 +470,10 @@ def _parse_bulletin(data: bytes | str) -> Bulletin:
         raise BulletinError("missing required element Report/Control")
     if head is None:
         raise BulletinError("missing required element Report/Head")
+    _require_namespace(control, "Control", _JMX_NAMESPACE_PREFIX)
+    _require_namespace(head, "Head", _HEAD_NAMESPACE)
+    if body is not None:
+        _require_namespace(body, "Body", _BODY_NAMESPACE_PREFIX, prefix=True)
 
     control_title = _required_text(control, "Control", "Title")
     status_label = _required_text(control, "Control", "Status")

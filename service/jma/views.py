@@ -21,7 +21,7 @@ from service.auth.deps import Coordinator, CurrentUser, SettingsDep, actor_for
 from service.clock import get_clock
 from service.common import Page
 from service.db import SessionDep, get_engine
-from service.errors import Invalid
+from service.errors import ErrorResponse, Invalid
 from service.jma import service as jma
 from service.jma.models import (
     JmaDecisionPublic,
@@ -77,6 +77,13 @@ class PushResult(SQLModel):
     "/bulletins",
     response_model=PushResult,
     dependencies=[Depends(require_push_token)],
+    responses={
+        401: {"model": ErrorResponse, "description": "No push token, or not the right one."},
+        413: {"model": ErrorResponse, "description": "The document is too large."},
+        415: {"model": ErrorResponse, "description": "The body is not XML."},
+        422: {"model": ErrorResponse, "description": "Not a usable JMA bulletin."},
+        503: {"model": ErrorResponse, "description": "The push endpoint is off."},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -99,7 +106,7 @@ async def push_bulletin(request: Request) -> PushResult:
             status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             detail=f"a bulletin is at most {MAX_DOCUMENT_BYTES} bytes",
         )
-    body = await request.body()
+    body = await _read_limited(request, MAX_DOCUMENT_BYTES)
     try:
         bulletin = parse_bulletin(body)
     except BulletinError as exc:
@@ -123,6 +130,22 @@ async def push_bulletin(request: Request) -> PushResult:
         rounds_started=len(result.round_ids),
         dry_runs=sum(1 for d in result.decisions if d.dry_run),
     )
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as more than ``limit`` bytes have arrived: a
+    chunked body has no Content-Length to check first."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(
+                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                detail=f"a bulletin is at most {limit} bytes",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.get("/policy", response_model=JmaTriggerPolicyPublic)

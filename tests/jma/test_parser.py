@@ -421,11 +421,14 @@ def test_corrected_and_test_bulletins_are_labelled(jma_bytes: Loader) -> None:
 # --------------------------------------------------------------------------- namespaces
 
 
-def test_unqualified_elements_parse_the_same(jma_bytes: Loader) -> None:
+def test_a_document_with_its_namespaces_stripped_is_refused(jma_bytes: Loader) -> None:
+    # Issue 18: elements are matched by local name, so without the namespace check a
+    # look-alike with no namespaces at all passed for a real bulletin.
     data = jma_bytes(VXSE53_2009)
     stripped = re.sub(rb' xmlns="[^"]*"', b"", data)
     assert stripped != data
-    assert parse_bulletin(stripped) == parse_bulletin(data)
+    with pytest.raises(BulletinError, match="no namespace"):
+        parse_bulletin(stripped)
 
 
 def test_prefixed_head_and_body_parse_the_same(jma_bytes: Loader) -> None:
@@ -493,7 +496,12 @@ EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
         pytest.param(b"<!DOCTYPE Report><Report/>", "forbidden XML feature", id="any-doctype"),
         pytest.param(b"<feed/>", "not <Report>", id="wrong-root"),
         pytest.param(b'<Report xmlns="urn:other"/>', "namespace", id="foreign-namespace"),
-        pytest.param(b"<Report/>", "Report/Control", id="bare-report"),
+        pytest.param(b"<Report/>", "no namespace", id="report-without-namespace"),
+        pytest.param(
+            b'<Report xmlns="http://xml.kishou.go.jp/jmaxml1/"/>',
+            "Report/Control",
+            id="bare-report",
+        ),
         pytest.param(None, "must be bytes or str", id="none"),
         pytest.param(12345, "must be bytes or str", id="int"),
     ],

@@ -161,7 +161,16 @@ def serve(
     application = create_app()
     _freeze_startup_objects()
     try:
-        uvicorn.run(application, host=host, port=port, log_config=None, proxy_headers=False)
+        # Behind a reverse proxy, only the proxies named in MIMAMORI_FORWARDED_ALLOW_IPS may
+        # say who the client is (X-Forwarded-For): login throttling counts per client address.
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_config=None,
+            proxy_headers=bool(settings.forwarded_allow_ips),
+            forwarded_allow_ips=settings.forwarded_allow_ips or "",
+        )
     finally:
         if stop is not None:
             stop.set()
@@ -247,6 +256,36 @@ def user_create(
         console.print(f"[red]{exc.message}[/]")
         raise typer.Exit(1) from None
     console.print(f"[green]Created {role} {email} in {org} ({user_id}).[/]")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Option(help="The user's login.")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="New password (prompted for when omitted).", envvar="MIMAMORI_NEW_USER_PASSWORD"
+        ),
+    ] = None,
+) -> None:
+    """Give a staff user a new password; every session and token they had ends."""
+    from service.auth.service import change_password, get_user_by_email
+    from service.db import session_scope
+    from service.errors import DomainError
+
+    if password is None:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        with session_scope() as session:
+            user = get_user_by_email(session=session, email=email)
+            if user is None:
+                console.print(f"[red]No user has the login {email!r}.[/]")
+                raise typer.Exit(1)
+            change_password(session=session, user=user, password=password, actor=_cli_actor())
+    except DomainError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"[green]New password set for {email}; their sessions have ended.[/]")
 
 
 # --- import / export --------------------------------------------------------------------------

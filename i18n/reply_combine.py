@@ -149,7 +149,30 @@ def _problems_reported(view: str, spans: list[Span]) -> list[Span]:
     ]
 
 
+def _thanked_talk(view: str, spans: list[Span]) -> list[Span]:
+    """Read "thanks for the call, we're fine" as thanks, not as asking to talk.
+
+    Only when the reply also says it is fine: a talk word right beside a
+    thanks word, in the same clause, is then gratitude for the call
+    ("お電話ありがとう", "obrigado pela ligação"). "Call me, thanks" has no
+    fine word and stays talk.
+    """
+    if not any(Cat.FINE in s.cats for s in spans):
+        return spans
+    thanks = [s for s in spans if Cat.THANKS in s.cats]
+    out = []
+    for span in spans:
+        if Cat.TALK in span.cats and span.cats <= {Cat.TALK, Cat.FILLER, Cat.STATEMENT}:
+            for t in thanks:
+                gap = view[t.end : span.start] if t.end <= span.start else view[span.end : t.start]
+                if (t.end <= span.start or span.end <= t.start) and gap_allows_negation(gap):
+                    span = Span(span.start, span.end, span.text, frozenset({Cat.FILLER}))
+                    break
+        out.append(span)
+    return out
+
+
 def combine(view: str, spans: list[Span]) -> list[Span]:
     """Give meaning to words that only mean something together."""
     spans = _problems_reported(view, _no_problem(view, spans))
-    return _talk_modals(view, _missing_staples(view, spans))
+    return _thanked_talk(view, _talk_modals(view, _missing_staples(view, spans)))

@@ -72,6 +72,8 @@ class Cat(Enum):
     #: Wanting and needing verbs ("need", "necesito", "cần"): before a talk
     #: word they ask to talk, not for a described need.
     MODAL = "modal"
+    #: Thanks ("thanks for the call"): a talk word beside it is gratitude.
+    THANKS = "thanks"
     #: Internal: a warning word of a language out of the resident's scope.
     FOREIGN = "foreign"
     #: Internal: a question phrase with a fine word inside ("tá tudo bem").
@@ -79,7 +81,7 @@ class Cat(Enum):
 
 
 #: Words that never close a check-in by themselves and may surround a fine word.
-SAFE_CATS = frozenset({Cat.FINE, Cat.FILLER, Cat.GREETING, Cat.STATEMENT})
+SAFE_CATS = frozenset({Cat.FINE, Cat.FILLER, Cat.GREETING, Cat.STATEMENT, Cat.THANKS})
 #: Warning signs. The same string listed as harmless in one language and as
 #: a warning sign in another (both in scope) is treated as the warning sign.
 UNSAFE_CATS = frozenset(

@@ -251,3 +251,28 @@ def test_every_staple_with_every_absence_word_is_help(locale: str) -> None:
             text = f"{staple} {absence}"
             result = classify(text, locale)
             assert result.kind is HELP, (text, result)
+
+
+# Thanks for the call: gratitude, not a request, when the reply says it is fine.
+THANKS_FOR_THE_CALL = {
+    "ja": ["お電話ありがとうございます、元気です"],
+    "en": ["thanks for the call, we are fine"],
+    "zh_Hans": ["谢谢来电，我们都好"],
+    "vi": ["cảm ơn đã gọi, tôi ổn"],
+    "fil": ["salamat sa tawag, ok lang kami"],
+    "pt_BR": ["obrigado pela ligação, tá tudo certo"],
+    "es": ["gracias por llamar, estamos bien"],
+    "id": ["makasih udah nelpon, kami baik"],
+    "th": ["ขอบคุณที่โทรมา สบายดีครับ"],
+}
+
+
+@pytest.mark.parametrize(("locale", "text", "kind"), rows(FINE, THANKS_FOR_THE_CALL))
+def test_thanks_for_the_call_with_fine_is_fine(locale: str, text: str, kind: ReplyKind) -> None:
+    check(locale, text, kind)
+
+
+def test_call_me_with_thanks_but_no_fine_is_still_talk() -> None:
+    assert classify("call me thanks", "en").kind is TALK
+    assert classify("gracias, llámame", "es").kind is TALK
+    assert classify("電話ください ありがとう", "ja").kind is TALK

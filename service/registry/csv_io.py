@@ -15,7 +15,7 @@ import csv
 import io
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
@@ -39,7 +39,7 @@ from service.registry.models import (
     ResidentStatus,
     Site,
 )
-from service.registry.phones import phone_kind
+from service.registry.phones import display_phone, phone_kind
 from service.registry.service import normalize_site_name
 
 ImportKind = Literal["residents", "members", "assignments"]
@@ -103,7 +103,16 @@ class ImportReport:
 def decode_csv_bytes(data: bytes) -> tuple[str, str]:
     """UTF-8 with BOM, UTF-8 and CP932 are told apart by trying them strictly in that order."""
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8"), "utf-8-sig"
+        try:
+            return data[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError as exc:
+            # A BOM promises UTF-8; guessing another encoding behind it could misread names.
+            line = data[: 3 + exc.start].count(b"\n") + 1
+            raise CsvFileError(
+                "the file starts with a UTF-8 byte order mark, but line "
+                f"{line} is not UTF-8 (perhaps CP932/Shift_JIS text was added to a UTF-8 "
+                "file): save it again in one encoding, as 'CSV UTF-8' or as CSV (CP932)"
+            ) from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as exc:
@@ -232,23 +241,116 @@ def _map_headers(
     return mapping, ignored
 
 
-def _read_rows(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+# Excel runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+# The full-width forms are included because Japanese input methods produce them.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+
+
+def neutralize_cell(value: str) -> str:
+    """A cell Excel shows as text: one that could start a formula gets a leading ``'``.
+
+    This is OWASP's recommendation. ``restore_cell`` undoes it on import, so an export
+    re-imports unchanged.
+    """
+    # A value that already starts with quotes before a formula character gets one more,
+    # so that restoring gives it back exactly.
+    return "'" + value if value.lstrip("'").startswith(FORMULA_STARTS) else value
+
+
+def restore_cell(value: str) -> str:
+    """Undo ``neutralize_cell``: one ``'`` before a formula character is ours, not data."""
+    if value.startswith("'") and value.lstrip("'").startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
+def safe_csv_row(values: Iterable[object]) -> list[str]:
+    return [neutralize_cell(str(v)) for v in values]
+
+
+@dataclass
+class _Rows:
+    headers: list[str]
+    rows: list[tuple[int, list[str]]]
+    # Rows that cannot be trusted as read, by line: an unclosed quote, a NUL character.
+    broken: dict[int, str] = field(default_factory=dict)
+    # For a row read over several lines, the line it started on.
+    first_line: dict[int, int] = field(default_factory=dict)
+
+
+def _read_rows(text: str) -> _Rows:
+    """Read every record, remembering which lines each came from.
+
+    A quoted field may legitimately span lines (Excel writes notes with line breaks that
+    way), but a quote left open swallows the following rows into one field; ``_check_rows``
+    tells the two apart once the columns are known.
+    """
+    raw: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in io.StringIO(text, newline=""):
+            raw.append(line)
+            yield line
+
+    reader = csv.reader(lines())
     try:
         headers = next(reader)
     except StopIteration:
         raise CsvFileError("the file is empty") from None
     except csv.Error as exc:
         raise CsvFileError(f"the header line is not valid CSV: {exc}") from None
-    rows: list[tuple[int, list[str]]] = []
+    if any("\x00" in h for h in headers):
+        raise CsvFileError("the header line contains a NUL character")
+    result = _Rows(headers=[restore_cell(h) for h in headers], rows=[])
+    raw.clear()
     try:
         for values in reader:
+            record, start = "".join(raw), reader.line_num - len(raw) + 1
+            raw.clear()
             if not any(v.strip() for v in values):
                 continue
-            rows.append((reader.line_num, values))
+            line = reader.line_num
+            if start != line:
+                result.first_line[line] = start
+                # Quotes come in pairs in a well-formed record; an odd count means the
+                # reader hit the end of the file inside a quoted field.
+                if record.count('"') % 2:
+                    result.broken[line] = (
+                        f"the quote opened on line {start} is never closed: lines "
+                        f"{start}-{line} were read as one row"
+                    )
+            if any("\x00" in v for v in values):
+                result.broken.setdefault(line, f"line {start} contains a NUL character")
+            result.rows.append((line, [restore_cell(v) for v in values]))
     except csv.Error as exc:
         raise CsvFileError(f"line {reader.line_num} is not valid CSV: {exc}") from None
-    return headers, rows
+    return result
+
+
+# Free-text columns, where a line break inside quotes is expected.
+_MULTILINE_FIELDS = frozenset({"notes"})
+
+
+def _check_rows(read: _Rows, mapping: dict[str, int]) -> None:
+    """Mark rows where a quote left open merged several lines into one row.
+
+    A line break inside an id, a name or a phone number is never data: it means a quote
+    was opened and closed only on a later line, so rows in between were swallowed.
+    """
+    for line, values in read.rows:
+        start = read.first_line.get(line)
+        if start is None or line in read.broken:
+            continue
+        for name, index in mapping.items():
+            if name in _MULTILINE_FIELDS or index >= len(values):
+                continue
+            if "\n" in values[index] or "\r" in values[index]:
+                read.broken[line] = (
+                    f"a quote opened on line {start} closes only on line {line}, so these "
+                    f"lines were read as one row (column {read.headers[index]!r}): check "
+                    "the quotes"
+                )
+                break
 
 
 # --- Value parsing ----------------------------------------------------------------------------
@@ -383,26 +485,34 @@ def import_csv(
     The caller commits; on a report that is not applied nothing has been written.
     """
     text, encoding = decode_csv_bytes(data)
-    headers, rows = _read_rows(text)
-    report = ImportReport(kind=kind, encoding=encoding, total_rows=len(rows), dry_run=dry_run)
+    read = _read_rows(text)
+    headers, all_rows = read.headers, read.rows
+    report = ImportReport(kind=kind, encoding=encoding, total_rows=len(all_rows), dry_run=dry_run)
     org = session.get(Organization, organization_id)
     assert org is not None
+    columns, required = {
+        "residents": (RESIDENT_COLUMNS, RESIDENT_REQUIRED),
+        "members": (MEMBER_COLUMNS, MEMBER_REQUIRED),
+        "assignments": (ASSIGNMENT_COLUMNS, ASSIGNMENT_REQUIRED),
+    }.get(kind, (None, ()))
+    if columns is None:  # pragma: no cover - typed away
+        raise CsvFileError(f"unknown import kind {kind!r}")
+    mapping, report.ignored_columns = _map_headers(headers, columns, required)
+    _check_rows(read, mapping)
+    rows = [(line, values) for line, values in all_rows if line not in read.broken]
     if kind == "residents":
-        mapping, report.ignored_columns = _map_headers(headers, RESIDENT_COLUMNS, RESIDENT_REQUIRED)
         plan = _plan_residents(session, org, headers, rows, mapping, report, progress)
         model: Any = Resident
     elif kind == "members":
-        mapping, report.ignored_columns = _map_headers(headers, MEMBER_COLUMNS, MEMBER_REQUIRED)
         plan = _plan_members(session, org, headers, rows, mapping, report, progress)
         model = Member
-    elif kind == "assignments":
-        mapping, report.ignored_columns = _map_headers(
-            headers, ASSIGNMENT_COLUMNS, ASSIGNMENT_REQUIRED
-        )
+    else:
         plan = _plan_assignments(session, org, headers, rows, mapping, report, progress)
         model = Assignment
-    else:  # pragma: no cover - typed away
-        raise CsvFileError(f"unknown import kind {kind!r}")
+    for line, reason in read.broken.items():
+        start = read.first_line.get(line, line)
+        report.errors.append(RowError(row=start, column="row", value="", reason=reason))
+        plan.bad_lines[line] = [reason]
 
     report.errors.sort(key=lambda e: e.row)
     report.rejected = len(plan.bad_lines)
@@ -411,7 +521,7 @@ def import_csv(
     report.updated = len(plan.updates) + replaced
     report.new_sites = sorted(plan.new_sites)
     if plan.bad_lines:
-        report.reject_csv = _reject_file(headers, rows, plan.bad_lines)
+        report.reject_csv = _reject_file(headers, all_rows, plan.bad_lines)
     if dry_run or (report.errors and not apply_valid_rows):
         return report
     _apply(session, org.id, model, kind, plan, actor, report)
@@ -943,10 +1053,12 @@ def _reject_file(
     """The rejected rows as they came, with the line number and the reasons added."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*headers, "元の行番号 (line)", "エラー (error)"])
+    writer.writerow(safe_csv_row([*headers, "元の行番号 (line)", "エラー (error)"]))
     for line, values in rows:
         if line in bad_lines:
-            writer.writerow([*values, line, "; ".join(bad_lines[line])])
+            # NULs are dropped here only: the row is already refused for them.
+            cells = [v.replace("\x00", "") for v in values]
+            writer.writerow(safe_csv_row([*cells, line, "; ".join(bad_lines[line])]))
     return out.getvalue()
 
 
@@ -978,7 +1090,9 @@ def export_residents(
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     fields = list(RESIDENT_EXPORT_HEADERS_JA)
-    writer.writerow([RESIDENT_EXPORT_HEADERS_JA[f] if headers == "ja" else f for f in fields])
+    writer.writerow(
+        safe_csv_row(RESIDENT_EXPORT_HEADERS_JA[f] if headers == "ja" else f for f in fields)
+    )
     org = session.get(Organization, organization_id)
     tz = ZoneInfo(org.timezone if org else "Asia/Tokyo")
     count = 0
@@ -992,6 +1106,10 @@ def export_residents(
         for f in fields:
             if f == "site":
                 value: Any = sites.get(resident.site_id, "") if resident.site_id else ""
+            elif f in ("phone", "phone2"):
+                # 090-1234-5678, not 09012345678 (a number to Excel, which drops the 0)
+                # nor +8190… (a formula to Excel); foreign numbers keep their +, neutralized.
+                value = display_phone(getattr(resident, f))
             else:
                 value = getattr(resident, f)
             if isinstance(value, bool):
@@ -1007,7 +1125,7 @@ def export_residents(
             elif value is None:
                 value = ""
             row.append(str(getattr(value, "value", value)))
-        writer.writerow(row)
+        writer.writerow(safe_csv_row(row))
     text = out.getvalue()
     record(
         session=session,

@@ -245,6 +245,28 @@ def _accents_fit(typed: str, keyword_letters: frozenset[str]) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """One accented keyword behind an accent-free entry, and what it means."""
+
+    letters: frozenset[str]
+    code: str
+    cat: Cat
+
+
+def _fitting(typed: str, origins: tuple[_Origin, ...]) -> dict[str, frozenset[Cat]]:
+    """What the typed word can mean: only the keywords whose accents it fits.
+
+    Vietnamese "đâu" (where) and "đau" (pain) both fold to "dau"; typed
+    "đâu" must not mean pain.
+    """
+    by_code: dict[str, set[Cat]] = {}
+    for origin in origins:
+        if _accents_fit(typed, origin.letters):
+            by_code.setdefault(origin.code, set()).add(origin.cat)
+    return {code: frozenset(cats) for code, cats in by_code.items()}
+
+
 def _head(text: str, i: int) -> str:
     """The first two characters at ``i``, a stretched Latin letter counted once.
 
@@ -268,7 +290,7 @@ class _Lexicon:
     """
 
     def __init__(
-        self, entries: _Entries, accents: Mapping[str, frozenset[str]] | None = None
+        self, entries: _Entries, accents: Mapping[str, tuple[_Origin, ...]] | None = None
     ) -> None:
         index: dict[str, list[tuple[str, re.Pattern[str], Mapping[str, frozenset[Cat]]]]] = {}
         for keyword, by_code in entries.items():
@@ -303,7 +325,8 @@ class _Lexicon:
                 text = m.group()
                 if original is not None and self._accents is not None:
                     text = original[m.start() : m.end()]
-                    if not _accents_fit(text, self._accents.get(keyword, frozenset())):
+                    by_code = _fitting(text, self._accents.get(keyword, ()))
+                    if not by_code:
                         continue
                 found.append(RawSpan(i, m.end(), text, by_code))
         return found
@@ -342,14 +365,15 @@ def _tables() -> _Tables:
     start: set[str] = set()
     folded_stop: dict[str, frozenset[str]] = {}
     folded_start: dict[str, frozenset[str]] = {}
-    accents: dict[str, set[str]] = {}
+    accents: dict[str, list[_Origin]] = {}
     for code, kw in keywords.items():
         for cat in REPLY_CATS:
             for word in kw.get(cat.value):
                 _add(main, word, cat, _scope_code(code, word))
                 if kw.fold_diacritics and fold(word) != word:
                     _add(folded, fold(word), cat, code)
-                    accents.setdefault(fold(word), set()).update(c for c in word if not c.isascii())
+                    letters = frozenset(c for c in word if not c.isascii())
+                    accents.setdefault(fold(word), []).append(_Origin(letters, code, cat))
         if code in RESIDENT_LANGUAGES:
             for word in kw.get(Cat.NAME.value):
                 _add(names, word, Cat.NAME, code)
@@ -364,7 +388,7 @@ def _tables() -> _Tables:
             folded_start[code] = frozenset(fold(w) for w in kw.get("start"))
     return _Tables(
         main=_Lexicon(main),
-        folded=_Lexicon(folded, {k: frozenset(v) for k, v in accents.items()}),
+        folded=_Lexicon(folded, {k: tuple(v) for k, v in accents.items()}),
         names=_Lexicon(names),
         stop=frozenset(stop),
         start=frozenset(start),

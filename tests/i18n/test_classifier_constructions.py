@@ -276,3 +276,10 @@ def test_call_me_with_thanks_but_no_fine_is_still_talk() -> None:
     assert classify("call me thanks", "en").kind is TALK
     assert classify("gracias, llámame", "es").kind is TALK
     assert classify("電話ください ありがとう", "ja").kind is TALK
+
+
+def test_an_accent_typed_chooses_between_words_that_fold_alike() -> None:
+    """Vietnamese "đâu" (where) and "đau" (pain) both fold to "dau"."""
+    assert classify("ko có vấn đề gì đâu", "vi").kind is not HELP
+    assert classify("đau quá", "vi").kind is HELP
+    assert classify("dau qua", "vi").kind is HELP

@@ -478,6 +478,9 @@ def _fan_out_chunk(
     if superseded:
         _cancel_queued_attempts(session, superseded, now)
     taken = _taken_over(session, newer, [r.id for r in rows])
+    # Numbers an SMS failed to for good are not texted again (an indexed look-up of the
+    # few such failures; none, usually).
+    dead = dead_numbers_of(session, rows)
     quiet = not round_.override_quiet_hours and in_quiet_hours(
         now, tz, round_.quiet_start, round_.quiet_end
     )
@@ -540,8 +543,12 @@ def _fan_out_chunk(
                     "closed_at": None,
                 }
             )
+            first, phone = plan[0], None
+            if dead and (reach := reachable_by(resident, first["channel"], dead)) is not None:
+                # Its SMS number failed for good: a call, or another mobile number.
+                first, phone = {**first, "channel": reach[0]}, reach[1]
             attempt_row, message = _attempt_rows(
-                round_, org, resident, plan[0], 0, checkin_id, now, start_at, bodies
+                round_, org, resident, first, 0, checkin_id, now, start_at, bodies, phone
             )
             attempts.append(attempt_row)
             yield message

@@ -63,6 +63,12 @@ class OutboxPurpose(StrEnum):
     member_notice = "member_notice"  # reminders, confirmations, late-reply notices
 
 
+# An SMS that failed for good: no SMS to its number can succeed (``outbox.dead_sms_numbers``).
+DEAD_SMS_WHERE = (
+    "channel = 'sms' AND status = 'failed' AND last_error_code IN (21211, 21610, 21614)"
+)
+
+
 class OutboxMessage(SQLModel, table=True):
     """One outbound SMS or call, written in the same transaction as the change that needs it."""
 
@@ -85,6 +91,14 @@ class OutboxMessage(SQLModel, table=True):
             unique=True,
             postgresql_where=text("sid IS NOT NULL"),
             sqlite_where=text("sid IS NOT NULL"),
+        ),
+        # SMS that failed for good (21610 STOP, 21614 not a mobile, 21211 invalid): few rows,
+        # looked up for every resident a round or a plan step is about to text.
+        Index(
+            "ix_outbox_dead_sms",
+            "to_phone",
+            postgresql_where=text(DEAD_SMS_WHERE),
+            sqlite_where=text(DEAD_SMS_WHERE),
         ),
         # Retries waiting (few, even in a round of 100,000): the dispatcher takes those due
         # before first sends, so a resident's retries are not queued behind a whole round.

@@ -133,3 +133,23 @@ async def test_a_text_from_the_resident_after_a_stop_lets_sms_go_again(world):
         (m.channel, m.status) for m in outbox_to(world.engine, MOBILE) if m.purpose == "checkin"
     ]
     assert checkin_messages == [("sms", OutboxStatus.failed), ("sms", OutboxStatus.sent)]
+
+
+async def test_the_next_round_does_not_text_a_number_that_refused_sms(world):
+    """A later round's first attempt skips the number too: a call from the start."""
+    world.resident("R-1", MOBILE_LOCAL, language="ja")
+    start_round_for(world, "R-1")
+    wire = TwilioWire(clock=world.clock.now, script=refusing(21610))
+    with twilio_wire(wire):
+        await dispatch(world)
+    world.clock.advance(hours=3)
+    start_round_for(world, "R-1")  # the next day's round, say
+    with twilio_wire(wire):
+        await dispatch(world)
+    checkin_messages = [
+        (m.channel, m.status) for m in outbox_to(world.engine, MOBILE) if m.purpose == "checkin"
+    ]
+    assert checkin_messages[0] == ("sms", OutboxStatus.failed)
+    assert checkin_messages[-1] == ("call", OutboxStatus.sent)
+    assert ("sms", OutboxStatus.sent) not in checkin_messages
+    assert sum(1 for form in (f for _, f in wire.posts) if "Body" in form) == 1

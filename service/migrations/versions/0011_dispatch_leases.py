@@ -36,9 +36,19 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'pending' AND tries > 0"),
         sqlite_where=sa.text("status = 'pending' AND tries > 0"),
     )
+    dead_sms = "channel = 'sms' AND status = 'failed' AND last_error_code IN (21211, 21610, 21614)"
+    op.create_index(
+        "ix_outbox_dead_sms",
+        "outbox",
+        ["to_phone"],
+        unique=False,
+        postgresql_where=sa.text(dead_sms),
+        sqlite_where=sa.text(dead_sms),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_dead_sms", table_name="outbox")
     op.drop_index("ix_outbox_due_retry", table_name="outbox")
     op.drop_index("ix_outbox_reconciliation", table_name="outbox")
     # A plain ALTER TABLE ... DROP COLUMN (SQLite has it since 3.35): rebuilding the table,

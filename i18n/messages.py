@@ -56,6 +56,11 @@ RESIDENT_OPTOUT = N_("resident.optout")
 RESIDENT_OPTIN = N_("resident.optin")
 # TRANSLATORS: Confirms a change of language. {language} is the language's own name.
 RESIDENT_LANGUAGE_CHANGED = N_("resident.language_changed")
+# TRANSLATORS: Answer to an SMS from an unknown number (anyone,
+# e.g. a relative asking for help): we received it and staff will
+# read it; in an emergency, call 119 (fire and ambulance in Japan).
+# Keep 119 as ASCII digits. No council name: it may not be known.
+RESIDENT_REPLY_RECEIVED = N_("resident.reply.received")
 
 # --- Ready-made staff answers to residents, by SMS ------------------------------------
 # Staff pick one in the inbox when they cannot write the resident's language. They carry
@@ -204,6 +209,7 @@ MESSAGES: dict[str, MessageSpec] = {
         _spec(RESIDENT_OPTOUT, _RESIDENT, "org"),
         _spec(RESIDENT_OPTIN, _RESIDENT, "org"),
         _spec(RESIDENT_LANGUAGE_CHANGED, _RESIDENT, "org", "language"),
+        _spec(RESIDENT_REPLY_RECEIVED, _RESIDENT),
         _spec(RESIDENT_ANSWER_CALL_SOON, _RESIDENT, "org"),
         _spec(RESIDENT_ANSWER_EMERGENCY, _RESIDENT, "org"),
         _spec(RESIDENT_ANSWER_VISIT, _RESIDENT, "org"),

@@ -6,8 +6,9 @@ import gc
 import getpass
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -53,8 +54,14 @@ site_name_app = typer.Typer(
     help="A site's name in other languages (members' alerts use the reader's).",
     no_args_is_help=True,
 )
+org_sender_app = typer.Typer(
+    help="The organization's own sender numbers and Messaging Service: SMS sent to them "
+    "come to its inbox.",
+    no_args_is_help=True,
+)
 app.add_typer(org_app, name="org")
 org_app.add_typer(org_name_app, name="name")
+org_app.add_typer(org_sender_app, name="senders")
 app.add_typer(site_app, name="site")
 site_app.add_typer(site_name_app, name="name")
 
@@ -918,6 +925,100 @@ def site_name_remove(
 def site_name_list(site: Annotated[str, _SITE], org: Annotated[str | None, _ORG] = None) -> None:
     """A site's names in other languages."""
     _change_names(org, site, {})
+
+
+def _change_senders(org: str | None, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Apply ``change`` to the organization's senders as the API does (validated, unique
+    across organizations, audited); prints them."""
+    from pydantic import ValidationError
+
+    from service.db import session_scope
+    from service.errors import DomainError
+    from service.registry import service as registry
+    from service.registry.models import OrganizationUpdate
+
+    if get_settings().is_sqlite:
+        _upgrade_schema()
+    try:
+        with session_scope() as session:
+            organization = _resolve_org(session, org)
+            current = registry.organization_senders(session, organization.id)
+            wanted = change(current)
+            if wanted != current:
+                try:
+                    data = OrganizationUpdate(**wanted)
+                except ValidationError as exc:
+                    for err in exc.errors():
+                        message = err["msg"].removeprefix("Value error, ")
+                        console.print(f"[red]{message}[/]", highlight=False)
+                    raise typer.Exit(1) from None
+                registry.update_organization(
+                    session=session, organization_id=organization.id, data=data, actor=_cli_actor()
+                )
+                current = registry.organization_senders(session, organization.id)
+            out.print(organization.name, highlight=False)
+            for number in current["sender_numbers"]:
+                out.print(f"  number: {number}", highlight=False)
+            if current["messaging_service_sid"]:
+                service_sid = current["messaging_service_sid"]
+                out.print(f"  messaging service: {service_sid}", highlight=False)
+            if not current["sender_numbers"] and not current["messaging_service_sid"]:
+                out.print("  (no sender numbers: the installation's own are used)", highlight=False)
+    except DomainError as exc:
+        console.print(f"[red]{exc.message}[/]", highlight=False)
+        raise typer.Exit(1) from None
+
+
+_NUMBERS = typer.Argument(help="Phone numbers, e.g. 050-1234-5678 or +81501234567.")
+
+
+@org_sender_app.command("list")
+def org_senders_list(org: Annotated[str | None, _ORG] = None) -> None:
+    """The organization's sender numbers and Messaging Service."""
+    _change_senders(org, lambda current: current)
+
+
+@org_sender_app.command("add")
+def org_senders_add(
+    numbers: Annotated[list[str], _NUMBERS], org: Annotated[str | None, _ORG] = None
+) -> None:
+    """Add sender numbers (each may belong to one organization only)."""
+    _change_senders(
+        org,
+        lambda current: {**current, "sender_numbers": [*current["sender_numbers"], *numbers]},
+    )
+
+
+@org_sender_app.command("remove")
+def org_senders_remove(
+    numbers: Annotated[list[str], _NUMBERS], org: Annotated[str | None, _ORG] = None
+) -> None:
+    """Remove sender numbers (typed in any form the registry accepts)."""
+    from service.registry.phones import PhoneError, normalize_phone
+
+    gone: set[str | None] = set()
+    for raw in numbers:
+        try:
+            gone.add(normalize_phone(raw))
+        except PhoneError as exc:
+            console.print(f"[red]invalid number {raw!r}: {exc}[/]", highlight=False)
+            raise typer.Exit(1) from None
+    _change_senders(
+        org,
+        lambda current: {
+            **current,
+            "sender_numbers": [n for n in current["sender_numbers"] if n not in gone],
+        },
+    )
+
+
+@org_sender_app.command("service")
+def org_senders_service(
+    sid: Annotated[str, typer.Argument(help='The Messaging Service SID (MG…); "" removes it.')],
+    org: Annotated[str | None, _ORG] = None,
+) -> None:
+    """Set (or, with "", remove) the organization's Twilio Messaging Service."""
+    _change_senders(org, lambda current: {**current, "messaging_service_sid": sid or None})
 
 
 def _post_signed(path: str, params: dict[str, str], url: str | None) -> str:

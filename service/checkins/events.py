@@ -29,6 +29,7 @@ from service.checkins.models import (
 from service.common import aware
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
 from service.registry.models import Member, Organization, Resident
+from service.telephony import routing
 from service.telephony.models import InboundMessage, OutboxMessage, OutboxPurpose, OutboxStatus
 
 ATTEMPT_STATUS = {
@@ -243,13 +244,6 @@ def find_sender(session: Session, phone: str) -> tuple[Resident | None, Member |
     return None, member
 
 
-def organization_for_unknown(session: Session) -> uuid.UUID | None:
-    """An SMS from an unknown number still belongs to someone's inbox: with one
-    organization on this installation, to that one."""
-    ids = list(session.execute(select(Organization.id).limit(2)).scalars())
-    return ids[0] if len(ids) == 1 else None
-
-
 def on_inbound_sms(
     session: Session, inbound: InboundMessage, now: datetime
 ) -> tuple[str | None, str]:
@@ -269,7 +263,20 @@ def on_inbound_sms(
         session.add(inbound)
         reply = escalations.handle_member_reply(session, member=member, text=inbound.body, now=now)
         return reply, (member.languages or ["ja"])[0]
-    inbound.organization_id = organization_for_unknown(session)
+    return _stranger_message(session, inbound, now)
+
+
+def _stranger_message(
+    session: Session, inbound: InboundMessage, now: datetime
+) -> tuple[str | None, str]:
+    """An SMS from a number in no registry: the inbox of the organization that owns the
+    number it was sent to, or every inbox as unrouted (``telephony.routing``). It is read
+    as a resident's would be, without a language, so that a cry for help stands out; the
+    sender is answered in Japanese and English."""
+    inbound.organization_id = routing.organization_for_stranger(
+        session, to_phone=inbound.to_phone, params=inbound.params or {}
+    )
+    inbound.classification = classify(inbound.body, None).kind.value
     inbound.needs_staff = True
     session.add(inbound)
     session.add(
@@ -280,7 +287,7 @@ def on_inbound_sms(
             created_at=now,
         )
     )
-    return None, "easy_ja"
+    return routing.stranger_answer(), routing.STRANGER_LANGUAGES[0]
 
 
 def _act_on_resident_reply(

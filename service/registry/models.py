@@ -108,6 +108,66 @@ class Organization(SQLModel, table=True):
     created_at: datetime = timestamp_field()
 
 
+class SenderKind(StrEnum):
+    """What identifies an organization to Twilio: a number of its own, or a Messaging
+    Service (a pool of numbers Twilio chooses from)."""
+
+    number = "number"
+    messaging_service = "messaging_service"
+
+
+class OrganizationSender(SQLModel, table=True):
+    """A sender number or Messaging Service SID, and the organization that owns it.
+
+    Unique across organizations: an inbound SMS belongs to the organization that owns the
+    number (or service) it was sent to (``service.telephony.routing``).
+    """
+
+    __tablename__ = "organization_sender"
+    id: uuid.UUID = id_field()
+    organization_id: uuid.UUID = Field(
+        foreign_key="organization.id", ondelete="CASCADE", index=True
+    )
+    kind: SenderKind = Field(sa_type=String(20))
+    address: str = Field(max_length=40, sa_column_kwargs={"unique": True})
+    created_at: datetime = timestamp_field()
+
+
+_MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-f]{32}$")
+MAX_SENDER_NUMBERS = 20
+
+
+def check_sender_numbers(value: object) -> list[str]:
+    """E.164 numbers, validated as every phone is (``registry.phones``), without repeats."""
+    if not isinstance(value, list):
+        raise ValueError("sender_numbers must be a list of phone numbers")
+    if len(value) > MAX_SENDER_NUMBERS:
+        raise ValueError(f"at most {MAX_SENDER_NUMBERS} sender numbers")
+    numbers: list[str] = []
+    for raw in value:
+        if not isinstance(raw, str) or not raw.strip():
+            raise ValueError("a sender number cannot be blank")
+        try:
+            number = normalize_phone(raw)
+        except PhoneError as exc:
+            raise ValueError(f"invalid sender number {raw!r}: {exc}") from None
+        if number is not None and number not in numbers:
+            numbers.append(number)
+    return numbers
+
+
+def check_messaging_service_sid(value: object) -> str | None:
+    """A Twilio Messaging Service SID: "MG" and 32 hexadecimal digits; blank clears it."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip()
+    if not _MESSAGING_SERVICE_SID.match(text[:2].upper() + text[2:].lower()):
+        raise ValueError(
+            f"invalid Messaging Service SID {text!r}: it is MG followed by 32 hexadecimal digits"
+        )
+    return "MG" + text[2:].lower()
+
+
 class OrganizationPublic(SQLModel):
     id: uuid.UUID
     name: str
@@ -115,6 +175,10 @@ class OrganizationPublic(SQLModel):
     ack_minutes: int
     outcome_hours: int
     names: dict[str, str] = {}
+    # The numbers (E.164) and Messaging Service that are this organization's own: messages
+    # to them come to its inbox, and its messages are sent from them.
+    sender_numbers: list[str] = []
+    messaging_service_sid: str | None = None
 
 
 class OrganizationUpdate(SQLModel):
@@ -124,11 +188,25 @@ class OrganizationUpdate(SQLModel):
     ack_minutes: int | None = Field(default=None, ge=5, le=240)
     outcome_hours: int | None = Field(default=None, ge=1, le=72)
     names: dict[str, str | None] | None = None
+    # Replaces the organization's sender numbers ([] removes them all); a ``null`` or
+    # blank Messaging Service SID removes it.
+    sender_numbers: list[str] | None = None
+    messaging_service_sid: str | None = None
 
     @field_validator("names", mode="before")
     @classmethod
     def _names(cls, value: object) -> object:
         return value if value is None else _check_names(value)
+
+    @field_validator("sender_numbers", mode="before")
+    @classmethod
+    def _sender_numbers(cls, value: object) -> object:
+        return value if value is None else check_sender_numbers(value)
+
+    @field_validator("messaging_service_sid", mode="before")
+    @classmethod
+    def _messaging_service_sid(cls, value: object) -> object:
+        return check_messaging_service_sid(value)
 
 
 # --- Site -------------------------------------------------------------------------------

@@ -23,11 +23,14 @@ from service.registry.models import (
     MemberCreate,
     MemberUpdate,
     Organization,
+    OrganizationPublic,
+    OrganizationSender,
     OrganizationUpdate,
     Resident,
     ResidentCreate,
     ResidentStatus,
     ResidentUpdate,
+    SenderKind,
     Site,
     SiteCreate,
     SiteUpdate,
@@ -71,16 +74,26 @@ def update_organization(
     if org is None:
         raise NotFound("organization not found")
     changes = data.model_dump(exclude_unset=True)
+    senders = {k: changes.pop(k) for k in _SENDER_FIELDS if k in changes}
     for name, value in changes.items():
         if value is None:
             raise Invalid(f"{name} cannot be null", field=name)
     if "names" in changes:
         changes["names"] = merged_names(org.names, changes["names"])
     changes = _changed_fields(org, changes)
+    before: dict[str, Any] = {name: getattr(org, name) for name in changes}
     if changes:
-        before = {name: getattr(org, name) for name in changes}
         org.sqlmodel_update(changes)
         session.add(org)
+    changed = list(changes)
+    if senders:
+        old = organization_senders(session, org.id)
+        new = _set_senders(session, org, old, senders)
+        for name in _SENDER_FIELDS:
+            if _comparable(old[name]) != _comparable(new[name]):
+                before[name] = old[name]
+                changed.append(name)
+    if changed:
         record(
             session=session,
             organization_id=org.id,
@@ -88,10 +101,88 @@ def update_organization(
             action="update",
             entity_type="organization",
             entity_id=org.id,
-            fields=changes.keys(),
+            fields=changed,
             detail={"before": before},
         )
     return org
+
+
+# --- The organization's sender numbers ------------------------------------------------------
+
+_SENDER_FIELDS = ("sender_numbers", "messaging_service_sid")
+
+
+def organization_senders(session: Session, organization_id: uuid.UUID) -> dict[str, Any]:
+    """``{"sender_numbers": [...], "messaging_service_sid": ... or None}``."""
+    rows = session.exec(
+        select(OrganizationSender)
+        .where(OrganizationSender.organization_id == organization_id)
+        .order_by(col(OrganizationSender.created_at), col(OrganizationSender.address))
+    ).all()
+    numbers = [r.address for r in rows if r.kind == SenderKind.number]
+    services = [r.address for r in rows if r.kind == SenderKind.messaging_service]
+    return {"sender_numbers": numbers, "messaging_service_sid": services[0] if services else None}
+
+
+def _comparable(value: Any) -> Any:
+    return sorted(value) if isinstance(value, list) else value
+
+
+def organization_public(session: Session, org: Organization) -> OrganizationPublic:
+    """The organization as the API shows it, with its sender numbers."""
+    return OrganizationPublic.model_validate(org, update=organization_senders(session, org.id))
+
+
+def _set_senders(
+    session: Session, org: Organization, old: dict[str, Any], wanted: dict[str, Any]
+) -> dict[str, Any]:
+    """Replace the organization's numbers and/or Messaging Service. A number or service of
+    another organization is refused, naming it; the unique index settles a race."""
+    new = {**old, **wanted}
+    addresses = {n: SenderKind.number for n in new["sender_numbers"]}
+    if new["messaging_service_sid"]:
+        addresses[new["messaging_service_sid"]] = SenderKind.messaging_service
+    taken = session.exec(
+        select(OrganizationSender.address).where(
+            col(OrganizationSender.address).in_(list(addresses)),
+            OrganizationSender.organization_id != org.id,
+        )
+    ).all()
+    if taken:
+        field = (
+            "messaging_service_sid"
+            if addresses[taken[0]] == SenderKind.messaging_service
+            else "sender_numbers"
+        )
+        raise Invalid(f"{taken[0]} already belongs to another organization", field=field)
+    session.execute(
+        delete(OrganizationSender).where(
+            col(OrganizationSender.organization_id) == org.id,
+            col(OrganizationSender.address).not_in(list(addresses)),
+        )
+    )
+    kept = set(
+        session.exec(
+            select(OrganizationSender.address).where(OrganizationSender.organization_id == org.id)
+        ).all()
+    )
+    now = utcnow()
+    for address, kind in addresses.items():
+        if address not in kept:
+            session.add(
+                OrganizationSender(
+                    organization_id=org.id, kind=kind, address=address, created_at=now
+                )
+            )
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Invalid(
+            "a sender number or Messaging Service was just given to another organization",
+            field="sender_numbers",
+        ) from None
+    return new
 
 
 # --- Sites ------------------------------------------------------------------------------------

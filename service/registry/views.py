@@ -11,7 +11,7 @@ from service.audit.service import record
 from service.auth.deps import Admin, Coordinator, CurrentUser, actor_for
 from service.common import Page
 from service.db import SessionDep
-from service.errors import Invalid
+from service.errors import Invalid, NotFound
 from service.registry import csv_io, service
 from service.registry.models import (
     AssignmentCreate,
@@ -41,8 +41,11 @@ Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
 
 @router.get("/organization", response_model=OrganizationPublic, tags=["organization"])
 def read_organization(session: SessionDep, user: CurrentUser) -> OrganizationPublic:
-    """The caller's organization and its settings."""
-    return OrganizationPublic.model_validate(session.get(Organization, user.organization_id))
+    """The caller's organization and its settings, with its sender numbers."""
+    org = session.get(Organization, user.organization_id)
+    if org is None:
+        raise NotFound("organization not found")
+    return service.organization_public(session, org)
 
 
 @router.patch("/organization", response_model=OrganizationPublic, tags=["organization"])
@@ -50,12 +53,14 @@ def update_organization(
     session: SessionDep, user: Admin, data: OrganizationUpdate
 ) -> OrganizationPublic:
     """Change the escalation windows (cases opened from now on take them) and the names
-    per language (merged into the stored ones; a ``null`` name removes that language's)."""
+    per language (merged into the stored ones; a ``null`` name removes that language's),
+    and the sender numbers and Messaging Service (replaced; each belongs to at most one
+    organization: inbound SMS to them come to this organization's inbox)."""
     org = service.update_organization(
         session=session, organization_id=user.organization_id, data=data, actor=actor_for(user)
     )
     session.commit()
-    return OrganizationPublic.model_validate(org)
+    return service.organization_public(session, org)
 
 
 # --- Sites ------------------------------------------------------------------------------------

@@ -179,6 +179,9 @@ class InboundMessage(SQLModel, table=True):
     # scheduler, within a second): NULL until then. ``language`` is the one it was read in.
     processed_at: datetime | None = timestamp_field(nullable=True)
     language: str | None = Field(default=None, max_length=16)
+    # A message no organization could be identified for has no ``organization_id``: every
+    # organization's inbox shows it as unrouted until one claims it, then (``routing``).
+    claimed_at: datetime | None = timestamp_field(nullable=True)
 
 
 class WebhookEvent(SQLModel, table=True):

@@ -28,7 +28,7 @@ from service.escalations import service as escalations
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
 from service.privacy import mask_phone
 from service.registry.models import Member, Organization, Resident
-from service.telephony import twiml
+from service.telephony import routing, twiml
 from service.telephony.errors import classify_twilio_error_code
 from service.telephony.models import (
     InboundMessage,
@@ -241,7 +241,7 @@ def _inbound_sms(form: dict[str, str], session: Session) -> Response:
         session.flush()
         reply, locale = events.on_inbound_sms(session, inbound, now)
         recipient = (inbound.organization_id, inbound.resident_id, inbound.member_id)
-    if reply and not _reply_allowed(session, form["From"], now):
+    if reply and not _reply_allowed(session, form["From"], now, unrouted=recipient[0] is None):
         reply = None
     if reply:
         organization_id, resident_id, member_id = recipient
@@ -264,10 +264,15 @@ def _inbound_sms(form: dict[str, str], session: Session) -> Response:
     return _xml(twiml.sms_reply(reply))
 
 
-def _reply_allowed(session: Session, phone: str, now: datetime) -> bool:
-    """A TwiML answer counts against the same per-recipient cap as any other SMS."""
+def _reply_allowed(session: Session, phone: str, now: datetime, *, unrouted: bool) -> bool:
+    """A TwiML answer counts against the same per-recipient cap as any other SMS. An
+    answer to an unrouted message has no outbox row (it has no organization): the earlier
+    unrouted messages from the number, each answered, count instead."""
     cap = get_settings().sms_per_recipient_per_hour
-    if recent_sms_count(session.connection(), phone, now) < cap:
+    sent = recent_sms_count(session.connection(), phone, now)
+    if unrouted:
+        sent += routing.recent_unrouted_count(session, phone, now) - 1  # not this one
+    if sent < cap:
         return True
     log.warning("not replying to %s: per-recipient cap", mask_phone(phone))
     return False

@@ -32,6 +32,7 @@ from service.errors import DomainError, NotFound
 from service.escalations import service as escalations
 from service.registry import service as registry
 from service.registry.models import Member, Resident
+from service.telephony import routing
 from service.telephony.models import InboundMessage
 from service.translation import answers
 from service.translation import service as translations
@@ -120,7 +121,7 @@ def inbox_page(
         session.execute(
             select(StaffTask)
             .where(
-                StaffTask.organization_id == staff.organization_id,
+                routing.unrouted_tasks_filter(staff.organization_id),  # type: ignore[arg-type]
                 StaffTask.closed_at.is_(None),  # type: ignore[union-attr]
             )
             .order_by(StaffTask.created_at)
@@ -141,6 +142,13 @@ def inbox_page(
             select(Resident).where(Resident.id.in_(resident_ids))  # type: ignore[attr-defined]
         ).scalars()
     }
+    # A stranger's cry for help ("助けて", "倒れました") first, then the oldest.
+    urgent = {
+        t.id
+        for t in tasks
+        if t.inbound_id in inbound and routing.is_urgent(inbound[t.inbound_id].classification)
+    }
+    tasks.sort(key=lambda t: t.id not in urgent)
     stored = translations.for_inbound(
         session, organization_id=staff.organization_id, inbound_ids=inbound_ids
     )
@@ -174,6 +182,7 @@ def inbox_page(
         ready_answers=ready,
         written_by_staff=WRITTEN_BY_STAFF,
         translator_on=translator is not None,
+        urgent=urgent,
     )
 
 
@@ -239,6 +248,33 @@ def link_task(
     )
     session.commit()
     flash(request, "ok", N_("Linked to %(name)s."), name=found.name)
+    return _see_other(INBOX)
+
+
+@router.post("/inbox/{task_id}/claim", dependencies=[CsrfChecked])
+def claim_task(
+    request: Request, session: SessionDep, staff: ActingStaff, task_id: uuid.UUID
+) -> RedirectResponse:
+    """Take an unrouted message for this organization (``routing.claim``, which the API's
+    ``POST /api/v1/tasks/{id}/claim`` calls too): it leaves every other inbox."""
+    try:
+        routing.claim(
+            session,
+            organization_id=staff.organization_id,
+            task_id=task_id,
+            actor=actor_for(staff.user),
+            now=get_clock().now(),
+        )
+    except NotFound:
+        session.rollback()
+        flash(request, "error", N_("That item is no longer in the inbox."))
+        return _see_other(INBOX)
+    except DomainError:
+        session.rollback()
+        flash(request, "error", N_("Another organization has already claimed this message."))
+        return _see_other(INBOX)
+    session.commit()
+    flash(request, "ok", N_("Claimed: the message is now your organization's."))
     return _see_other(INBOX)
 
 

@@ -350,7 +350,10 @@ def test_sms_from_an_unknown_number_is_stored_and_flagged_for_staff(world: World
         "/twilio/sms", data=params, headers=signed_headers("/twilio/sms", params)
     )
     assert response.status_code == 200
-    assert messages_in(response.text) == []  # no reply to a stranger
+    # Answered in Japanese and English: their language is not known.
+    assert messages_in(response.text) == [
+        "\n".join(render("resident.reply.received", code) for code in ("ja", "en"))
+    ]
     with Session(world.engine) as s:
         inbound = s.execute(
             select(InboundMessage).where(InboundMessage.from_phone == stranger)
@@ -360,6 +363,7 @@ def test_sms_from_an_unknown_number_is_stored_and_flagged_for_staff(world: World
     assert inbound.needs_staff is True
     assert inbound.resident_id is None and inbound.member_id is None
     assert inbound.organization_id == world.org_id  # the only council here: its inbox
+    assert inbound.classification == "help"  # a cry for help stands out in the inbox
     assert task.kind == TaskKind.unknown_sender
     assert task.organization_id == world.org_id
 

@@ -170,6 +170,7 @@ def test_serve_trusts_forwarded_headers_only_from_the_configured_proxy(
 
     calls: list[dict[str, object]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *_a, **kw: calls.append(kw))
+    monkeypatch.setattr(cli, "_freeze_startup_objects", lambda: None)  # not in a test process
     monkeypatch.setenv("MIMAMORI_EMBEDDED_SCHEDULER", "false")
     monkeypatch.delenv("MIMAMORI_FORWARDED_ALLOW_IPS", raising=False)
     get_settings.cache_clear()

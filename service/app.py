@@ -12,18 +12,20 @@ from service.auth.views import router as auth_router
 from service.checkins.views import router as checkins_router
 from service.clock import get_clock
 from service.common import aware
+from service.config import get_settings
 from service.db import get_engine
 from service.errors import install_error_handlers
 from service.jma.views import router as jma_router
+from service.limits import BodyLimitMiddleware, NulRejectMiddleware
 from service.metrics import install_metrics
 from service.ops.models import Heartbeat
 from service.registry.views import router as registry_router
+from service.security_headers import SecurityHeadersMiddleware
 from service.telephony.audio import router as voice_audio_router
 from service.telephony.intake import SmsIntakeMiddleware
 from service.telephony.webhooks import router as webhooks_router
 from service.translation.views import router as translation_router
 from service.web import install_dashboard
-from service.telephony.routing_views import router as routing_router
 
 HEARTBEAT_MAX_AGE_SECONDS = 60
 
@@ -56,7 +58,6 @@ def create_app() -> FastAPI:
     app.include_router(api)
     install_dashboard(app)  # the staff dashboard under / (service/web)
 
-    api.include_router(routing_router)
     @app.get("/readyz", tags=["operations"])
     def readyz() -> JSONResponse:
         checks: dict[str, str] = {}
@@ -81,6 +82,11 @@ def create_app() -> FastAPI:
     # A resident's signed SMS is answered by the batch, ahead of routing (intake.py).
     app.add_middleware(SmsIntakeMiddleware)
     install_metrics(app)  # GET /metrics, and webhook latency (service/metrics.py)
+    # Outermost last: body limits bound every read below them, NULs are refused before any
+    # route (service/limits.py), and every response gets the security headers.
+    app.add_middleware(NulRejectMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, public_url=get_settings().public_url)
 
     return app
 

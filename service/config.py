@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -11,6 +13,39 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me-in-production-this-placeholder-is-public"
+
+
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT = 10
+MIN_SECRET_BITS = 80.0
+
+
+def estimated_entropy_bits(value: str) -> float:
+    """Shannon entropy of the characters, times the length: an upper bound on the secret's
+    strength. It cannot see patterns ("abcd…"), but it does catch 'a'*32 and "passwordpass…"."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    n = len(value)
+    per_char = -sum(c / n * math.log2(c / n) for c in counts.values())
+    return per_char * n
+
+
+def secret_weakness(value: str) -> str | None:
+    """Why a secret is too weak (for a message naming the setting), or None.
+
+    ``openssl rand -hex 32`` gives about 240 estimated bits, ``secrets.token_urlsafe(32)``
+    about 210; anything a person typed by hand rarely reaches the bar.
+    """
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"it has {len(value)} characters, and at least {MIN_SECRET_LENGTH} are needed"
+    distinct = len(set(value))
+    if distinct < MIN_SECRET_DISTINCT:
+        return f"it uses only {distinct} different characters; a random value uses many more"
+    bits = estimated_entropy_bits(value)
+    if bits < MIN_SECRET_BITS:
+        return f"its estimated entropy is {bits:.0f} bits, below {MIN_SECRET_BITS:.0f}"
+    return None
 
 
 class Settings(BaseSettings):
@@ -82,6 +117,12 @@ class Settings(BaseSettings):
     jma_poll_enabled: bool = False
     jma_push_token: str | None = None
 
+    @field_validator("jma_push_token")
+    @classmethod
+    def _empty_token_is_unset(cls, value: str | None) -> str | None:
+        """``MIMAMORI_JMA_PUSH_TOKEN=`` (empty) leaves the push endpoint off, as unset does."""
+        return value or None
+
     # Voice prompts played with <Play> (see i18n/audio.py): an operator's recordings,
     # <dir>/<language code>/<prompt id>.wav or .mp3, which win over the prompts espeak-ng
     # rendered at build time; and where those built prompts are (default: inside the
@@ -111,10 +152,23 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment == "production":
-            if self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32:
+            if self.secret_key == PLACEHOLDER_SECRET:
+                raise ValueError("MIMAMORI_SECRET_KEY is the public placeholder")
+            for name, value in (
+                ("MIMAMORI_SECRET_KEY", self.secret_key),
+                ("MIMAMORI_JMA_PUSH_TOKEN", self.jma_push_token),
+            ):
+                weakness = secret_weakness(value) if value is not None else None
+                if weakness:
+                    raise ValueError(
+                        f"{name} is too weak for production: {weakness}; generate one with "
+                        "`openssl rand -hex 32`"
+                    )
+            if not self.public_url.lower().startswith("https://"):
                 raise ValueError(
-                    "MIMAMORI_SECRET_KEY must be set to a random value of at least 32 "
-                    "characters in production"
+                    f"MIMAMORI_PUBLIC_URL must be an https:// URL in production, not "
+                    f"{self.public_url!r}: over http the session cookie is not Secure and "
+                    "Twilio's signatures are checked against the wrong URL"
                 )
             if self.telephony_provider == "auto" and not self.twilio_configured:
                 raise ValueError(

@@ -28,11 +28,50 @@ def _masked(value: Any) -> Any:
     return mask_phones_in_text(value) if isinstance(value, str) else value
 
 
+ACCESS_LOGGER = "uvicorn.access"
+MASKED_VALUE = "***"
+
+
+def mask_query_values(target: str) -> str:
+    """``/api/v1/residents?q=山田&limit=5`` becomes ``/api/v1/residents?q=***&limit=***``.
+
+    A search for a resident puts the name in the query string; the path and the parameter
+    names stay, so the line still says which request it was.
+    """
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    masked = []
+    for part in query.split("&"):
+        name, eq, _value = part.partition("=")
+        masked.append(f"{name}={MASKED_VALUE}" if eq else name)
+    return f"{path}?{'&'.join(masked)}"
+
+
+def _mask_access_record(record: logging.LogRecord) -> None:
+    """uvicorn's access line is ``'%s - "%s %s HTTP/%s" %d'``, the third argument being
+    the path with its query string."""
+    args = record.args
+    if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+        record.args = (*args[:2], mask_query_values(args[2]), *args[3:])
+    elif "?" in str(record.msg) and not args:
+        record.msg = " ".join(mask_query_values(word) for word in str(record.msg).split(" "))
+
+
+class AccessQueryFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        _mask_access_record(record)
+        return True
+
+
 class MaskingFilter(logging.Filter):
     """Last line of defence: mask anything that looks like a phone number in every record,
-    in its message, its traceback and its extra fields, before any formatter sees it."""
+    in its message, its traceback and its extra fields, before any formatter sees it; and
+    the values of query strings in the access log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == ACCESS_LOGGER:
+            _mask_access_record(record)
         message = record.getMessage()
         masked = mask_phones_in_text(message)
         if masked != message:
@@ -82,6 +121,10 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    access = logging.getLogger(ACCESS_LOGGER)
+    # On the logger too, so a handler someone adds later never sees a query value.
+    if not any(isinstance(f, AccessQueryFilter) for f in access.filters):
+        access.addFilter(AccessQueryFilter())
     numeric = logging.getLevelName(level) if isinstance(level, str) else level
     debugging = isinstance(numeric, int) and numeric <= logging.DEBUG
     for name in CHATTY_LOGGERS:

@@ -272,7 +272,7 @@ def test_env_example_loads_and_refuses_the_missing_secret(
     uncommented = re.sub(r"^#\s*(MIMAMORI_[A-Z0-9_]+=)", r"\1", text, flags=re.MULTILINE)
     filled = tmp_path / "filled.env"
     with_secret = uncommented.replace(
-        "MIMAMORI_SECRET_KEY=\n", f"MIMAMORI_SECRET_KEY={'a' * 64}\n"
+        "MIMAMORI_SECRET_KEY=\n", f"MIMAMORI_SECRET_KEY={'0123456789abcdef' * 4}\n"
     )
     filled.write_text(with_secret)
     # Production without a Twilio account would send nothing: refused unless said on purpose.

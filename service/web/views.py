@@ -76,6 +76,8 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 POLL_SECONDS = 5
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+# The packed upload in the preview form: base64 of at most MAX_IMPORT_BYTES compressed.
+MAX_PAYLOAD_CHARS = (MAX_IMPORT_BYTES + MAX_IMPORT_BYTES // 100 + 1024) * 4 // 3 + 4
 LANGUAGE_CODES = [language.code for language in LANGUAGES]
 
 FormStr = Annotated[str, Form()]
@@ -965,9 +967,27 @@ def _pack(data: bytes) -> str:
     return base64.b64encode(zlib.compress(data, 6)).decode("ascii")
 
 
+class _PayloadTooLarge(Exception):
+    """The payload inflates past the upload limit: a crafted form, not a file we packed."""
+
+
 def _unpack(payload: str) -> bytes | None:
+    """The packed upload, inflated at most to the upload limit.
+
+    The payload comes back from the browser, so it is untrusted: a small field can inflate
+    to gigabytes. ``max_length`` stops the inflation itself at the limit.
+    """
+    if len(payload) > MAX_PAYLOAD_CHARS:
+        raise _PayloadTooLarge
     try:
-        return zlib.decompress(base64.b64decode(payload.encode("ascii"), validate=True))
+        packed = base64.b64decode(payload.encode("ascii"), validate=True)
+        inflater = zlib.decompressobj()
+        data = inflater.decompress(packed, MAX_IMPORT_BYTES)
+        if inflater.unconsumed_tail or inflater.decompress(b"", 1):
+            raise _PayloadTooLarge
+        if not inflater.eof:
+            return None  # truncated
+        return data
     except (binascii.Error, zlib.error, ValueError):
         return None
 
@@ -1043,7 +1063,13 @@ async def _payload_form(request: Request) -> tuple[str, bytes | None, str]:
     form = await request.form()
     kind = str(form.get("kind", "residents"))
     kind = kind if kind in IMPORT_KINDS else "residents"
-    data = _unpack(str(form.get("payload", "")))
+    try:
+        data = _unpack(str(form.get("payload", "")))
+    except _PayloadTooLarge:
+        flash(request, "error", N_("The file is too large for the dashboard; split it."))
+        return kind, None, ""
+    if data is None:
+        flash(request, "error", N_("The upload was lost; choose the file again."))
     return kind, data, str(form.get("mode", ""))
 
 
@@ -1051,7 +1077,6 @@ async def _payload_form(request: Request) -> tuple[str, bytes | None, str]:
 async def import_apply(request: Request, session: SessionDep, staff: ActingStaff) -> Response:
     kind, data, mode = await _payload_form(request)
     if data is None:
-        flash(request, "error", N_("The upload was lost; choose the file again."))
         return _see_other("/registry/import")
     try:
         report = await run_in_threadpool(
@@ -1082,7 +1107,6 @@ async def import_rejects(request: Request, session: SessionDep, staff: ActingSta
     """The bad rows as they came, with the line and the reason, to fix in Excel."""
     kind, data, _mode = await _payload_form(request)
     if data is None:
-        flash(request, "error", N_("The upload was lost; choose the file again."))
         return _see_other("/registry/import")
     try:
         report = await run_in_threadpool(_run_import, session, staff, kind, data, dry_run=True)

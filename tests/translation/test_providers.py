@@ -207,9 +207,10 @@ def test_none_builds_no_translator_and_a_provider_without_key_is_refused_in_prod
         make_translator(Settings(translation_provider="deepl", deepl_auth_key="k")),
         DeepLTranslator,
     )
-    secret = "x" * 40
+    secret = "3f9c2e7a1b8d4f6e0a5c9b2d7e1f4a8c6b3d9e2f"  # production refuses weak keys
     production = {
         "environment": "production",
+        "public_url": "https://mimamori.example.jp",
         "secret_key": secret,
         "telephony_provider": "console",
     }

@@ -26,6 +26,7 @@ from service.telephony.intake import SmsIntakeMiddleware
 from service.telephony.webhooks import router as webhooks_router
 from service.translation.views import router as translation_router
 from service.web import install_dashboard
+from service.telephony.routing_views import router as routing_router
 
 HEARTBEAT_MAX_AGE_SECONDS = 60
 
@@ -58,6 +59,7 @@ def create_app() -> FastAPI:
     app.include_router(api)
     install_dashboard(app)  # the staff dashboard under / (service/web)
 
+    api.include_router(routing_router)
     @app.get("/readyz", tags=["operations"])
     def readyz() -> JSONResponse:
         checks: dict[str, str] = {}

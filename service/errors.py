@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 
 class DomainError(Exception):
@@ -45,3 +50,94 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": exc.to_detail()}, status_code=exc.status_code)
 
     app.add_exception_handler(DomainError, handle)
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return declare_error_responses(app, generate())
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+class ErrorResponse(BaseModel):
+    """What every 4xx answer looks like: a sentence, or a list naming each field's problem."""
+
+    detail: str | list[dict[str, Any]]
+
+
+_MEANINGS: dict[int, str] = {
+    400: "The body could not be read (not JSON, or not in the declared encoding).",
+    401: "Not logged in, or the token has expired or been revoked.",
+    403: "The caller's role does not allow this.",
+    404: "No such record in the caller's organization.",
+    409: "The change conflicts with a record or a state that already exists.",
+}
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _dependency_calls(sub)
+
+
+def error_statuses(dependant: Dependant, methods: set[str], has_body: bool) -> set[int]:
+    """The 4xx answers a route can give, read from what it depends on: schemathesis checks
+    every answer against the declared ones, and a client needs to know them too."""
+    from service.auth.deps import get_current_user
+
+    calls = list(_dependency_calls(dependant))
+    statuses: set[int] = set()
+    if get_current_user in calls:
+        statuses.add(401)
+        if methods & _WRITES:
+            statuses.add(409)
+    if any(getattr(call, "__qualname__", "").startswith("require_role.") for call in calls):
+        statuses.add(403)
+    if dependant.path_params:
+        statuses.add(404)
+    if has_body:
+        statuses.add(400)
+    return statuses
+
+
+def _routes(app: FastAPI) -> Iterator[tuple[str, set[str], Dependant, bool]]:
+    """Every route with its full path; FastAPI >= 0.160 keeps included routers as contexts."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: included routes are plain APIRoutes
+        routes: Iterable[Any] = app.routes
+    else:
+        routes = iter_route_contexts(app.routes)
+    for route in routes:
+        dependant = getattr(route, "dependant", None)
+        path = getattr(route, "path_format", None)
+        methods = getattr(route, "methods", None)
+        if isinstance(dependant, Dependant) and path and methods:
+            has_body = getattr(route, "body_field", None) is not None
+            yield path, set(methods), dependant, has_body
+
+
+def declare_error_responses(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the 4xx answers each API route can give to its OpenAPI description (a route's own
+    declaration wins)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("ErrorResponse", ErrorResponse.model_json_schema())
+    reference = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, methods, dependant, has_body in _routes(app):
+        operations = schema.get("paths", {}).get(path, {})
+        for method in methods:
+            operation = operations.get(method.lower())
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            for code in sorted(error_statuses(dependant, methods, has_body)):
+                responses.setdefault(
+                    str(code),
+                    {
+                        "description": _MEANINGS[code],
+                        "content": {"application/json": {"schema": reference}},
+                    },
+                )
+    return schema

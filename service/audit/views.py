@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query
 from service.audit.models import AuditEntryPublic
 from service.audit.service import list_entries
 from service.auth.deps import Coordinator
-from service.common import Page
+from service.common import Page, Skip
 from service.db import SessionDep
 
 router = APIRouter(tags=["audit"])
@@ -18,7 +18,7 @@ def read_audit_log(
     entity_type: str | None = None,
     entity_id: str | None = None,
     action: str | None = None,
-    skip: int = Query(0, ge=0),
+    skip: Skip = 0,
     limit: int = Query(100, ge=1, le=500),
 ) -> Page[AuditEntryPublic]:
     rows, count = list_entries(

@@ -10,7 +10,7 @@ from pydantic import field_validator
 from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
-from service.common import id_field, timestamp_field
+from service.common import StrictBody, id_field, timestamp_field
 
 
 class Role(StrEnum):
@@ -58,7 +58,7 @@ class LoginThrottle(SQLModel, table=True):
 MAX_PASSWORD_LENGTH = 200
 
 
-class UserCreate(UserBase):
+class UserCreate(StrictBody, UserBase):
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
     @field_validator("email")
@@ -70,7 +70,8 @@ class UserCreate(UserBase):
         return value
 
 
-class UserUpdate(SQLModel):
+class UserUpdate(StrictBody):
+    __stored__ = UserBase
     full_name: str | None = None
     role: Role | None = None
     is_active: bool | None = None

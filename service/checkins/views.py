@@ -33,7 +33,7 @@ from service.checkins.models import (
     check_targets,
 )
 from service.clock import get_clock
-from service.common import Page, aware
+from service.common import Page, Skip, aware
 from service.db import SessionDep, get_engine
 from service.errors import Invalid, NotFound
 from service.escalations import service as escalations
@@ -235,7 +235,7 @@ def start_broadcast(session: SessionDep, user: Coordinator, data: RoundStart) ->
 def list_rounds(
     session: SessionDep,
     user: CurrentUser,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Page[RoundPublic]:
     query = select(Round).where(Round.organization_id == user.organization_id)
@@ -359,7 +359,7 @@ def list_checkins(
     flagged: bool | None = None,
     site_id: uuid.UUID | None = None,
     sort: CheckInOrder = "urgency",
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[CheckInPublic]:
     """The organization's check-ins across rounds, most urgent first (or by name)."""
@@ -384,7 +384,7 @@ def list_round_checkins(
     state: CheckInState | None = None,
     flagged: bool | None = None,
     sort: CheckInOrder = "name",
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[CheckInPublic]:
     """One round's check-ins, by name (its roster), or most urgent first."""
@@ -418,7 +418,7 @@ def list_escalations(
     state: EscalationState | None = None,
     open_only: bool = True,
     resident_id: uuid.UUID | None = None,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[EscalationPublic]:
     query = select(Escalation).where(Escalation.organization_id == user.organization_id)

@@ -21,7 +21,7 @@ from service.auth.deps import Coordinator, CurrentUser, SettingsDep, actor_for
 from service.clock import get_clock
 from service.common import Page
 from service.db import SessionDep, get_engine
-from service.errors import Invalid
+from service.errors import ErrorResponse, Invalid
 from service.jma import service as jma
 from service.jma.models import (
     JmaDecisionPublic,
@@ -77,6 +77,13 @@ class PushResult(SQLModel):
     "/bulletins",
     response_model=PushResult,
     dependencies=[Depends(require_push_token)],
+    responses={
+        401: {"model": ErrorResponse, "description": "No push token, or not the right one."},
+        413: {"model": ErrorResponse, "description": "The document is too large."},
+        415: {"model": ErrorResponse, "description": "The body is not XML."},
+        422: {"model": ErrorResponse, "description": "Not a usable JMA bulletin."},
+        503: {"model": ErrorResponse, "description": "The push endpoint is off."},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -11,7 +11,7 @@ from pydantic import ValidationInfo, field_validator, model_validator
 from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from service.common import id_field, timestamp_field
+from service.common import StrictBody, id_field, timestamp_field
 from service.registry.phones import PhoneError, PhoneKind, normalize_phone
 
 
@@ -181,7 +181,7 @@ class OrganizationPublic(SQLModel):
     messaging_service_sid: str | None = None
 
 
-class OrganizationUpdate(SQLModel):
+class OrganizationUpdate(StrictBody):
     """What an administrator may change. The windows apply to cases opened after the
     change; ``names`` is merged into the stored names (a ``null`` name removes one)."""
 
@@ -221,7 +221,7 @@ class SiteBase(SQLModel):
     notes: str | None = Field(default=None, max_length=2000)
 
 
-class _SiteValidators(SQLModel):
+class _SiteValidators(StrictBody):
     @field_validator("name", "address", "notes", mode="before", check_fields=False)
     @classmethod
     def _strip(cls, value: object, info: ValidationInfo) -> object:
@@ -263,6 +263,7 @@ class SiteCreate(_SiteValidators, SiteBase):
 
 
 class SiteUpdate(_SiteValidators):
+    __stored__ = SiteBase
     name: str | None = Field(default=None, min_length=1, max_length=200)
     address: str | None = None
     municipality_code: str | None = None
@@ -309,7 +310,7 @@ class ResidentBase(SQLModel):
     notes: str | None = Field(default=None, max_length=4000)
 
 
-class _ResidentValidators(SQLModel):
+class _ResidentValidators(StrictBody):
     @field_validator(
         "external_id",
         "name",
@@ -363,6 +364,7 @@ class ResidentCreate(_ResidentValidators, ResidentBase):
 
 
 class ResidentUpdate(_ResidentValidators):
+    __stored__ = ResidentBase
     external_id: str | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
     name_kana: str | None = None
@@ -407,7 +409,9 @@ class MemberBase(SQLModel):
     notes: str | None = Field(default=None, max_length=2000)
 
 
-class _MemberValidators(SQLModel):
+class _MemberValidators(StrictBody):
+    __also_accepts__ = (("languages", "string"),)  # "ja, vi" as well as ["ja", "vi"]
+
     @field_validator("external_id", "name", "name_kana", "notes", mode="before", check_fields=False)
     @classmethod
     def _strip(cls, value: object, info: ValidationInfo) -> object:
@@ -452,6 +456,7 @@ class MemberCreate(_MemberValidators, MemberBase):
 
 
 class MemberUpdate(_MemberValidators):
+    __stored__ = MemberBase
     external_id: str | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
     name_kana: str | None = None
@@ -490,11 +495,12 @@ class Assignment(AssignmentBase, table=True):
     created_at: datetime = timestamp_field()
 
 
-class AssignmentCreate(AssignmentBase):
+class AssignmentCreate(StrictBody, AssignmentBase):
     pass
 
 
-class AssignmentUpdate(SQLModel):
+class AssignmentUpdate(StrictBody):
+    __stored__ = AssignmentBase
     rank: int | None = Field(default=None, ge=1, le=20)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile
 
 from service.audit.service import record
 from service.auth.deps import Admin, Coordinator, CurrentUser, actor_for
-from service.common import Page
+from service.common import Page, Skip
 from service.db import SessionDep
 from service.errors import Invalid, NotFound
 from service.registry import csv_io, service
@@ -33,7 +33,6 @@ from service.registry.models import (
 )
 
 router = APIRouter()
-Skip = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
 
 # --- The organization ------------------------------------------------------------------------

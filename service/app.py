@@ -60,7 +60,11 @@ def create_app() -> FastAPI:
     install_dashboard(app)  # the staff dashboard under / (service/web)
 
     api.include_router(routing_router)
-    @app.get("/readyz", tags=["operations"])
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: {"description": "Not ready: the body's checks say which part."}},
+    )
     def readyz() -> JSONResponse:
         checks: dict[str, str] = {}
         ready = True

@@ -8,10 +8,10 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import ValidationInfo, field_validator, model_validator
-from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from service.common import StrictBody, id_field, timestamp_field
+from service.common import StrictBody, UtcDateTime, id_field, timestamp_field
 from service.registry.phones import PhoneError, PhoneKind, normalize_phone
 
 
@@ -185,6 +185,8 @@ class OrganizationUpdate(StrictBody):
     """What an administrator may change. The windows apply to cases opened after the
     change; ``names`` is merged into the stored names (a ``null`` name removes one)."""
 
+    __stored__ = OrganizationPublic
+
     ack_minutes: int | None = Field(default=None, ge=5, le=240)
     outcome_hours: int | None = Field(default=None, ge=1, le=72)
     names: dict[str, str | None] | None = None
@@ -303,7 +305,7 @@ class ResidentBase(SQLModel):
     disability: bool = False
     pregnancy: bool = False
     needs_interpreter: bool = False
-    consent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    consent_at: datetime | None = Field(default=None, sa_type=UtcDateTime())
     consent_method: str | None = Field(default=None, max_length=50)
     status: ResidentStatus = Field(default=ResidentStatus.active, sa_type=String(16))
     away_until: date | None = None

@@ -37,6 +37,10 @@ def _in_run(span: Span) -> bool:
     return bool(cats & _RUN_PARTS) and cats <= _RUN_ALLOWED
 
 
+def _is_core(span: Span) -> bool:
+    return bool(span.cats & ({Cat.PROBLEM} | ABSENCE)) and Cat.QUESTION not in span.cats
+
+
 def _no_problem(view: str, spans: list[Span]) -> list[Span]:
     """Read "no problem (at all)", in any word order, as one fine expression.
 
@@ -68,12 +72,13 @@ def _no_problem(view: str, spans: list[Span]) -> list[Span]:
             and not view[out[hi].end : out[hi + 1].start].strip()
         ):
             hi += 1
-        core = {Cat.PROBLEM} | ABSENCE
-        while lo < i and not out[lo].cats & core:
+        # A word that may also ask ("bukan", "ទេ") never ends a run nor
+        # counts as its negator: "gak ada masalah bukan" is a tag question.
+        while lo < i and not _is_core(out[lo]):
             lo += 1
-        while hi > i and not out[hi].cats & core:
+        while hi > i and not _is_core(out[hi]):
             hi -= 1
-        if not any(out[k].cats & ABSENCE for k in range(lo, hi + 1)):
+        if not any(_is_core(out[k]) and out[k].cats & ABSENCE for k in range(lo, hi + 1)):
             i += 1
             continue
         start, end = out[lo].start, out[hi].end
@@ -90,7 +95,7 @@ def _missing_staples(view: str, spans: list[Span]) -> list[Span]:
     "acabou a comida": whichever comes first, and a few words apart.
     """
     out = []
-    absences = [s for s in spans if s.cats & ABSENCE]
+    absences = [s for s in spans if s.cats & (ABSENCE | {Cat.DEPLETED})]
     for span in spans:
         if Cat.STAPLE in span.cats and Cat.NEEDS not in span.cats:
             for neg in absences:

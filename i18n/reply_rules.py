@@ -65,8 +65,11 @@ class Cat(Enum):
     #: The basics people run out of (eat, drink, food, water, medicine, power).
     #: Alone they decide nothing; with an absence word they are a need.
     STAPLE = "staples"
-    #: Absence and running out ("gone", "ran out", "khatam", "hết", "alga").
+    #: Absence: "there is none" ("tidak ada", "không có", "alga", "no hay").
     ABSENT = "absent"
+    #: Running out ("ran out", "khatam", "hết", "吃完"): a staple with it is a
+    #: need, but "problem gone" is not a fine "no problem".
+    DEPLETED = "depleted"
     #: "Problem", "trouble", "wrong": negated ("no problem at all") it is fine.
     PROBLEM = "problem"
     #: Wanting and needing verbs ("need", "necesito", "cần"): before a talk
@@ -98,6 +101,7 @@ UNSAFE_CATS = frozenset(
         Cat.PAST,
         Cat.REPORTED,
         Cat.ABSENT,
+        Cat.DEPLETED,
     }
 )
 #: Categories read from a reply (names and wrappers are read separately).
@@ -401,7 +405,7 @@ _DOUBTS: tuple[tuple[str, frozenset[Cat]], ...] = (
     ("hedge", frozenset({Cat.HEDGE})),
     ("past", frozenset({Cat.PAST})),
     ("reported", frozenset({Cat.REPORTED})),
-    ("negator", frozenset({Cat.NEG_BEFORE, Cat.NEG_AFTER, Cat.ABSENT})),
+    ("negator", frozenset({Cat.NEG_BEFORE, Cat.NEG_AFTER, Cat.ABSENT, Cat.DEPLETED})),
     ("not_fine", frozenset({Cat.NOT_FINE})),
     ("foreign", frozenset({Cat.FOREIGN})),
 )

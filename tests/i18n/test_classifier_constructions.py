@@ -207,6 +207,14 @@ def test_no_problem_with_a_doubt_is_never_fine(locale: str, text: str, kind: Rep
     assert classify(text, locale).kind is not FINE, text
 
 
+def test_a_problem_that_ran_out_is_not_no_problem() -> None:
+    """Running out negates a staple ("khana khatam"), not a problem ("problem khatam")."""
+    assert classify("problem khatam", "hi").kind is not FINE
+    assert classify("hết vấn đề", "vi").kind is not FINE
+    assert classify("问题没了", "zh_Hans").kind is not FINE
+    assert classify("masalah habis", "id").kind is not FINE
+
+
 def test_a_need_next_to_no_problem_is_still_help() -> None:
     assert classify("no problem but mother fell", "en").kind is HELP
     assert classify("khana nahi, koi problem nahi", "hi").kind is HELP
@@ -229,7 +237,7 @@ def test_every_problem_staple_and_modal_word_alone_is_never_fine(locale: str) ->
     negators = {*keywords.get("absent"), *keywords.get("negators_before")}
     negators |= set(keywords.get("negators_after"))
     harmless = {*keywords.get("fine"), *keywords.get("filler")}
-    for key in ("problem", "staples", "modal", "absent"):
+    for key in ("problem", "staples", "modal", "absent", "depleted"):
         for word in keywords.get(key):
             if word in harmless or (key == "problem" and any(n in word for n in negators)):
                 continue
@@ -240,9 +248,9 @@ def test_every_problem_staple_and_modal_word_alone_is_never_fine(locale: str) ->
 @pytest.mark.parametrize("locale", RESIDENT_LANGUAGES)
 def test_every_staple_with_every_absence_word_is_help(locale: str) -> None:
     keywords = load_keywords()[locale]
-    every_absence = keywords.get("absent")
+    every_absence = [*keywords.get("absent"), *keywords.get("depleted")]
     for staple in keywords.get("staples"):
-        for absence in every_absence[:6]:
+        for absence in [*keywords.get("absent")[:4], *keywords.get("depleted")[:4]]:
             joined = staple + absence
             if any(
                 -1 < joined.find(k) < len(staple) < joined.find(k) + len(k) for k in every_absence

@@ -23,10 +23,10 @@ from service.registry.views import router as registry_router
 from service.security_headers import SecurityHeadersMiddleware
 from service.telephony.audio import router as voice_audio_router
 from service.telephony.intake import SmsIntakeMiddleware
+from service.telephony.routing_views import router as routing_router
 from service.telephony.webhooks import router as webhooks_router
 from service.translation.views import router as translation_router
 from service.web import install_dashboard
-from service.telephony.routing_views import router as routing_router
 
 HEARTBEAT_MAX_AGE_SECONDS = 60
 
@@ -56,10 +56,10 @@ def create_app() -> FastAPI:
     api.include_router(checkins_router)
     api.include_router(jma_router)
     api.include_router(translation_router)
+    api.include_router(routing_router)
     app.include_router(api)
     install_dashboard(app)  # the staff dashboard under / (service/web)
 
-    api.include_router(routing_router)
     @app.get(
         "/readyz",
         tags=["operations"],

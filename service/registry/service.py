@@ -75,6 +75,8 @@ def update_organization(
         raise NotFound("organization not found")
     changes = data.model_dump(exclude_unset=True)
     senders = {k: changes.pop(k) for k in _SENDER_FIELDS if k in changes}
+    if "sender_numbers" in senders and senders["sender_numbers"] is None:
+        raise Invalid("sender_numbers cannot be null; [] removes them", field="sender_numbers")
     for name, value in changes.items():
         if value is None:
             raise Invalid(f"{name} cannot be null", field=name)

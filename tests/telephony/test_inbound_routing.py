@@ -207,6 +207,7 @@ def test_sender_numbers_are_set_in_any_spelling_shown_and_audited(two: TwoOrgs):
         ({"sender_numbers": ["03-1234"]}, "invalid sender number '03-1234'"),
         ({"sender_numbers": [""]}, "cannot be blank"),
         ({"sender_numbers": "+815011112222"}, '"loc":["body","sender_numbers"]'),
+        ({"sender_numbers": None}, '"loc":["body","sender_numbers"]'),
         ({"messaging_service_sid": "MG123"}, "invalid Messaging Service SID 'MG123'"),
     ],
 )

@@ -17,6 +17,7 @@ from service.common import aware
 from service.escalations.models import Escalation, EscalationState
 from service.escalations.service import OPEN_STATES, urgency
 from service.registry.models import Resident, Site
+from service.telephony.routing import unrouted_tasks_filter
 from service.web.labels import BOARD_BUCKETS
 
 RECENT_ROUNDS = 6
@@ -206,10 +207,11 @@ def needs_attention(
 
 
 def open_task_count(session: Session, organization_id: uuid.UUID) -> int:
+    """The inbox's open items: the organization's own and every unrouted message."""
     return session.execute(
         select(func.count())
         .select_from(StaffTask)
-        .where(StaffTask.organization_id == organization_id, StaffTask.closed_at.is_(None))  # type: ignore[union-attr]
+        .where(unrouted_tasks_filter(organization_id), StaffTask.closed_at.is_(None))  # type: ignore[union-attr]
     ).scalar_one()
 
 

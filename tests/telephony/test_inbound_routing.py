@@ -31,6 +31,7 @@ from service.registry.models import OrganizationSender
 from service.telephony import routing
 from service.telephony.models import InboundMessage
 from service.translation.models import Translation
+from service.web.board import open_task_count
 from tests.checkins.conftest import World, world  # noqa: F401
 from tests.conftest import TEST_PASSWORD, Staff, make_staff
 from tests.telephony.worlds import MOBILE, build_checkins, checkin_of, messages_in
@@ -472,3 +473,20 @@ def test_the_command_line_sets_and_refuses_sender_numbers(two: TwoOrgs, database
             select(AuditEntry).where(AuditEntry.actor.startswith("cli:"))  # type: ignore[union-attr]
         ).scalars()
         assert len(list(entries)) == 3
+
+
+def test_an_unrouted_cry_counts_in_every_boards_inbox_until_claimed(two: TwoOrgs):
+    """The board's inbox count is what staff glance at first; an urgent unrouted message
+    must be counted there, for every organization, not only listed on the inbox page."""
+    with two.world.session() as s:
+        before = {org: open_task_count(s, org) for org in (two.world.org_id, two.org_b)}
+    two.sms(CRY, to=NOBODYS_NUMBER)
+    _, task = two.inbound(CRY)
+    with two.world.session() as s:
+        assert {org: open_task_count(s, org) for org in before} == {
+            org: count + 1 for org, count in before.items()
+        }
+    assert two.dash_a.post(f"/inbox/{task.id}/claim").status_code == 303
+    with two.world.session() as s:
+        assert open_task_count(s, two.world.org_id) == before[two.world.org_id] + 1
+        assert open_task_count(s, two.org_b) == before[two.org_b]

@@ -91,7 +91,9 @@ class Settings(BaseSettings):
     calls_per_second: float = 5.0
     sms_per_recipient_per_hour: int = 10
     # Requests to Twilio in flight at once. At Twilio's ~100-200 ms per request, the rate
-    # caps above need about rate x 0.2 of them; more only helps when Twilio is slow.
+    # caps above need about rate x 0.2 of them; more only helps when Twilio is slow. Twilio
+    # allows an account about 100 concurrent API requests unless it raises the limit (429
+    # beyond it, retried); the default stays at 200, which the benchmark measures.
     dispatch_concurrency: int = Field(default=200, ge=1, le=5000)
     # A send whose fate is uncertain (a timeout after sending, a dispatcher killed while it
     # waited for Twilio) is reconciled with Twilio's record. While Twilio cannot be asked,

@@ -1,9 +1,13 @@
 """The outbox dispatcher: claims rows just before they leave, records answers as they come.
 
-A row is "sending" only while its request is leaving or in flight. The dispatcher claims,
-per channel, only as many due rows as it has free request slots for and as its rate cap
-lets go within the next ``CLAIM_HORIZON_SECONDS``; the rest stay "pending", so a crash
-leaves them to the next dispatcher at once. A claimed row carries a short lease
+A row is "sending" only while its request is leaving or in flight, or about to. The
+dispatcher keeps, per channel, a few due rows claimed ahead of its free request slots: no
+more than its rate cap lets go within the next ``CLAIM_HORIZON_SECONDS``, and no more than
+``CLAIM_AHEAD_SHARE`` of the concurrency. It tops them up in overlapping claims of at least
+half that (a claim's cost is mostly fixed, so few large claims cost less CPU than many
+small ones), so a slot that frees finds its next row in memory. At most ``concurrency``
+requests are at Twilio at once (a semaphore); the rest stay "pending", so a crash leaves
+them to the next dispatcher at once. A claimed row carries a short lease
 (``lease_until``), renewed every few seconds while its request is out: past its lease, the
 dispatcher that held it is gone and the row's fate is reconciled with Twilio
 (``reconcile.py``). A row whose lease has run out is never sent by the dispatcher that
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select, text, update
+from sqlalchemy import bindparam, case, exists, func, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -71,6 +75,16 @@ LEASE_SAFETY_SECONDS = 2.0
 # the limiter while "sending".
 CLAIM_HORIZON_SECONDS = 0.2
 CLAIM_MAX = 1000
+# Rows claimed ahead of a free request slot, as a share of the concurrency: the next rows
+# are in memory when a slot frees, so no slot waits for a claim transaction. They are few
+# (at most this share, and never more than the rate cap lets go within the horizon), so a
+# crash leaves at most the concurrency plus these to be reconciled.
+CLAIM_AHEAD_SHARE = 1.0
+# A claim is started once this share of the rows ahead has left (not for each row), and up
+# to CLAIMS_AT_ONCE claims of a channel overlap on PostgreSQL (SKIP LOCKED keeps them
+# apart); on SQLite, where writers queue for one lock, claims go one at a time.
+CLAIM_REFILL_SHARE = 0.5
+CLAIMS_AT_ONCE = 2
 IDLE_POLL_SECONDS = 0.25
 # Answers are written in one transaction per this much time (or RECORD_MAX answers).
 RECORD_WINDOW_SECONDS = 0.05
@@ -281,22 +295,11 @@ def _defer_capped(
 ) -> list[Claimed]:
     """Messages to a number over its hourly cap wait; they are never dropped. SMS still in
     flight to the number (claimed by this or another dispatcher) count as sent."""
-    from service.telephony.outbox import recent_sms_counts
-
     cap = settings.sms_per_recipient_per_hour
     phones = {item.to_phone for item in claimed}
-    counts = recent_sms_counts(session, phones, now)
-    mine = Counter(item.to_phone for item in claimed)  # "sending" too, counted below
-    for phone, in_flight in session.execute(
-        select(OutboxMessage.to_phone, func.count())
-        .where(
-            OutboxMessage.status == OutboxStatus.sending,
-            OutboxMessage.channel == OutboxChannel.sms,
-            among(OutboxMessage.to_phone, phones, session.get_bind().dialect.name),
-        )
-        .group_by(OutboxMessage.to_phone)
-    ):
-        counts[phone] += in_flight - mine[phone]
+    counts = _sms_counts(session, phones, now)
+    for item in claimed:  # these are "sending" too, and counted below, one at a time
+        counts[item.to_phone] -= 1
     allowed: list[Claimed] = []
     for item in claimed:
         if counts[item.to_phone] >= cap:
@@ -318,6 +321,33 @@ def _defer_capped(
         counts[item.to_phone] += 1
         allowed.append(item)
     return allowed
+
+
+def _sms_counts(session: Session, phones: set[str], now: datetime) -> Counter[str]:
+    """Per number: SMS sent in the last hour plus SMS "sending" now (by any dispatcher),
+    in one query per 500 numbers (a claim's fixed cost is mostly its round trips)."""
+    sent = OutboxMessage.sent_at >= now - timedelta(hours=1)  # type: ignore[operator]
+    sending = OutboxMessage.status == OutboxStatus.sending
+    counts: Counter[str] = Counter()
+    ordered = sorted(phones)
+    dialect = session.get_bind().dialect.name
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        for phone, recent, in_flight in session.execute(
+            select(
+                OutboxMessage.to_phone,
+                func.sum(case((sent, 1), else_=0)),
+                func.sum(case((sending, 1), else_=0)),
+            )
+            .where(
+                among(OutboxMessage.to_phone, chunk, dialect),
+                OutboxMessage.channel == OutboxChannel.sms,
+                or_(sent, sending),
+            )
+            .group_by(OutboxMessage.to_phone)
+        ):
+            counts[phone] = int(recent or 0) + int(in_flight or 0)
+    return counts
 
 
 def renew_leases(engine: Engine, ids: list[uuid.UUID], now: datetime, lease: timedelta) -> int:
@@ -540,45 +570,61 @@ class Dispatcher:
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
     lease: timedelta = LEASE
     sent: int = 0
-    # Claimed and not yet recorded (their leases are renewed), and of those, how many are
-    # still waiting for the rate limiter or for Twilio's answer: the concurrency bound.
+    # Claimed and not yet recorded (their leases are renewed).
     _in_flight: dict[uuid.UUID, Claimed] = field(default_factory=dict)
+    # Claimed and not yet answered: waiting for a slot or the rate limiter, or at Twilio.
     _requests: int = 0
     _results: list[Result] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
-    _answered: asyncio.Event = field(default_factory=asyncio.Event)
+    # Claimed rows not yet past the rate limiter, and rows being claimed now, per channel.
     _waiting: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHANNELS, 0))
-    _passed: dict[str, asyncio.Event] = field(
+    _reserved: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHANNELS, 0))
+    # Set whenever a channel's claim loop may have something to do.
+    _wake: dict[str, asyncio.Event] = field(
         default_factory=lambda: {channel: asyncio.Event() for channel in CHANNELS}
     )
+    _answered: asyncio.Event = field(default_factory=asyncio.Event)
     _record_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _slots: asyncio.Semaphore = field(init=False)
+    _ahead: int = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.limiters:
             self.limiters = make_limiters(self.settings)
+        # At most ``concurrency`` requests at Twilio at once, whatever is claimed.
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._ahead = max(1, int(self.concurrency * CLAIM_AHEAD_SHARE))
 
     @property
     def in_flight(self) -> int:
         """Requests claimed and not yet answered."""
         return self._requests
 
-    async def claim(self, channel: str, limit: int) -> int:
+    async def claim(self, channel: str, limit: int, *, reserved: int = 0) -> int:
         """Claim in a worker thread, and start a send task for each row to send. Returns
-        how many rows were claimed (0: nothing is due)."""
-        free = self.concurrency - self._requests
+        how many rows were claimed (0: nothing is due). Never more than the concurrency
+        plus the rows allowed ahead are claimed and unanswered at once. ``reserved``: rows
+        the caller already counted in ``_reserved`` for this claim before starting it."""
+        reserving = sum(self._reserved.values()) - reserved
+        free = self.concurrency + self._ahead - self._requests - reserving
         limit = min(limit, free, CLAIM_MAX)
         if limit <= 0:
+            self._reserved[channel] -= reserved
             return 0
-        claimed, examined = await asyncio.to_thread(
-            claim_due,
-            self.engine,
-            now=self.now_fn(),
-            channel=channel,
-            limit=limit,
-            settings=self.settings,
-            lease=self.lease,
-        )
+        self._reserved[channel] += limit - reserved
+        try:
+            claimed, examined = await asyncio.to_thread(
+                claim_due,
+                self.engine,
+                now=self.now_fn(),
+                channel=channel,
+                limit=limit,
+                settings=self.settings,
+                lease=self.lease,
+            )
+        finally:
+            self._reserved[channel] -= limit
+            self._wake[channel].set()
         for item in claimed:
             self._in_flight[item.id] = item
             self._requests += 1
@@ -590,16 +636,21 @@ class Dispatcher:
         return examined
 
     async def _send(self, claimed: Claimed) -> None:
+        channel = claimed.channel
         try:
-            await self.limiters[claimed.channel].wait()
-        finally:
-            self._waiting[claimed.channel] -= 1
-            self._passed[claimed.channel].set()
-        try:
-            result = await send_one(self.provider, self.settings, claimed)
+            # A slot first, then the limiter: the limiter's record of when sends start
+            # stays true, so the rate cap holds however long a slot takes to free.
+            async with self._slots:
+                try:
+                    await self.limiters[channel].wait()
+                finally:
+                    self._waiting[channel] -= 1
+                    self._wake[channel].set()
+                result = await send_one(self.provider, self.settings, claimed)
         finally:
             self._requests -= 1
-            self._slot_freed.set()
+            for event in self._wake.values():
+                event.set()
         self._results.append(result)
         self._answered.set()
 
@@ -654,6 +705,7 @@ class Dispatcher:
         finally:
             for worker in workers[:2]:
                 worker.cancel()
+            await asyncio.gather(*workers[:2], return_exceptions=True)
             if self._tasks:
                 await asyncio.wait(set(self._tasks), timeout=60)
             await self.flush()
@@ -661,29 +713,53 @@ class Dispatcher:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
+    def _claim_wanted(self, channel: str) -> int:
+        """How many rows of ``channel`` to claim now (0: not yet). The rows claimed and not
+        yet past the limiter are kept between a refill mark and what the rate cap lets go
+        within ``CLAIM_HORIZON_SECONDS`` (at most the rows allowed ahead of the slots)."""
+        queue = max(1, min(self._ahead, self.limiters[channel].within(CLAIM_HORIZON_SECONDS)))
+        wanted = queue - self._waiting[channel] - self._reserved[channel]
+        return wanted if wanted >= max(1, math.floor(queue * CLAIM_REFILL_SHARE)) else 0
+
     async def _claim_loop(self, channel: str) -> None:
-        limiter = self.limiters[channel]
-        low_water = limiter.within(CLAIM_HORIZON_SECONDS / 2)
-        while True:
-            try:
-                if self._waiting[channel] > low_water:
-                    self._passed[channel].clear()
-                    await self._passed[channel].wait()
+        """Keep a few rows claimed ahead of the free slots, in small overlapping claims,
+        so a slot that frees finds its next row in memory instead of waiting for a
+        transaction; poll every ``IDLE_POLL_SECONDS`` while nothing is due."""
+        at_once = CLAIMS_AT_ONCE if self.engine.dialect.name == "postgresql" else 1
+        claims: set[asyncio.Task[int]] = set()
+        idle_until = 0.0
+        wake = self._wake[channel]
+        try:
+            while True:
+                wake.clear()
+                for done in [task for task in claims if task.done()]:
+                    claims.discard(done)
+                    if done.cancelled() or done.exception() is not None:
+                        if done.exception() is not None:
+                            log.error(
+                                "claiming %s messages failed; trying again",
+                                channel,
+                                exc_info=done.exception(),
+                            )
+                        idle_until = time.monotonic() + 1.0
+                    elif not done.result():
+                        idle_until = time.monotonic() + IDLE_POLL_SECONDS
+                pause = idle_until - time.monotonic()
+                if pause > 0 and not claims:
+                    await asyncio.sleep(pause)
                     continue
-                wanted = max(1, limiter.within(CLAIM_HORIZON_SECONDS) - self._waiting[channel])
-                # A claim is a transaction: wait until enough slots are free for one worth
-                # it (a quarter of them, or what the rate cap lets go), not for each slot.
-                if self.concurrency - self._requests < min(wanted, max(1, self.concurrency // 4)):
-                    self._slot_freed.clear()
-                    await self._slot_freed.wait()
+                wanted = self._claim_wanted(channel) if pause <= 0 else 0
+                if wanted and len(claims) < at_once:
+                    # Reserved now, not when the task first runs: the next pass sees it.
+                    self._reserved[channel] += wanted
+                    claims.add(asyncio.create_task(self.claim(channel, wanted, reserved=wanted)))
                     continue
-                if not await self.claim(channel, wanted):
-                    await asyncio.sleep(IDLE_POLL_SECONDS)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("claiming %s messages failed; trying again", channel)
-                await asyncio.sleep(1.0)
+                await wake.wait()
+        finally:
+            # A claim under way ends (it is one short transaction) and its rows are sent:
+            # cancelled, it would leave them "sending" until their lease ran out.
+            if claims:
+                await asyncio.gather(*claims, return_exceptions=True)
 
     async def _record_loop(self) -> None:
         while True:

@@ -78,7 +78,15 @@ async def verified_twilio_form(
         for token in settings.webhook_auth_tokens()
     ):
         raise _forbidden("invalid X-Twilio-Signature")
-    return {key: str(value) for key, value in form.items()}
+    # PostgreSQL cannot store a NUL character in text or JSON. Refusing the webhook would
+    # lose a resident's reply, so after the signature is checked a NUL is shown as U+FFFD.
+    return {
+        key.replace("\x00", NUL_STAND_IN): str(value).replace("\x00", NUL_STAND_IN)
+        for key, value in form.items()
+    }
 
+
+#: What a NUL character in a webhook field is stored as.
+NUL_STAND_IN = "\ufffd"
 
 TwilioForm = Annotated[dict[str, str], Depends(verified_twilio_form)]

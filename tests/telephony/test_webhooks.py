@@ -467,3 +467,20 @@ def _wait_for_a_lock_wait(world: World) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the second worker never waited for the first")
+
+
+def test_a_nul_character_in_an_sms_is_kept_as_a_stand_in_never_a_server_error(world: World):
+    """PostgreSQL cannot store U+0000, and refusing the webhook would lose the message: the
+    signature is checked on what Twilio sent, then the NUL is stored as U+FFFD."""
+    sid = "SM" + "7" * 32
+    response = world.post(
+        "/twilio/sms",
+        {"MessageSid": sid, "From": "+819011119999", "To": "+815012345678", "Body": "助けて\x00水"},
+    )
+    assert response.status_code == 200, response.text
+    with world.session() as s:
+        message = s.execute(
+            select(InboundMessage).where(InboundMessage.message_sid == sid)
+        ).scalar_one()
+    assert message.body == "助けて\ufffd水"
+    assert "\x00" not in str(message.params)

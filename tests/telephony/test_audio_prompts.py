@@ -228,7 +228,10 @@ def test_anything_but_a_known_prompt_file_is_not_found(
     (voice_env / "ne").mkdir(exist_ok=True)
     (voice_env / "ne" / "voice.menu.wav.bak").write_bytes(b"RIFF")
     response = world.client.get(path)
-    assert response.status_code == 404, (path, response.status_code)
+    # A NUL character is refused at the door for every route (422 naming it), before routing.
+    expected = 422 if "%00" in path else 404
+    assert response.status_code == expected, (path, response.status_code)
+    assert b"RIFF" not in response.content
 
 
 def test_member_alert_prompt_says_the_name_and_the_case_code_between_pieces(built: Path) -> None:

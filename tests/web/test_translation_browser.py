@@ -16,17 +16,10 @@ from service.telephony.models import OutboxMessage
 from service.translation.deepl_provider import DeepLTranslator
 from tests.translation.conftest import DEEPL_URL
 from tests.translation.wire import Memory
-from tests.web.conftest import (
-    add_staff,
-    browser_context,
-    chromium,
-    e164,
-    live_server,
-    log_in_browser,
-    screenshot,
-)
 
-__all__ = ["browser_context", "chromium", "live_server"]
+# The browser fixtures (one Chromium for the whole session) come from tests/web/conftest.py;
+# importing them into another folder's module would start a second Playwright beside it.
+from tests.web.conftest import add_staff, e164, log_in_browser, screenshot
 
 pytestmark = pytest.mark.browser
 

@@ -22,8 +22,7 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 
 from service.telephony.errors import TransientSendError
-
-TWILIO_API_BASE = "https://api.twilio.com"
+from service.telephony.httpx_client import TWILIO_API_BASE, rewrite_api_url
 
 # A long read timeout on purpose: a read timeout is ambiguous (Twilio may have created the
 # message) and costs a reconciliation, so it must be rare. Connecting, and waiting for a
@@ -77,11 +76,7 @@ class AiohttpTwilioClient(AsyncHttpClient):
 
     def rewrite_url(self, url: str) -> str:
         """Point an SDK URL at the configured API base; other hosts pass through."""
-        if self.api_base_url == TWILIO_API_BASE:
-            return url
-        if url == TWILIO_API_BASE or url.startswith(TWILIO_API_BASE + "/"):
-            return self.api_base_url + url[len(TWILIO_API_BASE) :]
-        return url
+        return rewrite_api_url(url, self.api_base_url)
 
     async def request(
         self,

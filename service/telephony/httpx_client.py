@@ -21,6 +21,16 @@ from twilio.http.response import Response
 
 TWILIO_API_BASE = "https://api.twilio.com"
 
+
+def rewrite_api_url(url: str, api_base_url: str) -> str:
+    """Point a URL on Twilio's API at ``api_base_url`` (a Twilio-compatible server); other
+    hosts pass through. Shared by both HTTP clients."""
+    if api_base_url == TWILIO_API_BASE:
+        return url
+    if url == TWILIO_API_BASE or url.startswith(TWILIO_API_BASE + "/"):
+        return api_base_url + url[len(TWILIO_API_BASE) :]
+    return url
+
 # The dispatcher runs up to ~100 sends at once. They are spread over several small pools:
 # httpcore's bookkeeping per request grows with the size of one pool, and with a single pool
 # of 100 connections it, not Twilio, becomes what limits a round (measured in
@@ -82,11 +92,7 @@ class HttpxTwilioClient(AsyncHttpClient):
 
     def rewrite_url(self, url: str) -> str:
         """Point an SDK URL at the configured API base; other hosts pass through."""
-        if self.api_base_url == TWILIO_API_BASE:
-            return url
-        if url == TWILIO_API_BASE or url.startswith(TWILIO_API_BASE + "/"):
-            return self.api_base_url + url[len(TWILIO_API_BASE) :]
-        return url
+        return rewrite_api_url(url, self.api_base_url)
 
     async def request(
         self,

@@ -7,12 +7,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, Response, UploadFile
 
-from service.audit.service import record
 from service.auth.deps import Admin, Coordinator, CurrentUser, actor_for
-from service.common import Page, Skip
+from service.common import Page, Skip, StrictBody
 from service.db import SessionDep
 from service.errors import Invalid, NotFound
-from service.registry import csv_io, service
+from service.registry import commands, csv_io, service
 from service.registry.models import (
     AssignmentCreate,
     AssignmentPublic,
@@ -129,9 +128,10 @@ def list_residents(
     skip: Skip = 0,
     limit: Limit = 100,
 ) -> Page[ResidentPublic]:
-    rows, count = service.list_residents(
+    rows, count = commands.list_residents_read(
         session=session,
         organization_id=user.organization_id,
+        actor=actor_for(user),
         site_id=site_id,
         language=language,
         status=status,
@@ -139,27 +139,6 @@ def list_residents(
         q=q,
         skip=skip,
         limit=limit,
-    )
-    record(
-        session=session,
-        organization_id=user.organization_id,
-        actor=actor_for(user),
-        action="list",
-        entity_type="resident",
-        detail={
-            "returned": len(rows),
-            "filters": sorted(
-                k
-                for k, v in {
-                    "site_id": site_id,
-                    "language": language,
-                    "status": status,
-                    "member_id": member_id,
-                    "q": q,
-                }.items()
-                if v
-            ),
-        },
     )
     # Serialize before committing: the commit expires the rows, and reading them afterwards
     # would reload each resident with its own SELECT.
@@ -234,6 +213,33 @@ def read_resident_assignments(
         session=session, organization_id=user.organization_id, resident_id=resident_id
     )
     page = Page(data=[AssignmentPublic.model_validate(a) for a in rows], count=count)
+    session.commit()
+    return page
+
+
+class AssignmentOrder(StrictBody):
+    """The resident's contacts in their new order, first contact first."""
+
+    assignment_ids: list[uuid.UUID]
+
+
+@router.put(
+    "/residents/{resident_id}/assignments/order",
+    response_model=Page[AssignmentPublic],
+    tags=["residents"],
+)
+def reorder_resident_assignments(
+    session: SessionDep, user: Coordinator, resident_id: uuid.UUID, data: AssignmentOrder
+) -> Page[AssignmentPublic]:
+    """Ranks 1, 2, 3... in the order given; every one of the resident's contacts once."""
+    rows = commands.reorder_assignments(
+        session=session,
+        organization_id=user.organization_id,
+        resident_id=resident_id,
+        assignment_ids=data.assignment_ids,
+        actor=actor_for(user),
+    )
+    page = Page(data=[AssignmentPublic.model_validate(a) for a in rows], count=len(rows))
     session.commit()
     return page
 

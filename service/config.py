@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     sms_per_second: float = 50.0
     calls_per_second: float = 5.0
     sms_per_recipient_per_hour: int = 10
+    # Alerts, reminders and the answers to a member's reply have a cap of their own, much
+    # higher (a member may watch over 30 residents after an earthquake): neither cap counts
+    # the other's messages, so chatter never holds back an alert, nor an alert a member's
+    # confirmation (``telephony.models.ALERT_PURPOSES``).
+    alert_sms_per_hour: int = Field(default=120, ge=1)
     # Requests to Twilio in flight at once. At Twilio's ~100-200 ms per request, the rate
     # caps above need about rate x 0.2 of them; more only helps when Twilio is slow. Twilio
     # allows an account about 100 concurrent API requests unless it raises the limit (429

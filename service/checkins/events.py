@@ -168,6 +168,67 @@ def on_outbox_failed(session: Session, message: OutboxMessage, now: datetime) ->
         _alert_failed(session, message.alert_id, now)
 
 
+# The timeline entry of an alert held back by the alert cap (``on_alerts_held``).
+ALERT_HELD = "escalation.alert_held"
+
+
+def on_alerts_held(
+    session: Session, message_ids: list[uuid.UUID], until: datetime, cap: int, now: datetime
+) -> None:
+    """Alert SMS the dispatcher held back, over the alert cap (``dispatch._defer_capped``):
+    not sent is not unanswered. The step's acknowledgement window is moved to run from
+    when they may go (``until``), so the chain does not move on because of our own hold,
+    and the case's timeline says why they wait (once per alert), for staff to see."""
+    rows = session.execute(
+        select(OutboxMessage.id, Alert.member_id, Alert.step_index, Escalation)
+        .select_from(Alert)
+        .join(OutboxMessage, OutboxMessage.alert_id == Alert.id)  # type: ignore[arg-type]
+        .join(Escalation, Escalation.id == Alert.escalation_id)  # type: ignore[arg-type]
+        .where(
+            OutboxMessage.id.in_(message_ids),  # type: ignore[attr-defined]
+            OutboxMessage.purpose == OutboxPurpose.alert,
+            Alert.state == AlertState.sent,
+        )
+    ).all()
+    for message_id, member_id, step, escalation in rows:
+        window = until + timedelta(minutes=escalation.ack_minutes)
+        # Guarded: only the step this alert belongs to, still waiting, and never earlier.
+        session.execute(
+            update(Escalation)
+            .where(
+                Escalation.id == escalation.id,  # type: ignore[arg-type]
+                Escalation.state == EscalationState.alerting,  # type: ignore[arg-type]
+                Escalation.step_index == step,  # type: ignore[arg-type]
+                or_(
+                    Escalation.next_action_at.is_(None),  # type: ignore[union-attr]
+                    Escalation.next_action_at < window,  # type: ignore[arg-type,operator]
+                ),
+            )
+            .values(next_action_at=window, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        noted = session.execute(
+            select(TimelineEvent.id).where(
+                TimelineEvent.resident_id == escalation.resident_id,  # type: ignore[arg-type]
+                TimelineEvent.kind == ALERT_HELD,  # type: ignore[arg-type]
+                TimelineEvent.outbox_id == message_id,  # type: ignore[arg-type]
+            )
+        ).first()
+        if noted is None:
+            session.add(
+                TimelineEvent(
+                    organization_id=escalation.organization_id,
+                    resident_id=escalation.resident_id,
+                    at=now,
+                    kind=ALERT_HELD,
+                    escalation_id=escalation.id,
+                    outbox_id=message_id,
+                    member_id=member_id,
+                    detail={"held_cap": cap, "until": until.isoformat()},
+                )
+            )
+
+
 def _alert_failed(session: Session, alert_id: uuid.UUID, now: datetime) -> None:
     """An alert that cannot reach its member counts as a decline: the chain moves on."""
     alert = session.get(Alert, alert_id)

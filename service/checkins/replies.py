@@ -18,6 +18,7 @@ from i18n.languages import display_name, get_language
 from i18n.names import LocalizedName
 from i18n.render import render
 from service.audit.service import Actor, record
+from service.checkins import policy
 from service.checkins.attempts import pick_number
 from service.checkins.models import (
     CheckIn,
@@ -27,7 +28,7 @@ from service.checkins.models import (
     TaskKind,
 )
 from service.escalations import service as escalations
-from service.escalations.models import Escalation, EscalationReason
+from service.escalations.models import Escalation
 from service.registry.models import (
     Member,
     Organization,
@@ -88,30 +89,17 @@ def open_escalation_for(session: Session, resident_id: uuid.UUID) -> Escalation 
     )  # type: ignore[attr-defined]
 
 
-ANSWER_IDS = {
-    ReplyKind.FINE: "answer.ok",
-    ReplyKind.HELP: "answer.help",
-    ReplyKind.TALK: "answer.talk",
-    ReplyKind.UNCLEAR: "answer.unclear",
-}
-
-
-_REPLY_IDS = {
-    ReplyKind.STOP: "resident.optout",
-    ReplyKind.START: "resident.optin",
-    ReplyKind.FINE: "resident.reply.ok",
-    ReplyKind.HELP: "resident.reply.help",
-    ReplyKind.TALK: "resident.reply.talk",
-}
+# What the member holding a case is told of a late reply (kept under its old name).
+ANSWER_IDS = policy.HOLDER_NOTICE_IDS
 
 
 def resident_reply_text(
     verdict: Classification, language: str, org: LocalizedName
 ) -> tuple[str, str]:
     """The answer to a resident's reply, and its language. It depends on what the reply says
-    and nothing else, so the webhook answers at once and ``process_replies`` acts on it. The
-    organization is named in the language of the answer (a language change answers in the
-    new language)."""
+    and nothing else (``policy.answer_id``), so the webhook answers at once and
+    ``process_replies`` acts on it. The organization is named in the language of the
+    answer (a language change answers in the new language)."""
     switching = verdict.kind == ReplyKind.CHANGE_LANGUAGE and verdict.language
     org_name = org.for_reader(verdict.language if switching else language)
     return _reply_text(verdict.kind, verdict.language, language, org_name)
@@ -122,17 +110,35 @@ def _reply_text(
     kind: ReplyKind, new_language: str | None, language: str, org_name: str
 ) -> tuple[str, str]:
     # A handful of texts per language and organization: rendered once per process.
-    if kind == ReplyKind.CHANGE_LANGUAGE and new_language:
+    message_id = policy.answer_id(kind, new_language)
+    if message_id == policy.LANGUAGE_CHANGED and new_language:
         new = get_language(new_language)
         text = render(
-            "resident.language_changed",
+            message_id,
             new_language,
             org=org_name,
             language=new.native_name if new else new_language,
         )
         return text, new_language
-    message_id = _REPLY_IDS.get(kind, "resident.reply.unclear")
     return render(message_id, language, org=org_name), language
+
+
+def reply_situation(
+    checkin: CheckIn | None, escalation: Escalation | None, resident: Resident
+) -> policy.ReplySituation:
+    """The resident's situation, as the reply rules read it."""
+    if checkin is None:
+        standing = policy.Standing.NONE
+    elif checkin.state == CheckInState.waiting:
+        standing = policy.Standing.WAITING
+    else:
+        standing = policy.Standing.CLOSED
+    return policy.ReplySituation(
+        checkin=standing,
+        open_case=escalation is not None,
+        opted_out=resident.status == ResidentStatus.opted_out,
+        needs_interpreter=bool(resident.needs_interpreter),
+    )
 
 
 def handle_resident_reply(
@@ -148,10 +154,11 @@ def handle_resident_reply(
 ) -> str | None:
     """Classify a reply and act on it. Returns the answer to send back (or None).
 
-    Only a recognisable "fine" closes a check-in; when in doubt, nothing is closed.
-    ``received_at`` is when the reply arrived, if it is acted on later (``now``): the
-    timeline and the check-in show the reply at that time, while anything it starts (an
-    escalation's deadlines) starts from ``now``.
+    Loads the resident's situation, asks the reply rules (``policy.decide_reply``) and
+    applies their decision: only a clear "fine" closes a check-in; when in doubt, nothing
+    is closed. ``received_at`` is when the reply arrived, if it is acted on later
+    (``now``): the timeline and the check-in show the reply at that time, while anything
+    it starts (an escalation's deadlines) starts from ``now``.
     """
     if verdict is None:
         verdict = classify(text, resident.language)
@@ -162,9 +169,9 @@ def handle_resident_reply(
     # The check-in the reply answers: the newest one that existed when it arrived. A round
     # started in between (before the reply was acted on) is not answered by it.
     checkin = current_checkin(session, resident.id, lock=True, before=received_at)
-    waiting = checkin is not None and checkin.state == CheckInState.waiting
     escalation = open_escalation_for(session, resident.id)
-    kind = verdict.kind
+    situation = reply_situation(checkin, escalation, resident)
+    decision = policy.decide_reply(verdict.kind, situation, verdict.language)
     escalations.timeline(
         session,
         resident_id=resident.id,
@@ -174,142 +181,120 @@ def handle_resident_reply(
         inbound_id=inbound_id,
         checkin_id=checkin.id if checkin else None,
         detail={
-            "class": kind.value,
+            "class": verdict.kind.value,
             "matched": verdict.matched,
             "words": list(verdict.words),
             "why": verdict.reason,
         },
     )
-    # An escalation opened by this reply says what started the round (an earthquake, say).
-    round_ = session.get(Round, checkin.round_id) if checkin is not None else None
-    round_cause = round_.cause if round_ is not None else None
-    if checkin is not None and kind not in (ReplyKind.CHANGE_LANGUAGE, ReplyKind.START):
+    _apply_reply(
+        session,
+        decision,
+        verdict.kind,
+        resident=resident,
+        checkin=checkin,
+        escalation=escalation,
+        inbound_id=inbound_id,
+        replied_at=replied_at,
+        now=now,
+    )
+    return reply
+
+
+def _apply_reply(
+    session: Session,
+    decision: policy.ReplyDecision,
+    kind: ReplyKind,
+    *,
+    resident: Resident,
+    checkin: CheckIn | None,
+    escalation: Escalation | None,
+    inbound_id: uuid.UUID | None,
+    replied_at: datetime,
+    now: datetime,
+) -> None:
+    """Carry out a reply decision: the check-in, the resident, the case, tasks, audit."""
+    org_id = resident.organization_id
+    if checkin is not None and decision.record_reply:
         checkin.last_reply_kind = kind.value
         checkin.replied_at = replied_at
         checkin.updated_at = now
         session.add(checkin)
-
-    if kind == ReplyKind.CHANGE_LANGUAGE and verdict.language:
-        resident.language = verdict.language
-        resident.updated_at = now
-        session.add(resident)
-        record(
-            session=session,
-            organization_id=org.id,
-            actor=Actor(label="resident"),
-            action="update",
-            entity_type="resident",
-            entity_id=resident.id,
-            fields=["language"],
-            detail={"source": "reply"},
-        )
-        return reply
-
-    if kind == ReplyKind.STOP:
-        resident.status = ResidentStatus.opted_out
-        resident.updated_at = now
-        session.add(resident)
-        record(
-            session=session,
-            organization_id=org.id,
-            actor=Actor(label="resident"),
-            action="update",
-            entity_type="resident",
-            entity_id=resident.id,
-            fields=["status"],
-            detail={"source": "reply STOP"},
-        )
-        _task(session, org.id, TaskKind.opt_out, resident, checkin, inbound_id, now)
-        if waiting:
-            assert checkin is not None
-            _close(checkin, CheckInState.opted_out, now)
-            esc = escalations.open_escalation(
-                session,
-                resident=resident,
-                reason=EscalationReason.visit_list,
-                now=now,
-                checkin_id=checkin.id,
-                cause=round_cause,
-            )
-            checkin.escalation_id = esc.id
-            session.add(checkin)
-        return reply
-
-    if kind == ReplyKind.START:
-        if resident.status == ResidentStatus.opted_out:
-            resident.status = ResidentStatus.active
-            resident.updated_at = now
-            session.add(resident)
-            record(
-                session=session,
-                organization_id=org.id,
-                actor=Actor(label="resident"),
-                action="update",
-                entity_type="resident",
-                entity_id=resident.id,
-                fields=["status"],
-                detail={"source": "reply START"},
-            )
-        return reply
-
-    if escalation is not None and kind in ANSWER_IDS:
+    _apply_resident_change(session, decision, resident, kind, now)
+    if decision.tell_holder is not None and escalation is not None:
         # A late reply (or a reply while an older case is open): recorded, and whoever
         # holds the case is told. The case stays open until someone records a visit. When
         # nobody holds it (the chain ran out), staff are given the reply as a task.
         told = escalations.notify_late_reply(
-            session, escalation=escalation, answer_id=ANSWER_IDS[kind], now=now
+            session, escalation=escalation, answer_id=decision.tell_holder, now=now
         )
         if not told:
-            _task(session, org.id, TaskKind.late_reply, resident, checkin, inbound_id, now)
-
-    if kind == ReplyKind.FINE:
-        if waiting:
-            assert checkin is not None
-            _close(checkin, CheckInState.ok, now)
-        return reply
-
-    if kind == ReplyKind.HELP:
-        if waiting:
-            assert checkin is not None
-            _close(checkin, CheckInState.needs_help, now)
-        esc = escalations.open_escalation(
-            session,
-            resident=resident,
-            reason=EscalationReason.needs_help,
-            now=now,
-            checkin_id=checkin.id if checkin else None,
-            last_contact=replied_at,
-            cause=round_cause,
-        )
-        if checkin is not None and waiting:
-            checkin.escalation_id = esc.id
-            session.add(checkin)
-        return reply
-
-    if kind == ReplyKind.TALK:
-        if waiting:
-            assert checkin is not None
-            _close(checkin, CheckInState.wants_talk, now)
+            _task(session, org_id, TaskKind.late_reply, resident, checkin, inbound_id, now)
+    for order in decision.tasks:
         task = _task(
             session,
-            org.id,
-            TaskKind.callback,
+            org_id,
+            order.kind,
             resident,
             checkin,
             inbound_id,
             now,
-            interpreter=resident.needs_interpreter,
+            interpreter=order.interpreter,
         )
-        if task.assigned_member_id is not None:
+        if order.interpreter and task.assigned_member_id is not None:
             _ask_supporter_to_call(session, task.assigned_member_id, resident, now)
-        return reply
-
-    # Unclear: ask again, flag for staff; it is not an answer.
-    if checkin is not None:
+    if decision.close_as is not None:
+        assert checkin is not None and checkin.state == CheckInState.waiting
+        _close(checkin, decision.close_as, now)
+        session.add(checkin)
+    if decision.case is not None:
+        # An escalation opened by this reply says what started the round (an earthquake).
+        round_ = session.get(Round, checkin.round_id) if checkin is not None else None
+        esc = escalations.open_escalation(
+            session,
+            resident=resident,
+            reason=decision.case.reason,
+            now=now,
+            checkin_id=checkin.id if checkin else None,
+            last_contact=replied_at if decision.case.reply_is_last_contact else None,
+            cause=round_.cause if round_ is not None else None,
+        )
+        if checkin is not None and decision.case.link_checkin:
+            checkin.escalation_id = esc.id
+            session.add(checkin)
+    if checkin is not None and decision.flag_checkin:
         checkin.flagged = True
         session.add(checkin)
-    _task(session, org.id, TaskKind.unclear, resident, checkin, inbound_id, now)
-    return reply
+
+
+def _apply_resident_change(
+    session: Session,
+    decision: policy.ReplyDecision,
+    resident: Resident,
+    kind: ReplyKind,
+    now: datetime,
+) -> None:
+    """A language change, an opt-out or an opt-in, audited as the resident's own change."""
+    if decision.set_language is not None:
+        resident.language = decision.set_language
+        field, source = "language", "reply"
+    elif decision.set_status is not None:
+        resident.status = decision.set_status
+        field, source = "status", f"reply {kind.value.upper()}"
+    else:
+        return
+    resident.updated_at = now
+    session.add(resident)
+    record(
+        session=session,
+        organization_id=resident.organization_id,
+        actor=Actor(label="resident"),
+        action="update",
+        entity_type="resident",
+        entity_id=resident.id,
+        fields=[field],
+        detail={"source": source},
+    )
 
 
 def _close(checkin: CheckIn, state: CheckInState, now: datetime) -> None:

@@ -53,6 +53,7 @@ from service.telephony.models import (
     OutboxMessage,
     OutboxPurpose,
     OutboxStatus,
+    is_alert_purpose,
 )
 from service.telephony.outbox import DEFAULT_DEADLINE, among, backoff_delay
 from service.telephony.provider import (
@@ -176,6 +177,17 @@ def failure_hook() -> FailureHook:
     return on_outbox_failed
 
 
+# Alert SMS held back by the alert cap: (session, their ids, when they may go, the cap, now).
+# The chain must not count a held alert as unanswered.
+HeldHook = Callable[[Session, list[uuid.UUID], datetime, int, datetime], None]
+
+
+def held_hook() -> HeldHook:
+    from service.checkins.events import on_alerts_held
+
+    return on_alerts_held
+
+
 # --- Claiming -------------------------------------------------------------------------------------
 
 
@@ -294,16 +306,24 @@ def _defer_capped(
     session: Session, claimed: list[Claimed], settings: Settings, now: datetime
 ) -> list[Claimed]:
     """Messages to a number over its hourly cap wait; they are never dropped. SMS still in
-    flight to the number (claimed by this or another dispatcher) count as sent."""
-    cap = settings.sms_per_recipient_per_hour
+    flight to the number (claimed by this or another dispatcher) count as sent.
+
+    Two caps, neither counting the other's messages: chatter's (against floods and reply
+    loops) and the much higher one of alerts and members' answers (``ALERT_PURPOSES``).
+    An alert held anyway is told to ``held_hook``: the chain waits for it to be sent."""
+    caps = {False: settings.sms_per_recipient_per_hour, True: settings.alert_sms_per_hour}
     phones = {item.to_phone for item in claimed}
     counts = _sms_counts(session, phones, now)
-    for item in claimed:  # these are "sending" too, and counted below, one at a time
-        counts[item.to_phone] -= 1
+    kinds = [(item.to_phone, is_alert_purpose(item.purpose)) for item in claimed]
+    for key in kinds:  # these are "sending" too, and counted below, one at a time
+        counts[key] -= 1
     allowed: list[Claimed] = []
-    for item in claimed:
-        if counts[item.to_phone] >= cap:
-            later = now + DEFER_FOR_CAP
+    held: list[uuid.UUID] = []
+    later = now + DEFER_FOR_CAP
+    for item, key in zip(claimed, kinds, strict=True):
+        alerts = key[1]
+        if counts[key] >= caps[alerts]:
+            what = "alert SMS" if alerts else "SMS"
             session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == item.id)  # type: ignore[arg-type]
@@ -312,30 +332,38 @@ def _defer_capped(
                     lease_until=None,
                     next_try_at=later,
                     give_up_at=later + DEFAULT_DEADLINE,
-                    last_error=f"deferred: over {cap} SMS per hour to this number",
+                    last_error=f"deferred: over {caps[alerts]} {what} per hour to this number",
                     updated_at=now,
                 )
             )
-            log.warning("deferred an SMS to %s: per-recipient cap", mask_phone(item.to_phone))
+            log.warning(
+                "deferred an %s to %s: per-recipient cap", what, mask_phone(item.to_phone)
+            )
+            if alerts:
+                held.append(item.id)
             continue
-        counts[item.to_phone] += 1
+        counts[key] += 1
         allowed.append(item)
+    if held:
+        held_hook()(session, held, later, caps[True], now)
     return allowed
 
 
-def _sms_counts(session: Session, phones: set[str], now: datetime) -> Counter[str]:
-    """Per number: SMS sent in the last hour plus SMS "sending" now (by any dispatcher),
-    in one query per 500 numbers (a claim's fixed cost is mostly its round trips)."""
+def _sms_counts(session: Session, phones: set[str], now: datetime) -> Counter[tuple[str, bool]]:
+    """Per number and cap (``(number, alerts)``): SMS sent in the last hour plus SMS
+    "sending" now (by any dispatcher), in one query per 500 numbers (a claim's fixed cost
+    is mostly its round trips)."""
     sent = OutboxMessage.sent_at >= now - timedelta(hours=1)  # type: ignore[operator]
     sending = OutboxMessage.status == OutboxStatus.sending
-    counts: Counter[str] = Counter()
+    counts: Counter[tuple[str, bool]] = Counter()
     ordered = sorted(phones)
     dialect = session.get_bind().dialect.name
     for start in range(0, len(ordered), 500):
         chunk = ordered[start : start + 500]
-        for phone, recent, in_flight in session.execute(
+        for phone, purpose, recent, in_flight in session.execute(
             select(
                 OutboxMessage.to_phone,
+                OutboxMessage.purpose,
                 func.sum(case((sent, 1), else_=0)),
                 func.sum(case((sending, 1), else_=0)),
             )
@@ -344,9 +372,9 @@ def _sms_counts(session: Session, phones: set[str], now: datetime) -> Counter[st
                 OutboxMessage.channel == OutboxChannel.sms,
                 or_(sent, sending),
             )
-            .group_by(OutboxMessage.to_phone)
+            .group_by(OutboxMessage.to_phone, OutboxMessage.purpose)
         ):
-            counts[phone] = int(recent or 0) + int(in_flight or 0)
+            counts[phone, is_alert_purpose(purpose)] += int(recent or 0) + int(in_flight or 0)
     return counts
 
 

@@ -63,6 +63,21 @@ class OutboxPurpose(StrEnum):
     member_notice = "member_notice"  # reminders, confirmations, late-reply notices
 
 
+# What a member needs to act on a case, and the answers to a member's own replies: their
+# per-recipient cap is ``alert_sms_per_hour``, much higher than the chatter's
+# (``sms_per_recipient_per_hour``, against floods and reply loops), and neither cap counts
+# the other's messages. Everything else (check-ins, notices to residents) is chatter.
+ALERT_PURPOSES: frozenset[str] = frozenset(
+    {OutboxPurpose.alert.value, OutboxPurpose.alert_call.value, OutboxPurpose.member_notice.value}
+)
+CHATTER_PURPOSES: frozenset[str] = frozenset(p.value for p in OutboxPurpose) - ALERT_PURPOSES
+
+
+def is_alert_purpose(purpose: str) -> bool:
+    """Whether a message of this purpose counts against the alert cap, not the chatter's."""
+    return str(getattr(purpose, "value", purpose)) in ALERT_PURPOSES
+
+
 # An SMS that failed for good: no SMS to its number can succeed (``outbox.dead_sms_numbers``).
 DEAD_SMS_WHERE = (
     "channel = 'sms' AND status = 'failed' AND last_error_code IN (21211, 21610, 21614)"

@@ -12,7 +12,8 @@ they come; a send whose fate is uncertain is reconciled with Twilio's record
   deadline, then the row fails and whatever it was for moves on;
 - permanent failures fail the row at once;
 - a row that has a SID is never sent again;
-- per-recipient caps defer (never drop) messages to a number that already had many.
+- per-recipient caps defer (never drop) messages to a number that already had many: one
+  for chatter, one much higher for alerts and members' answers (``ALERT_PURPOSES``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from sqlmodel import Session
 
 from service.common import aware
 from service.telephony.models import (
+    ALERT_PURPOSES,
+    CHATTER_PURPOSES,
     DEAD_SMS_WHERE,
     OutboxChannel,
     OutboxMessage,
@@ -138,22 +141,38 @@ def backoff_delay(tries: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-_RECENT_SMS = (
-    select(func.count())
-    .select_from(OutboxMessage)
-    .where(
-        OutboxMessage.to_phone == bindparam("to_phone"),
-        OutboxMessage.channel == OutboxChannel.sms.value,
-        OutboxMessage.sent_at.is_not(None),  # type: ignore[union-attr]
-        OutboxMessage.sent_at >= bindparam("since", type_=DateTime(timezone=True)),  # type: ignore[operator]
+def _recent_sms(purposes: frozenset[str]) -> Any:
+    return (
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.to_phone == bindparam("to_phone"),
+            OutboxMessage.channel == OutboxChannel.sms.value,
+            OutboxMessage.purpose.in_(sorted(purposes)),  # type: ignore[attr-defined]
+            OutboxMessage.sent_at.is_not(None),  # type: ignore[union-attr]
+            OutboxMessage.sent_at >= bindparam("since", type_=DateTime(timezone=True)),  # type: ignore[operator]
+        )
     )
-)
 
 
-def recent_sms_count(session: Session | Connection, to_phone: str, now: datetime) -> int:
-    """SMS to this number in the past hour, sent or replied through TwiML."""
+# Built once: the statement is the same for every answer, only the values change.
+_RECENT_SMS = {False: _recent_sms(CHATTER_PURPOSES), True: _recent_sms(ALERT_PURPOSES)}
+
+
+def cap_purposes(alerts: bool) -> frozenset[str]:
+    """The purposes counted against one per-recipient cap: the alerts' or the chatter's."""
+    return ALERT_PURPOSES if alerts else CHATTER_PURPOSES
+
+
+def recent_sms_count(
+    session: Session | Connection, to_phone: str, now: datetime, *, alerts: bool = False
+) -> int:
+    """SMS to this number in the past hour, sent or replied through TwiML, of one cap's
+    purposes: the chatter's, or (``alerts``) the alerts' and members' answers'."""
     since = now - timedelta(hours=1)
-    return session.execute(_RECENT_SMS, {"to_phone": to_phone, "since": since}).scalar_one()
+    return session.execute(
+        _RECENT_SMS[alerts], {"to_phone": to_phone, "since": since}
+    ).scalar_one()
 
 
 def among(column: Any, values: Collection[Any], dialect: str) -> Any:
@@ -164,7 +183,9 @@ def among(column: Any, values: Collection[Any], dialect: str) -> Any:
     return column.in_(values)
 
 
-def recent_sms_counts(session: Session, phones: set[str], now: datetime) -> dict[str, int]:
+def recent_sms_counts(
+    session: Session, phones: set[str], now: datetime, *, alerts: bool = False
+) -> dict[str, int]:
     """``recent_sms_count`` for many numbers in one query per chunk: a batch of 500 messages
     to 500 residents would otherwise cost 500 round trips before anything is sent."""
     counts = dict.fromkeys(phones, 0)
@@ -178,6 +199,7 @@ def recent_sms_counts(session: Session, phones: set[str], now: datetime) -> dict
                 .where(
                     among(OutboxMessage.to_phone, chunk, dialect),
                     OutboxMessage.channel == OutboxChannel.sms,
+                    OutboxMessage.purpose.in_(sorted(cap_purposes(alerts))),  # type: ignore[attr-defined]
                     OutboxMessage.sent_at.is_not(None),  # type: ignore[union-attr]
                     OutboxMessage.sent_at >= now - timedelta(hours=1),  # type: ignore[operator]
                 )

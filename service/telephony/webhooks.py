@@ -241,7 +241,10 @@ def _inbound_sms(form: dict[str, str], session: Session) -> Response:
         session.flush()
         reply, locale = events.on_inbound_sms(session, inbound, now)
         recipient = (inbound.organization_id, inbound.resident_id, inbound.member_id)
-    if reply and not _reply_allowed(session, form["From"], now, unrouted=recipient[0] is None):
+    member_answer = recipient[2] is not None and recipient[1] is None
+    if reply and not _reply_allowed(
+        session, form["From"], now, unrouted=recipient[0] is None, member=member_answer
+    ):
         reply = None
     if reply:
         organization_id, resident_id, member_id = recipient
@@ -264,12 +267,17 @@ def _inbound_sms(form: dict[str, str], session: Session) -> Response:
     return _xml(twiml.sms_reply(reply))
 
 
-def _reply_allowed(session: Session, phone: str, now: datetime, *, unrouted: bool) -> bool:
-    """A TwiML answer counts against the same per-recipient cap as any other SMS. An
-    answer to an unrouted message has no outbox row (it has no organization): the earlier
-    unrouted messages from the number, each answered, count instead."""
-    cap = get_settings().sms_per_recipient_per_hour
-    sent = recent_sms_count(session.connection(), phone, now)
+def _reply_allowed(
+    session: Session, phone: str, now: datetime, *, unrouted: bool, member: bool = False
+) -> bool:
+    """A TwiML answer counts against the same per-recipient cap as any other SMS of its
+    kind: the answer to a member's reply (a confirmation of their outcome, the case they
+    took) against the alerts' cap, never the chatter's. An answer to an unrouted message
+    has no outbox row (it has no organization): the earlier unrouted messages from the
+    number, each answered, count instead."""
+    settings = get_settings()
+    cap = settings.alert_sms_per_hour if member else settings.sms_per_recipient_per_hour
+    sent = recent_sms_count(session.connection(), phone, now, alerts=member)
     if unrouted:
         sent += routing.recent_unrouted_count(session, phone, now) - 1  # not this one
     if sent < cap:

@@ -142,6 +142,7 @@ TIMELINE_KINDS: dict[str, str] = {
     "escalation.late_reply": N_("Late reply passed on"),
     "escalation.priority": N_("Case priority raised"),
     "escalation.reassigned": N_("Case reassigned"),
+    "escalation.alert_held": N_("Alert held back"),
     "escalation.reminded": N_("Member reminded"),
     "escalation.resolved": N_("Outcome recorded"),
     "escalation.unacknowledged": N_("Member did not report; chain resumed"),

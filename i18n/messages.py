@@ -141,7 +141,11 @@ MEMBER_ALREADY_TAKEN = N_("member.already_taken")
 MEMBER_DECLINED = N_("member.declined")
 # TRANSLATORS: The member acknowledged but has not sent the result of the visit yet.
 MEMBER_REMINDER = N_("member.reminder")
-# TRANSLATORS: Asks for the result of a visit. Keep the digits 1-5 and {code} as they are.
+# TRANSLATORS: Asks for the result of a visit. A result is the case code FIRST, then the
+# digit: "{code} 1" safe, "{code} 2" needs support, "{code} 3" in hospital, "{code} 4"
+# moved, "{code} 5" could not find. Ends with: if you cannot go after all, reply "2 {code}"
+# (digit first, as an answer to the alert). Keep "{code} 1" ... "{code} 5" and "2 {code}"
+# in exactly this order, with ASCII digits.
 MEMBER_OUTCOME_REQUEST = N_("member.outcome_request")
 # TRANSLATORS: Confirms the result of a visit was recorded.
 MEMBER_OUTCOME_RECORDED = N_("member.outcome_recorded")
@@ -149,14 +153,27 @@ MEMBER_OUTCOME_RECORDED = N_("member.outcome_recorded")
 # answer.* texts, {time} a time of day. The visit result is still needed.
 MEMBER_RESIDENT_REPLIED = N_("member.resident_replied")
 # TRANSLATORS: The member has several open cases and the reply had no case code.
-# {codes} is a list of short codes such as "A7, B12". Keep the example "1 A7" as it is.
+# {codes} is a list of short codes such as "A7, B12". Gives both forms: an answer to an
+# alert is the digit first ("1 A7" I can go), a result is the code first ("A7 1" safe).
+# Keep "1 A7" and "A7 1" as they are.
 MEMBER_WHICH_CASE = N_("member.which_case")
-# TRANSLATORS: A member's reply could not be understood. Lists both menus: 1 = can visit,
-# 2 = cannot; after a visit 1-5 as in member.outcome_request. Keep the digits 1-5.
+# TRANSLATORS: A member's reply could not be understood. Lists both menus: an answer to an
+# alert is the digit first ("1 A7" I can go, "2 A7" I cannot); a result is the code first
+# ("A7 1" safe ... "A7 5" could not find, as in member.outcome_request). A7 stands for the
+# case code. Keep "1 A7", "2 A7" and "A7 1" ... "A7 5" as they are.
 MEMBER_UNCLEAR = N_("member.unclear")
 # TRANSLATORS: The member took the visit but sent no result in time, so the visit was
-# passed to someone else. If they did visit, they can still reply with the result.
+# passed to someone else. If they did visit, they can still reply with the result, code
+# first: "{code} 1" if safe, "{code} 2" if they need support. Keep those as they are.
 MEMBER_HANDED_ON = N_("member.handed_on")
+# TRANSLATORS: The member who already took the visit to {name} (case {code}) sent "1"
+# again. Nothing changed: the visit is still theirs. After the visit they send the result
+# code first: "{code} 1" if safe, "{code} 2" if they need support. Keep those as they are.
+MEMBER_ACK_AGAIN = N_("member.ack_again")
+# TRANSLATORS: The member who had taken the visit to {name} (case {code}) sent "2": they
+# cannot go after all, so someone else will be asked. If they meant the visit's result
+# "needs support", they reply "{code} 2" (code first). Keep "{code} 2" as it is.
+MEMBER_HANDED_BACK = N_("member.handed_back")
 # TRANSLATORS: To a supporter who speaks the resident's language: the resident replied 3
 # (would like to talk). {language} is the resident's language, {phone} their number to call.
 MEMBER_CALLBACK = N_("member.callback")
@@ -240,7 +257,9 @@ MESSAGES: dict[str, MessageSpec] = {
         _spec(MEMBER_RESIDENT_REPLIED, _MEMBER, "org", *_WHO, "time", "answer"),
         _spec(MEMBER_WHICH_CASE, _MEMBER, "codes"),
         _spec(MEMBER_UNCLEAR, _MEMBER),
-        _spec(MEMBER_HANDED_ON, _MEMBER, "name"),
+        _spec(MEMBER_HANDED_ON, _MEMBER, "name", "code"),
+        _spec(MEMBER_ACK_AGAIN, _MEMBER, "name", "code"),
+        _spec(MEMBER_HANDED_BACK, _MEMBER, "name", "code"),
         _spec(MEMBER_CALLBACK, _MEMBER, "name", "language", "phone"),
         _spec(ANSWER_OK, _FRAGMENT),
         _spec(ANSWER_HELP, _FRAGMENT),

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from service import bootstrap
 from service.checkins import flows
 from service.clock import Clock
 from service.config import Settings
@@ -46,6 +47,10 @@ class JobContext:
     # Built from the settings on first use (None when translation is off); tests pass one.
     translator: Translator | None = None
     _translator_built: bool = False
+
+    def __post_init__(self) -> None:
+        # The scheduler is put together here: the outbox gets its hooks into check-ins.
+        bootstrap.wire()
 
     def get_translator(self) -> Translator | None:
         if self.translator is None and not self._translator_built:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from service import migrate
+from service import bootstrap, migrate
 from service.audit.views import router as audit_router
 from service.auth.views import router as auth_router
 from service.checkins.views import router as checkins_router
@@ -37,6 +37,7 @@ def create_app() -> FastAPI:
         summary="Disaster-time welfare checks for residents of temporary housing.",
         version="0.1.0",
     )
+    bootstrap.wire()  # the outbox's hooks into check-ins (service/bootstrap.py)
     install_error_handlers(app)
 
     # Routes are matched in order: Twilio's webhooks (thousands a minute after an

@@ -14,21 +14,12 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy import MetaData, event
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from service.config import get_settings
-
-# Stable constraint names, so Alembic batch migrations on SQLite can find them.
-SQLModel.metadata.naming_convention = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-metadata: MetaData = SQLModel.metadata
+from service.tables import metadata as metadata  # stable constraint names (tables.py)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_FALLBACK_CHECKPOINT_PAGES = 100_000
@@ -130,9 +121,9 @@ def _ensure_checkpointer(engine: Engine) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    # Every table must be known before the first flush, or foreign keys cannot be resolved.
-    import service.models  # noqa: F401
-
+    # Every table must be known before the first flush, or foreign keys cannot be resolved:
+    # ``service.models`` is imported where the process is put together (service/bootstrap.py,
+    # the migrations' env.py), not here, so that the database layer imports no domain.
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(

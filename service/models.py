@@ -3,12 +3,13 @@
 from service.audit import models as audit_models  # noqa: F401
 from service.auth import models as auth_models  # noqa: F401
 from service.checkins import models as checkin_models  # noqa: F401
-from service.db import metadata
 from service.escalations import models as escalation_models  # noqa: F401
 from service.jma import models as jma_models  # noqa: F401
 from service.ops import models as ops_models  # noqa: F401
 from service.registry import models as registry_models  # noqa: F401
+from service.tables import metadata
 from service.telephony import models as telephony_models  # noqa: F401
+from service.timeline import models as timeline_models  # noqa: F401
 from service.translation import models as translation_models  # noqa: F401
 
 __all__ = ["metadata"]

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from service import migrate
+from service import bootstrap, migrate  # bootstrap: every table is registered
 from service.audit.service import Actor
 from service.auth.models import Role, UserCreate
 from service.auth.service import create_user, get_or_create_organization
@@ -33,6 +33,12 @@ TEST_PASSWORD = "correct horse battery staple"
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"database: {'PostgreSQL ' + PG_URL if PG_URL else 'SQLite (temporary files)'}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _outbox_hooks() -> None:
+    """Tests that drive the outbox directly get the hooks the app and the scheduler wire."""
+    bootstrap.wire()
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,6 @@ from i18n.languages import display_name
 from i18n.names import LocalizedName
 from i18n.render import format_datetime, render
 from service.audit.service import Actor, record
-from service.checkins.models import TimelineEvent
 from service.common import aware
 from service.config import get_settings
 from service.escalations.models import (
@@ -55,6 +54,7 @@ from service.registry.models import (
 from service.registry.phones import PhoneKind
 from service.telephony.models import OutboxChannel, OutboxPurpose
 from service.telephony.outbox import enqueue
+from service.timeline import timeline
 
 OPEN_STATES = (EscalationState.alerting, EscalationState.acknowledged, EscalationState.exhausted)
 # The states with a next step the sweep takes: the next alert, or the acknowledger's reminder.
@@ -235,28 +235,6 @@ def _free_code(used: set[str]) -> str:
         if free:
             return random.choice(free)
     return uuid.uuid4().hex[:6].upper()
-
-
-def timeline(
-    session: Session,
-    *,
-    resident_id: uuid.UUID,
-    organization_id: uuid.UUID,
-    kind: str,
-    at: datetime,
-    **fields: Any,
-) -> None:
-    detail = fields.pop("detail", {})
-    session.add(
-        TimelineEvent(
-            organization_id=organization_id,
-            resident_id=resident_id,
-            at=at,
-            kind=kind,
-            detail=detail,
-            **fields,
-        )
-    )
 
 
 def open_escalation(

@@ -48,6 +48,7 @@ from service.config import Settings
 from service.metrics import observe_dispatch
 from service.privacy import mask_phone
 from service.telephony.errors import PermanentSendError, TransientSendError
+from service.telephony.hooks import FailedHook, HeldHook, outbox_hooks
 from service.telephony.models import (
     OutboxChannel,
     OutboxMessage,
@@ -168,24 +169,15 @@ class Result:
     not_sent: bool = False
 
 
-FailureHook = Callable[[Session, OutboxMessage, datetime], None]
+FailureHook = FailedHook
 
 
 def failure_hook() -> FailureHook:
-    from service.checkins.events import on_outbox_failed
-
-    return on_outbox_failed
-
-
-# Alert SMS held back by the alert cap: (session, their ids, when they may go, the cap, now).
-# The chain must not count a held alert as unanswered.
-HeldHook = Callable[[Session, list[uuid.UUID], datetime, int, datetime], None]
+    return outbox_hooks().on_failed
 
 
 def held_hook() -> HeldHook:
-    from service.checkins.events import on_alerts_held
-
-    return on_alerts_held
+    return outbox_hooks().on_alerts_held
 
 
 # --- Claiming -------------------------------------------------------------------------------------
@@ -204,10 +196,11 @@ def claim_due(
     Returns the rows to send now and how many were claimed (some may be held back).
 
     In the same transaction, check-in messages whose step is over are cancelled and those
-    reached in quiet hours put back (``checkins.events.screen_checkin_messages``), alert
+    reached in quiet hours put back (the ``screen_checkin_messages`` hook), alert
     calls whose alert is settled are cancelled, and SMS over a number's hourly cap are
     deferred. What is returned is to be sent now.
     """
+    outbox_hooks()  # nothing is claimed by a process that could not report a failure
     deadline = time.monotonic() + lease.total_seconds() - LEASE_SAFETY_SECONDS
     dialect = engine.dialect.name
 
@@ -276,12 +269,10 @@ def claim_due(
 def _screen(session: Session, claimed: list[Claimed], now: datetime) -> set[uuid.UUID]:
     """Rows not to send now: check-in messages whose step is over or that hit quiet hours,
     and alert calls whose alert was answered, declined, expired or withdrawn meanwhile."""
-    from service.checkins.events import screen_checkin_messages
-
     dropped: set[uuid.UUID] = set()
     checkins = [item.id for item in claimed if item.purpose == OutboxPurpose.checkin]
     if checkins:
-        dropped |= screen_checkin_messages(session, checkins, now)
+        dropped |= outbox_hooks().screen_checkin_messages(session, checkins, now)
         if dropped:
             log.info("%d check-in messages not sent now (step over, or quiet hours)", len(dropped))
     calls = [item.id for item in claimed if item.purpose == OutboxPurpose.alert_call]

@@ -37,6 +37,7 @@ from service.audit.service import Actor, record
 from service.common import aware
 from service.config import Settings
 from service.privacy import mask_phone
+from service.telephony.hooks import outbox_hooks
 from service.telephony.models import (
     OutboxChannel,
     OutboxMessage,
@@ -206,6 +207,7 @@ async def reconcile_pass(
 ) -> dict[str, int]:
     """Release expired leases, then resolve the uncertain rows that are due. Returns how
     many rows ended in each outcome (``uncertain``: still unresolved)."""
+    outbox_hooks()  # an answer found here must reach check-ins and escalations
     await asyncio.to_thread(release_expired_leases, engine, now=now)
     rows = await asyncio.to_thread(_due_uncertain, engine, now, limit)
     if not rows:
@@ -219,8 +221,7 @@ async def reconcile_pass(
 def _apply(
     engine: Engine, answers: list[_Answer], now: datetime, resend_after: timedelta
 ) -> dict[str, int]:
-    from service.checkins.events import on_outbox_failed, on_outbox_status
-
+    hooks = outbox_hooks()
     outcomes: dict[str, int] = {}
     with Session(engine) as session, session.begin():
         candidates = {r.sid for a in answers for r in a.records or ()}
@@ -255,11 +256,11 @@ def _apply(
                 known.add(values["sid"])
                 message = session.get(OutboxMessage, row.id)
                 assert message is not None
-                on_outbox_status(session, message, OutboxStatus.sent, now)
+                hooks.on_status(session, message, OutboxStatus.sent, now)
             elif values.get("status") in (OutboxStatus.ambiguous, OutboxStatus.failed):
                 message = session.get(OutboxMessage, row.id)
                 assert message is not None
-                on_outbox_failed(session, message, now)
+                hooks.on_failed(session, message, now)
             record(
                 session=session,
                 organization_id=row.organization_id,

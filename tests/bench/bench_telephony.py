@@ -371,10 +371,13 @@ def run_dispatch(
     provider_kind: str = "twilio",
     shards: int = 0,
 ) -> DispatchResult:
+    from service import bootstrap
     from service.config import Settings
     from service.telephony.models import OutboxMessage, OutboxStatus
     from service.telephony.outbox import dispatch_until_empty
     from service.telephony.twilio_provider import TwilioProvider
+
+    bootstrap.wire()  # put together here, as the scheduler does
 
     port = free_port()
     server = subprocess.Popen(

@@ -26,9 +26,16 @@ from service.checkins.models import (
     TaskKind,
     TimelineEvent,
 )
+from service.checkins.policy import (
+    PLAIN_FINE,
+    ReplyDecision,
+    ReplySituation,
+    Standing,
+    decide_reply,
+)
 from service.common import aware
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
-from service.registry.models import Member, Organization, Resident
+from service.registry.models import Member, Organization, Resident, ResidentStatus
 from service.telephony import routing
 from service.telephony.models import InboundMessage, OutboxMessage, OutboxPurpose, OutboxStatus
 
@@ -542,6 +549,8 @@ def _close_plain_fine_replies(
             Resident.id.label("resident_id"),
             Resident.organization_id,
             Resident.language.label("resident_language"),
+            Resident.status.label("resident_status"),
+            Resident.needs_interpreter,
         )
         .join(Resident, Resident.id == inbound.c.resident_id)
         .where(inbound.c.id.in_(ids), inbound.c.processed_at.is_(None))
@@ -554,7 +563,9 @@ def _close_plain_fine_replies(
         if per_resident[row.resident_id] != 1:
             continue
         verdict = classify(row.body, row.language or row.resident_language)
-        if verdict.kind == ReplyKind.FINE:
+        # Only a reply the rules would close plainly in the plainest situation (a waiting
+        # check-in, no case open) is a candidate; its real situation is checked below.
+        if _decide(row, verdict, open_case=False).is_plain_fine:
             replies[row.resident_id] = (row, verdict)
     if not replies:
         return set()
@@ -616,7 +627,12 @@ def _close_plain_fine_replies(
     plain: list[tuple[Any, Any, Any]] = []
     for resident_id, (reply, verdict) in replies.items():
         found = by_resident.get(resident_id, [])
-        if len(found) != 1 or resident_id in escalated:
+        # Which check-in it answers is plain only with one waiting (and none newer below).
+        if len(found) != 1:
+            continue
+        # The same rules as process_reply, in the situation loaded: an open case makes it
+        # a late reply, for the member who holds the case to hear of.
+        if not _decide(reply, verdict, open_case=resident_id in escalated).is_plain_fine:
             continue
         [current] = found
         created = aware(current.created_at)
@@ -642,7 +658,7 @@ def _close_plain_fine_replies(
             checkin.c.state == CheckInState.waiting.value,
         )
         .values(
-            state=CheckInState.ok.value,
+            state=PLAIN_FINE.close_as.value,  # type: ignore[union-attr]
             next_action_at=None,
             closed_at=now,
             updated_at=now,
@@ -695,6 +711,17 @@ def _close_plain_fine_replies(
         ],
     )
     return acted
+
+
+def _decide(row: Any, verdict: Any, *, open_case: bool) -> ReplyDecision:
+    """The reply rules' decision for a reply of the bulk path, to a waiting check-in."""
+    situation = ReplySituation(
+        checkin=Standing.WAITING,
+        open_case=open_case,
+        opted_out=row.resident_status == ResidentStatus.opted_out.value,
+        needs_interpreter=bool(row.needs_interpreter),
+    )
+    return decide_reply(verdict.kind, situation, verdict.language)
 
 
 def process_reply(session: Session, inbound_id: uuid.UUID, now: datetime) -> bool:
@@ -766,7 +793,10 @@ def _household_reply(
     inbound.organization_id = first.organization_id
     verdict = classify(inbound.body, first.language)
     inbound.classification = verdict.kind.value
-    if verdict.kind == ReplyKind.HELP:
+    shared = ReplySituation(checkin=Standing.WAITING, shared_phone=True)
+    decision = decide_reply(verdict.kind, shared, verdict.language)
+    if not decision.needs_staff:
+        # A call for help: each resident's own situation decides what it opens.
         reply = None
         for resident in household:
             reply = checkins.handle_resident_reply(
@@ -782,21 +812,22 @@ def _household_reply(
     inbound.needs_staff = True
     session.add(inbound)
     for resident in household:
-        session.add(
-            StaffTask(
-                organization_id=resident.organization_id,
-                kind=TaskKind.unclear,
-                resident_id=resident.id,
-                inbound_id=inbound.id,
-                language=resident.language,
-                created_at=now,
-                note="shared phone: the reply does not say whose it is",
+        for order in decision.tasks:
+            session.add(
+                StaffTask(
+                    organization_id=resident.organization_id,
+                    kind=order.kind,
+                    resident_id=resident.id,
+                    inbound_id=inbound.id,
+                    language=resident.language,
+                    created_at=now,
+                    note=order.note,
+                )
             )
-        )
     org = session.get(Organization, first.organization_id)
     from i18n.render import render
 
     org_name = LocalizedName.of(org).for_reader(first.language) if org else ""
-    return render("resident.reply.unclear", first.language, org=org_name), (
+    return render(decision.answer_id, first.language, org=org_name), (
         first.language
     )

@@ -278,9 +278,7 @@ class ReplyDecision:
     def is_plain_fine(self) -> bool:
         """Closes the check-in as fine and does nothing else: what the bulk path may do
         for many replies at once."""
-        return self == ReplyDecision(
-            answer_id=_ANSWER_IDS[ReplyKind.FINE], record_reply=True, close_as=CheckInState.ok
-        )
+        return self == PLAIN_FINE
 
 
 # The answer to each kind of reply (``replies.resident_reply_text`` renders it).
@@ -292,6 +290,10 @@ _ANSWER_IDS: Final[Mapping[ReplyKind, str]] = {
     ReplyKind.TALK: "resident.reply.talk",
 }
 UNCLEAR_ANSWER: Final = "resident.reply.unclear"
+# A clear "I'm fine" to a waiting check-in, with no case open: closed as ok, nothing else.
+PLAIN_FINE: Final = ReplyDecision(
+    answer_id=_ANSWER_IDS[ReplyKind.FINE], record_reply=True, close_as=CheckInState.ok
+)
 LANGUAGE_CHANGED: Final = "resident.language_changed"
 
 # What the member holding a case is told of a late reply, by kind.

@@ -453,6 +453,8 @@ async def test_checkin_call_is_placed_with_its_twiml_url_status_callback_and_mac
 
 
 async def test_eleventh_sms_within_an_hour_is_deferred_not_dropped(world):
+    """Chatter's cap (notices to a resident): alerts and members' answers have their own
+    (``tests/checkins/test_member_protocol_alert_cap.py``)."""
     settings = twilio_settings(twilio_account_sid=None, twilio_auth_token=None)
     console = ConsoleProvider()
     t0 = world.clock.now()
@@ -462,7 +464,7 @@ async def test_eleventh_sms_within_an_hour_is_deferred_not_dropped(world):
                 s,
                 organization_id=world.org_id,
                 channel=OutboxChannel.sms,
-                purpose=OutboxPurpose.member_notice,
+                purpose=OutboxPurpose.resident_notice,
                 to_phone=MEMBER_PHONE,
                 body=f"お知らせ {i}",
                 now=t0 + timedelta(seconds=i),

@@ -22,7 +22,7 @@ from typing import Literal
 from service.clock import get_clock
 from service.config import Settings
 from service.privacy import mask_phone
-from service.telephony.provider import ReconcileUnavailable, SendResult, SentRecord
+from service.telephony.channel import ReconcileUnavailable, SendResult, SentRecord
 
 logger = logging.getLogger(__name__)
 

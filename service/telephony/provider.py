@@ -8,13 +8,16 @@ request.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
 from urllib.parse import urlencode
 from uuid import UUID
 
 from service.config import Settings
+
+# The interface lives in channel.py (the implementations import it from there).
+from service.telephony.channel import ReconcileUnavailable as ReconcileUnavailable
+from service.telephony.channel import SendResult as SendResult
+from service.telephony.channel import SentRecord as SentRecord
+from service.telephony.channel import TelephonyProvider as TelephonyProvider
 
 SMS_STATUS_PATH = "/twilio/status"
 VOICE_TWIML_PATH = "/twilio/voice"
@@ -26,59 +29,11 @@ VOICE_STATUS_PATH = "/twilio/voice/status"
 ATTEMPT_QUERY_PARAM = "attempt"
 
 
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """What the dispatcher stores on the attempt: the SID makes a resend impossible."""
-
-    sid: str
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class SentRecord:
-    """One message or call in the provider's own record (Twilio's list resources), as the
-    reconciliation of an uncertain send reads it."""
-
-    sid: str
-    status: str
-    to: str
-    created_at: datetime | None
-    body: str | None = None
-
-
-class ReconcileUnavailable(Exception):
-    """The provider's record cannot be read now (Twilio down, or a console that did not
-    exist when the row was claimed): the row stays uncertain and is asked about again."""
-
-
-class TelephonyProvider(Protocol):
-    """A channel that can send an SMS and place a call.
-
-    Implementations raise ``TransientSendError`` or ``PermanentSendError`` (see
-    ``errors.py``) and never retry by themselves.
-    """
-
-    name: str
-
-    async def send_sms(self, *, to: str, body: str, status_callback: str) -> SendResult: ...
-
-    async def place_call(self, *, to: str, twiml_url: str, status_callback: str) -> SendResult: ...
-
-    async def sent_to(self, *, channel: str, to: str, since: datetime) -> list[SentRecord]:
-        """What the provider has sent to ``to`` (an SMS or a call, by ``channel``) since
-        about ``since``, newest first. Raises ``ReconcileUnavailable`` when it cannot say."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release pooled connections when the process shuts down."""
-        ...
-
-
 ProviderFactory = Callable[[Settings], TelephonyProvider]
 
 
 def _twilio_from_settings(settings: Settings) -> TelephonyProvider:
-    # Imported here because the implementations import SendResult from this module.
+    # Imported here: an implementation loads its HTTP client only when it is chosen.
     from service.telephony.twilio_provider import TwilioProvider
 
     return TwilioProvider.from_settings(settings)

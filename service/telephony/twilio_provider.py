@@ -25,6 +25,7 @@ from twilio.http.response import Response
 from service.config import Settings
 from service.privacy import mask_phone
 from service.telephony.aiohttp_client import AiohttpTwilioClient
+from service.telephony.channel import ReconcileUnavailable, SendResult, SentRecord
 from service.telephony.errors import (
     PermanentSendError,
     SendError,
@@ -34,7 +35,6 @@ from service.telephony.errors import (
     parse_retry_after,
 )
 from service.telephony.httpx_client import TWILIO_API_BASE, HttpxTwilioClient
-from service.telephony.provider import ReconcileUnavailable, SendResult, SentRecord
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from service.translation.errors import (
     TranslationError,
 )
 from service.translation.languages import DEEPL_SOURCE, DEEPL_TARGET, provider_code
-from service.translation.provider import TranslationResult
+from service.translation.translator import TranslationResult
 
 # The client logs each request body at DEBUG: that is the residents' text, which must never
 # reach a log. Its INFO lines (URL and status only) are harmless but noisy.

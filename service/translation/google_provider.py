@@ -29,7 +29,7 @@ from service.translation.errors import (
     TranslationError,
 )
 from service.translation.languages import GOOGLE_CODES, provider_code
-from service.translation.provider import TranslationResult
+from service.translation.translator import TranslationResult
 
 log = logging.getLogger(__name__)
 

@@ -11,53 +11,22 @@ note (the callers in ``service.translation.service`` pass the reply or answer te
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
 
 from service.config import Settings
 
+# The interface lives in translator.py (the implementations import it from there).
+from service.translation.translator import TranslationResult as TranslationResult
+from service.translation.translator import Translator as Translator
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TranslationResult:
-    """One translated text, with the language the provider detected in the original.
-
-    ``detected_language`` is the provider's code, lower case (``"vi"``, ``"zh-cn"``): it
-    may name a language Mimamori has no catalog for, and staff should still see it."""
-
-    text: str
-    detected_language: str | None
-
-
-class Translator(Protocol):
-    """A machine-translation service.
-
-    ``target`` and ``source`` are Mimamori language codes (``"ja"``, ``"pt_BR"``); the
-    implementation maps them and raises ``UnsupportedLanguageError`` for a language it
-    lacks. Results come back in the order of ``texts``. Failures raise
-    ``TransientTranslationError`` or ``PermanentTranslationError`` (see ``errors.py``).
-    """
-
-    name: str
-    #: How many texts one request may carry.
-    max_batch: int
-
-    def translate(
-        self, texts: Sequence[str], target: str, source: str | None = None
-    ) -> list[TranslationResult]: ...
-
-    def close(self) -> None:
-        """Release pooled connections."""
-        ...
 
 
 TranslatorFactory = Callable[[Settings], Translator]
 
 
 def _deepl_from_settings(settings: Settings) -> Translator:
-    # Imported here: each implementation imports this module's result type.
+    # Imported here: an implementation loads its HTTP client only when it is chosen.
     from service.translation.deepl_provider import DeepLTranslator
 
     return DeepLTranslator.from_settings(settings)

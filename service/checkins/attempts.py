@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from i18n.names import LocalizedName
 from i18n.render import render
+from service.checkins import policy
 from service.checkins.models import (
     Attempt,
     AttemptStatus,
@@ -228,10 +229,8 @@ def attempt_failed(
     attempt.updated_at = now
     session.add(attempt)
     checkin = session.get(CheckIn, attempt.checkin_id)
-    if (
-        checkin is not None
-        and checkin.state == CheckInState.waiting
-        and checkin.step_index == attempt.step_index
+    if checkin is not None and policy.retry_at_once(
+        checkin.state == CheckInState.waiting, checkin.step_index, attempt.step_index
     ):
         checkin.next_action_at = now
         checkin.updated_at = now

@@ -17,19 +17,17 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 from service.audit.service import Actor, record
+from service.checkins import policy
 from service.checkins.attempts import _attempt_rows, dead_numbers_of, reachable_by
 from service.checkins.bulk import insert_rows
 from service.checkins.models import (
     Attempt,
-    AttemptStatus,
     CheckIn,
     CheckInState,
     Round,
 )
-from service.checkins.policy import in_quiet_hours, quiet_hours_end
 from service.common import aware
 from service.escalations import service as escalations
-from service.escalations.models import EscalationReason
 from service.registry.models import (
     Organization,
     Resident,
@@ -211,38 +209,45 @@ def _next_steps(session: Session, locked: list[CheckIn], now: datetime) -> list[
         org = orgs[checkin.organization_id]
         due = aware(checkin.next_action_at)
         assert due is not None
-        lateness = (now - due).total_seconds()
-        late = round(lateness) if lateness > 60 else None
-        step = _NextStep(checkin, resident, round_, late, step_index=checkin.step_index)
+        plan = checkin.plan
+        # How each step still to come can reach the resident (none: the step is skipped).
+        reach = [None] * (checkin.step_index + 1) + [
+            reachable_by(resident, later["channel"], dead)
+            for later in plan[checkin.step_index + 1 :]
+        ]
+        quiet = (
+            None
+            if round_.override_quiet_hours
+            else policy.QuietHours(org.timezone, round_.quiet_start, round_.quiet_end)
+        )
+        decision = policy.decide_due(plan, checkin.step_index, reach, due=due, now=now, quiet=quiet)
+        step = _NextStep(
+            checkin,
+            resident,
+            round_,
+            decision.late_seconds,
+            escalate=decision.next == policy.Next.ESCALATE,
+            step_index=decision.step_index,
+            next_action_at=decision.next_action_at,
+        )
         steps.append(step)
-        next_step = checkin.step_index + 1
-        reach: tuple[str, str] | None = None
-        while next_step < len(checkin.plan):
-            reach = reachable_by(resident, checkin.plan[next_step]["channel"], dead)
-            if reach is not None:
-                break
-            next_step += 1
-        if next_step >= len(checkin.plan):
-            # Escalation is not a message to the resident: quiet hours never delay it.
-            step.escalate = True
+        if decision.next != policy.Next.SEND:
             continue
-        if not round_.override_quiet_hours and in_quiet_hours(
-            now, org.timezone, round_.quiet_start, round_.quiet_end
-        ):
-            step.next_action_at = quiet_hours_end(now, org.timezone, round_.quiet_end)
-            continue
-        planned = checkin.plan[next_step]
-        assert reach is not None
-        channel, phone = reach
-        if channel != planned["channel"]:
-            # An SMS step to a number that cannot take SMS any more: a call instead.
-            planned = {**planned, "channel": channel}
+        assert decision.step is not None
+        if decision.by_call_instead:
             log.info("check-in %s: SMS step by call (number failed for good)", checkin.id)
         step.attempt, step.message = _attempt_rows(
-            round_, org, resident, planned, next_step, checkin.id, now, now, bodies, phone
+            round_,
+            org,
+            resident,
+            dict(decision.step),
+            decision.step_index,
+            checkin.id,
+            now,
+            now,
+            bodies,
+            decision.phone,
         )
-        step.step_index = next_step
-        step.next_action_at = now + timedelta(minutes=int(planned["wait_minutes"]))
     return steps
 
 
@@ -257,19 +262,16 @@ def _escalate_exhausted_plans(
     ):
         statuses.setdefault(checkin_id, []).append(status)
     last_contact = escalations.last_contacts(session, [r.id for _c, r, _r in exhausted])
-    failed = {AttemptStatus.failed, AttemptStatus.no_answer}
     for checkin, resident, round_ in exhausted:
-        tried = statuses.get(checkin.id, [])
-        unreachable = bool(tried) and all(s in failed for s in tried)
-        checkin.state = CheckInState.unreachable if unreachable else CheckInState.no_reply
+        outcome = policy.plan_exhausted(statuses.get(checkin.id, []))
+        checkin.state = outcome.state
         checkin.next_action_at = None
         checkin.closed_at = now
         checkin.updated_at = now
-        reason = EscalationReason.unreachable if unreachable else EscalationReason.no_reply
         escalation = escalations.open_escalation(
             session,
             resident=resident,
-            reason=reason,
+            reason=outcome.reason,
             now=now,
             checkin_id=checkin.id,
             cause=round_.cause,

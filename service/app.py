@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from service import bootstrap, migrate
 from service.audit.views import router as audit_router
+from service.auth.deps import get_current_user
 from service.auth.views import router as auth_router
 from service.checkins.views import router as checkins_router
 from service.clock import get_clock
@@ -38,7 +39,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
     )
     bootstrap.wire()  # the outbox's hooks into check-ins (service/bootstrap.py)
-    install_error_handlers(app)
+    install_error_handlers(app, login=get_current_user)
 
     # Routes are matched in order: Twilio's webhooks (thousands a minute after an
     # earthquake round) and the liveness probe come first, before a hundred API routes.

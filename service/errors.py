@@ -42,7 +42,10 @@ class Invalid(DomainError):
     kind = "value_error"
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *, login: Callable[..., Any]) -> None:
+    """``login``: the dependency of routes that need a logged-in caller (their 401 and 409
+    are declared); given by the application, since this module sits below auth."""
+
     async def handle(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
         if isinstance(exc, NotFound):
@@ -54,7 +57,7 @@ def install_error_handlers(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        return declare_error_responses(app, generate())
+        return declare_error_responses(app, generate(), login=login)
 
     app.openapi = openapi  # type: ignore[method-assign]
 
@@ -82,14 +85,14 @@ def _dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from _dependency_calls(sub)
 
 
-def error_statuses(dependant: Dependant, methods: set[str], has_body: bool) -> set[int]:
+def error_statuses(
+    dependant: Dependant, methods: set[str], has_body: bool, *, login: Callable[..., Any]
+) -> set[int]:
     """The 4xx answers a route can give, read from what it depends on: schemathesis checks
     every answer against the declared ones, and a client needs to know them too."""
-    from service.auth.deps import get_current_user
-
     calls = list(_dependency_calls(dependant))
     statuses: set[int] = set()
-    if get_current_user in calls:
+    if login in calls:
         statuses.add(401)
         if methods & _WRITES:
             statuses.add(409)
@@ -119,7 +122,9 @@ def _routes(app: FastAPI) -> Iterator[tuple[str, set[str], Dependant, bool]]:
             yield path, set(methods), dependant, has_body
 
 
-def declare_error_responses(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
+def declare_error_responses(
+    app: FastAPI, schema: dict[str, Any], *, login: Callable[..., Any]
+) -> dict[str, Any]:
     """Add the 4xx answers each API route can give to its OpenAPI description (a route's own
     declaration wins)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
@@ -132,7 +137,7 @@ def declare_error_responses(app: FastAPI, schema: dict[str, Any]) -> dict[str, A
             if operation is None:
                 continue
             responses = operation.setdefault("responses", {})
-            for code in sorted(error_statuses(dependant, methods, has_body)):
+            for code in sorted(error_statuses(dependant, methods, has_body, login=login)):
                 responses.setdefault(
                     str(code),
                     {

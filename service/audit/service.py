@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert
@@ -86,9 +87,14 @@ def list_entries(
     entity_type: str | None = None,
     entity_id: str | None = None,
     action: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     skip: int = 0,
     limit: int = 100,
 ) -> tuple[list[AuditEntry], int]:
+    """The organization's entries, newest first. ``actor`` matches part of the actor's
+    label, in any case; ``since`` is inclusive and ``until`` exclusive (aware times)."""
     query = select(AuditEntry).where(AuditEntry.organization_id == organization_id)
     if entity_type:
         query = query.where(AuditEntry.entity_type == entity_type)
@@ -96,8 +102,32 @@ def list_entries(
         query = query.where(AuditEntry.entity_id == entity_id)
     if action:
         query = query.where(AuditEntry.action == action)
+    if actor:
+        pattern = "%" + actor.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(col(AuditEntry.actor).ilike(pattern, escape="\\"))
+    if since is not None:
+        query = query.where(col(AuditEntry.at) >= since)
+    if until is not None:
+        query = query.where(col(AuditEntry.at) < until)
     count = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(
         query.order_by(col(AuditEntry.at).desc(), col(AuditEntry.id)).offset(skip).limit(limit)
     ).all()
     return list(rows), count
+
+
+def audit_choices(*, session: Session, organization_id: uuid.UUID) -> tuple[list[str], list[str]]:
+    """The actions and entity types the organization's log holds, for a screen's filters."""
+    actions = session.exec(
+        select(AuditEntry.action)
+        .where(AuditEntry.organization_id == organization_id)
+        .distinct()
+        .order_by(AuditEntry.action)
+    ).all()
+    entity_types = session.exec(
+        select(AuditEntry.entity_type)
+        .where(AuditEntry.organization_id == organization_id)
+        .distinct()
+        .order_by(AuditEntry.entity_type)
+    ).all()
+    return list(actions), list(entity_types)

@@ -27,8 +27,11 @@ from service.web.translation import N_
 
 def install_dashboard(app: FastAPI) -> None:
     from service.web.account import router as account_router
+    from service.web.audit_screen import router as audit_router
     from service.web.inbox import router as inbox_router
+    from service.web.round_report import router as report_router
     from service.web.views import router
+    from service.web.visit_list import router as visit_router
 
     settings = get_settings()
     app.add_middleware(
@@ -43,6 +46,9 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(inbox_router)
     app.include_router(account_router)
+    app.include_router(audit_router)
+    app.include_router(report_router)
+    app.include_router(visit_router)
 
     async def login_required(request: Request, _exc: Exception) -> Response:
         if request.url.path.startswith("/board/live"):

@@ -29,6 +29,7 @@ from service.db import SessionDep
 from service.registry.models import Organization
 from service.registry.phones import display_phone
 from service.web import labels
+from service.web.actors import describe_actor, is_member_label
 from service.web.translation import DEFAULT_UI_LANGUAGE, UI_LANGUAGES, UiText, pick_ui_language
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -79,6 +80,8 @@ environment = Environment(
     lstrip_blocks=True,
 )
 environment.globals["labels"] = labels
+environment.globals["actor_name"] = describe_actor
+environment.globals["is_member_label"] = is_member_label
 environment.filters["phone"] = display_phone
 environment.globals["static_version"] = _static_version()
 environment.globals["ui_languages"] = UI_LANGUAGES
@@ -101,6 +104,8 @@ def section(path: str) -> str:
         ("/schedules", "rounds"),
         ("/registry", "registry"),
         ("/residents", "registry"),
+        ("/visits", "cases"),
+        ("/audit", "audit"),
     ):
         if path.startswith(prefix):
             return name

@@ -13,8 +13,8 @@ BOARD_BUCKETS: dict[str, str] = {
     "needs_help": N_("Help"),
     "wants_talk": N_("Talk"),
     "unclear": N_("Unclear"),
-    "waiting": N_("No reply yet"),
-    "no_reply": N_("No answer"),
+    "waiting": N_("Waiting for a reply"),
+    "no_reply": N_("No reply after every try"),
     "unreachable": N_("Unreachable"),
     "visit_list": N_("Visit list"),
     "escalated": N_("Escalated"),
@@ -23,11 +23,11 @@ BOARD_BUCKETS: dict[str, str] = {
 }
 
 CHECKIN_STATES: dict[str, str] = {
-    "waiting": N_("No reply yet"),
+    "waiting": N_("Waiting for a reply"),
     "ok": N_("Fine"),
     "needs_help": N_("Help"),
     "wants_talk": N_("Talk"),
-    "no_reply": N_("No answer"),
+    "no_reply": N_("No reply after every try"),
     "unreachable": N_("Unreachable"),
     "visit_list": N_("Visit list"),
     "opted_out": N_("Opted out"),
@@ -36,7 +36,7 @@ CHECKIN_STATES: dict[str, str] = {
 
 ESCALATION_REASONS: dict[str, str] = {
     "needs_help": N_("Asked for help"),
-    "no_reply": N_("No answer"),
+    "no_reply": N_("No reply after every try"),
     "unreachable": N_("Unreachable"),
     "visit_list": N_("Visit list"),
 }
@@ -115,7 +115,7 @@ DELIVERY: dict[str, str] = {
     "ambiguous": N_("Unknown"),
     "cancelled": N_("Cancelled"),
     "answered": N_("Answered"),
-    "no_answer": N_("No answer"),
+    "no_answer": N_("Call not answered"),
     "busy": N_("Busy"),
     "machine": N_("Answering machine"),
 }

@@ -91,9 +91,9 @@ def test_silence_shows_no_answer_and_a_later_reply_replaces_it(
     forms.login(add_staff(engine, Role.viewer))
     _resident(world)
     _round(world)
-    assert "未返信" in _card(forms, world)
+    assert "返信待ち" in _card(forms, world)
     world.tick(60)  # the plan runs out: escalated as no answer
-    assert "応答なし" in _card(forms, world)
+    assert "最後まで応答なし" in _card(forms, world)
     world.clock.advance(minutes=10)
     world.sms(R1, "1")
     assert "元気" in _card(forms, world)

@@ -124,9 +124,7 @@ def run_round(world: World) -> None:
 
 def answer_cases(world: World, *, decline_first: bool) -> None:
     """The first member alerted on each open case answers by SMS: acknowledges (after one
-    decline, if asked) and, after the visit, records its outcome. A "1" about a case in the
-    fifteen minutes after taking it is the acknowledgement again, so the visit takes 20."""
-    visits: list[tuple[str, str]] = []
+    decline, if asked) and records the outcome of the visit."""
     declined = not decline_first
     while True:
         with world.session() as s:
@@ -134,7 +132,7 @@ def answer_cases(world: World, *, decline_first: bool) -> None:
                 select(Escalation).where(Escalation.state == "alerting").limit(1)
             ).scalar_one_or_none()
             if open_case is None:
-                break
+                return
             member = s.get(Member, uuid.UUID(open_case.chain[open_case.step_index][0]["member_id"]))
             code, phone = open_case.case_code, member.phone
         if not declined:
@@ -142,9 +140,6 @@ def answer_cases(world: World, *, decline_first: bool) -> None:
             declined = True
             continue
         world.sms(phone, f"1 {code}")
-        visits.append((phone, code))
-    world.clock.advance(minutes=20)
-    for phone, code in visits:
         world.sms(phone, f"{code} 1")
 
 

@@ -16,15 +16,13 @@
 from __future__ import annotations
 
 import random
-import re
 import string
-import unicodedata
 import uuid
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, inspect, or_, select, update
 from sqlmodel import Session
 
 from i18n.languages import display_name
@@ -33,8 +31,8 @@ from i18n.render import format_datetime, render
 from service.audit.service import Actor, record
 from service.common import aware
 from service.config import get_settings
+from service.escalations import policy
 from service.escalations.models import (
-    OUTCOME_BY_DIGIT,
     REASON_PRIORITY,
     Alert,
     AlertState,
@@ -42,6 +40,25 @@ from service.escalations.models import (
     EscalationReason,
     EscalationState,
     Outcome,
+)
+from service.escalations.snapshot import (
+    AlertFact,
+    AlertFailed,
+    Case,
+    Chain,
+    Decision,
+    Due,
+    Event,
+    HandedOn,
+    KeypadAnswered,
+    MemberAnswered,
+    Recipient,
+    Relation,
+    ResidentReplied,
+    StaffAcknowledged,
+    StaffReassigned,
+    StaffResolved,
+    parse_reply,
 )
 from service.registry.models import (
     Assignment,
@@ -78,9 +95,6 @@ def urgency() -> Any:
         (Escalation.reason == EscalationReason.unreachable, 3),
         else_=4,
     )
-
-
-REMINDER_GRACE = timedelta(hours=1)
 
 
 class _NotGiven(Enum):
@@ -322,28 +336,145 @@ def _start_step(
     now: datetime,
     last_contact: LastContact = NOT_GIVEN,
 ) -> None:
-    escalation.step_index = step
-    escalation.version += 1
-    escalation.updated_at = now
-    if step >= len(escalation.chain):
-        escalation.state = EscalationState.exhausted
-        escalation.next_action_at = None
+    decision = policy.start(_snapshot(session, escalation), step, now)
+    _apply(session, escalation, decision, now, resident=resident, last_contact=last_contact)
+
+
+# --- Load, decide, apply ----------------------------------------------------------------------
+
+
+def _snapshot(session: Session, escalation: Escalation) -> Case:
+    """The case as the policy sees it: its row, its chain and all its alerts, oldest first
+    (read fresh: another transaction may have answered one)."""
+    alerts: list[Alert] = []
+    if not (inspect(escalation).pending or inspect(escalation).transient):
+        alerts = list(
+            session.execute(
+                select(Alert)
+                .where(Alert.escalation_id == escalation.id)
+                .order_by(Alert.sent_at, Alert.step_index)  # type: ignore[arg-type]
+                .execution_options(populate_existing=True)
+            ).scalars()
+        )
+    return Case(
+        code=escalation.case_code,
+        state=EscalationState(escalation.state),
+        step=escalation.step_index,
+        chain=Chain.of(
+            escalation.chain,
+            ack_minutes=escalation.ack_minutes,
+            outcome_hours=escalation.outcome_hours,
+        ),
+        holder=escalation.acknowledged_by,
+        taken_at=aware(escalation.acknowledged_at),
+        reminded_at=aware(escalation.reminded_at),
+        due_at=aware(escalation.next_action_at),
+        outcome=escalation.outcome,
+        outcome_note=escalation.outcome_note,
+        resolved_at=aware(escalation.resolved_at),
+        resolved_by=escalation.resolved_by,
+        alerts=tuple(
+            AlertFact(a.id, a.member_id, a.step_index, a.state == AlertState.sent) for a in alerts
+        ),
+    )
+
+
+def _apply(
+    session: Session,
+    escalation: Escalation,
+    decision: Decision,
+    now: datetime,
+    *,
+    resident: Resident | None = None,
+    last_contact: LastContact = NOT_GIVEN,
+) -> None:
+    """Carry out the policy's decision: the row, the alerts, the timeline, the members'
+    SMS (notices first, then the new step's alerts) and the audit."""
+    case = decision.case
+    if case is not None:
+        if case.chain != Chain.of(
+            escalation.chain,
+            ack_minutes=escalation.ack_minutes,
+            outcome_hours=escalation.outcome_hours,
+        ):
+            escalation.chain = case.chain.to_json()  # a new list: saved as changed
+        escalation.state = case.state
+        escalation.step_index = case.step
+        escalation.acknowledged_by = case.holder
+        escalation.acknowledged_at = case.taken_at
+        escalation.reminded_at = case.reminded_at
+        escalation.next_action_at = case.due_at
+        escalation.outcome = case.outcome
+        escalation.outcome_note = case.outcome_note
+        escalation.resolved_at = case.resolved_at
+        escalation.resolved_by = case.resolved_by
+        escalation.version += 1
+        escalation.updated_at = now
         session.add(escalation)
-        # An earlier step's alert left open (an interpreter beside a member who said "2")
-        # waits for nothing now; its member's late "1" still takes the case.
-        _expire_step(session, escalation, now)
+    for alert_id, state in decision.alert_states.items():
+        alert = session.get(Alert, alert_id)
+        if alert is not None:
+            alert.state = state
+            alert.answered_at = alert.answered_at or now
+            session.add(alert)
+    for entry in decision.timeline:
         timeline(
             session,
-            resident_id=resident.id,
-            organization_id=resident.organization_id,
-            kind="escalation.exhausted",
+            resident_id=escalation.resident_id,
+            organization_id=escalation.organization_id,
+            kind=entry.kind,
             at=now,
             escalation_id=escalation.id,
+            member_id=entry.member_id,
+            actor=entry.actor,
+            detail=dict(entry.detail),
         )
-        return
-    escalation.state = EscalationState.alerting
-    escalation.next_action_at = now + timedelta(minutes=escalation.ack_minutes)
-    session.add(escalation)
+    if decision.notices:
+        _notify(session, escalation, decision, now)
+    if decision.alerts:
+        _send_alerts(session, escalation, decision, now, resident, last_contact)
+    if decision.audit is not None:
+        record(
+            session=session,
+            organization_id=escalation.organization_id,
+            actor=Actor(label=decision.audit.actor),
+            action=decision.audit.action,
+            entity_type="escalation",
+            entity_id=escalation.id,
+            detail=dict(decision.audit.detail),
+        )
+
+
+def _notify(session: Session, escalation: Escalation, decision: Decision, now: datetime) -> None:
+    values = _resident_values(session, escalation)
+    org = session.get(Organization, escalation.organization_id)
+    assert org is not None
+    for notice in decision.notices:
+        member = session.get(Member, notice.member_id)
+        if member is None:
+            continue
+        extra: dict[str, Any] = {}
+        if notice.answer is not None:  # the resident's late answer, in the member's words
+            locale = (member.languages or ["ja"])[0]
+            extra = {
+                "answer": render(notice.answer, locale),
+                "time": format_datetime(now, locale, org.timezone, format="short"),
+            }
+        _member_notice(
+            session, escalation, notice.member_id, notice.message_id, now, **values, **extra
+        )
+
+
+def _send_alerts(
+    session: Session,
+    escalation: Escalation,
+    decision: Decision,
+    now: datetime,
+    resident: Resident | None,
+    last_contact: LastContact,
+) -> None:
+    resident = resident or session.get(Resident, escalation.resident_id)
+    assert resident is not None
     # The escalation row must exist before its alerts: the unit of work orders inserts by
     # relationship, and there is none between these tables, only the foreign key.
     session.flush()
@@ -351,8 +482,18 @@ def _start_step(
     assert org is not None
     # Every step's alerts say when the resident was last heard from, not only the first's.
     contact = _known_last_contact(session, escalation, resident, last_contact)
-    for recipient in escalation.chain[step]:
-        _alert(session, escalation, resident, org, recipient, step, now, contact)
+    for new in decision.alerts:
+        _alert(session, escalation, resident, org, new.recipient.to_json(), new.step, now, contact)
+
+
+def _answer(
+    session: Session, escalation: Escalation, decision: Decision, locale: str
+) -> str | None:
+    """The reply the decision names, in the member's language (None: no reply)."""
+    if not decision.answer:
+        return None
+    values = _resident_values(session, escalation, locale)
+    return " ".join(render(message_id, locale, **values) for message_id in decision.answer)
 
 
 def _known_last_contact(
@@ -639,90 +780,19 @@ def advance_escalation(
     escalation = session.execute(query).scalars().first()
     if escalation is None or escalation.version != expected_version:
         return False
-    due = aware(escalation.next_action_at)
-    if due is None or due > now:
-        return False
-    resident = session.get(Resident, escalation.resident_id)
-    assert resident is not None
-    lateness = (now - due).total_seconds()
-    if lateness > 60:
-        record(
-            session=session,
-            organization_id=escalation.organization_id,
-            actor=Actor(label="scheduler"),
-            action="late",
-            entity_type="escalation",
-            entity_id=escalation.id,
-            detail={"late_seconds": round(lateness)},
-        )
-    if escalation.state == EscalationState.alerting:
-        _expire_step(session, escalation, now)
-        _start_step(session, escalation, resident, escalation.step_index + 1, now)
-        return True
-    if escalation.state == EscalationState.acknowledged:
-        holder = escalation.acknowledged_by
-        assert holder is not None
-        if escalation.reminded_at is None:
-            escalation.reminded_at = now
-            escalation.next_action_at = now + REMINDER_GRACE
-            escalation.version += 1
-            escalation.updated_at = now
-            session.add(escalation)
-            _member_notice(
-                session,
-                escalation,
-                holder,
-                "member.reminder",
-                now,
-                **_resident_values(session, escalation),
-            )
-            timeline(
-                session,
-                resident_id=resident.id,
-                organization_id=resident.organization_id,
-                kind="escalation.reminded",
-                at=now,
-                escalation_id=escalation.id,
-                member_id=holder,
-            )
-            return True
-        # Acknowledged, reminded, still silent: hand the case on.
-        _member_notice(
-            session,
-            escalation,
-            holder,
-            "member.handed_on",
-            now,
-            **_resident_values(session, escalation),
-        )
-        hand_on(session, escalation=escalation, now=now, actor="scheduler")
-        return True
-    return False
-
-
-def _expire_step(session: Session, escalation: Escalation, now: datetime) -> None:
-    for alert in session.execute(
-        select(Alert).where(Alert.escalation_id == escalation.id, Alert.state == AlertState.sent)
-    ).scalars():
-        alert.state = AlertState.expired
-        alert.answered_at = now
-        session.add(alert)
+    decision = policy.decide(_snapshot(session, escalation), Due(), now)
+    _apply(session, escalation, decision, now)
+    return decision.case is not None
 
 
 # --- Member replies -------------------------------------------------------------------------------
 
-_REPLY = re.compile(r"^(?:([a-z]\d{1,3})\s*)?([1-5])(?:\s*([a-z]\d{1,3}))?$")
-
 
 def parse_member_reply(text: str) -> tuple[str | None, str] | None:
-    """ "1", "A7 1", "1 A7", "１　ａ７" -> (code, digit); anything else -> None."""
-    normalized = unicodedata.normalize("NFKC", text).strip().lower()
-    normalized = re.sub(r"[\s,.、。:;!！-]+", " ", normalized).strip()
-    match = _REPLY.match(normalized)
-    if not match:
-        return None
-    code = match.group(1) or match.group(3)
-    return (code.upper() if code else None), match.group(2)
+    """ "1", "A7 1", "1 A7", "１　ａ７" -> (code, digit); anything else -> None. The order
+    (code first or digit first) is in :func:`service.escalations.snapshot.parse_reply`."""
+    reply = parse_reply(text)
+    return None if reply is None else (reply.code, reply.digit)
 
 
 def answer_alert_by_keypad(
@@ -741,61 +811,14 @@ def answer_alert_by_keypad(
     escalation = session.get(
         Escalation, alert.escalation_id, with_for_update=True, populate_existing=True
     )
-    session.refresh(alert)
-    if (
-        escalation is None
-        or escalation.state != EscalationState.alerting
-        or alert.state != AlertState.sent
-    ):
+    if escalation is None:
         return None
-    return _answer_alert(session, escalation, alert, member, digit, now, via="keypad")
-
-
-def _answer_alert(
-    session: Session,
-    escalation: Escalation,
-    alert: Alert,
-    member: Member,
-    digit: str,
-    now: datetime,
-    *,
-    via: str,
-) -> str | None:
-    """A member's "1" (I'll go) or "2" (I can't) to an alert waiting for them, by SMS or on
-    the keypad: acted on and audited. Returns the answer to send them; None for any other
-    digit."""
-    locale = (member.languages or ["ja"])[0]
-    values = _resident_values(session, escalation, locale)
-    actor = f"member:{member.name}"
-    if digit == "1":
-        acknowledge(session, escalation=escalation, member_id=member.id, now=now, actor=actor)
-        action = "acknowledge"
-        reply = (
-            render("member.ack", locale, **values)
-            + " "
-            + render("member.outcome_request", locale, **values)
-        )
-    elif digit == "2":
-        decline(session, escalation=escalation, alert=alert, now=now)
-        action, reply = "decline", render("member.declined", locale, **values)
-    else:
+    event = KeypadAnswered(alert_id, member.id, digit, f"member:{member.name}")
+    decision = policy.decide(_snapshot(session, escalation), event, now)
+    if not decision.answer:
         return None
-    _audit_answer(session, escalation, actor, action, via)
-    return reply
-
-
-def _audit_answer(
-    session: Session, escalation: Escalation, actor: str, action: str, via: str, **detail: Any
-) -> None:
-    record(
-        session=session,
-        organization_id=escalation.organization_id,
-        actor=Actor(label=actor),
-        action=action,
-        entity_type="escalation",
-        entity_id=escalation.id,
-        detail={"via": via, **detail},
-    )
+    _apply(session, escalation, decision, now)
+    return _answer(session, escalation, decision, (member.languages or ["ja"])[0])
 
 
 def handle_member_reply(
@@ -807,196 +830,66 @@ def handle_member_reply(
 ) -> str:
     """Apply a member's SMS reply; return the text to answer with, in their language.
 
-    The reply is read from the parsed answer (digit and case code) and the state of the
-    case it names, never from the member's other messages, so no interleaving of answers
-    about other cases changes what it means."""
+    The reply is read from the parsed answer (digit, case code, which comes first) and the
+    member's relation to the case it names (protocol v2, ``service.escalations.policy``),
+    never from the member's other messages or the time since they took the case."""
     locale = (member.languages or ["ja"])[0]
-    parsed = parse_member_reply(text)
-    if parsed is None:
+    reply = parse_reply(text)
+    if reply is None:
         return render("member.unclear", locale)
-    code, digit = parsed
-    pending = session.execute(
-        select(Escalation, Alert)
-        .join(Alert, Alert.escalation_id == Escalation.id)
-        .where(
-            Alert.member_id == member.id,
-            Alert.state == AlertState.sent,
-            Escalation.state == EscalationState.alerting,
-        )
-    ).all()
-    held = (
-        session.execute(
-            select(Escalation).where(
-                Escalation.acknowledged_by == member.id,
-                Escalation.state == EscalationState.acknowledged,
-            )
-        )
-        .scalars()
-        .all()
+    cases = _member_cases(session, member)
+    route = policy.route(reply, {code: rel for code, (_id, rel) in cases.items()})
+    if route.code is None:
+        assert route.ask is not None
+        return render(route.ask, locale, codes=", ".join(route.codes))
+    escalation = session.get(
+        Escalation, cases[route.code][0], with_for_update=True, populate_existing=True
     )
-    cases: dict[str, tuple[Escalation, Alert | None]] = {}
-    for escalation, alert in pending:
-        cases[escalation.case_code] = (escalation, alert)
-    for escalation in held:
-        cases[escalation.case_code] = (escalation, None)
-    if (code is not None and code not in cases) or (code is None and not cases):
-        return _answer_former_case(session, member, code, digit, now)
-    if code is not None:
-        target = cases[code]
-    elif len(cases) == 1:
-        target = next(iter(cases.values()))
-    else:
-        return render("member.which_case", locale, codes=", ".join(sorted(cases)))
-    escalation, alert = target
-    values = _resident_values(session, escalation, locale)
-    actor = f"member:{member.name}"
-
-    def audit(action: str, **detail: Any) -> None:
-        _audit_answer(session, escalation, actor, action, "sms", **detail)
-
-    if alert is not None:  # an alert awaiting "1" or "2"
-        answer = _answer_alert(session, escalation, alert, member, digit, now, via="sms")
-        return answer if answer is not None else render("member.unclear", locale)
-    # A case this member holds: the reply is the result of the visit, except right after
-    # they took it, when it is still their answer to the alert. Guarded this way because
-    # a closed case leaves the board.
-    if _just_taken(escalation, now):
-        if digit == "2":
-            # "2" (with the code or without) right after "1" is "I cannot go after all":
-            # the case goes on to the next step at once.
-            hand_on(session, escalation=escalation, now=now, actor=actor)
-            audit("decline")
-            return render("member.declined", locale, **values)
-        if digit == "1":
-            # A "1" about the case they have just taken is their acknowledgement again,
-            # never a visit: resent because the phone seemed not to send it (however it is
-            # written, "1 A7" or "A7 1", and whatever came in between), sent again by SMS
-            # after pressing 1 on the alert call, or their own "I'll go" after staff took
-            # the case for them.
-            return render("member.outcome_request", locale, **values)
-    if code is None:
-        # Outcomes name their case ("1 A7"), as the outcome request asks.
-        return render("member.outcome_request", locale, **values)
-    outcome = OUTCOME_BY_DIGIT[digit]
-    resolve(
-        session, escalation=escalation, outcome=outcome, now=now, actor=actor, member_id=member.id
-    )
-    audit("resolve", outcome=outcome.value)
-    return render("member.outcome_recorded", locale, **values)
+    assert escalation is not None
+    event = MemberAnswered(member.id, reply, f"member:{member.name}")
+    decision = policy.decide(_snapshot(session, escalation), event, now)
+    _apply(session, escalation, decision, now)
+    return _answer(session, escalation, decision, locale) or render("member.unclear", locale)
 
 
-def _answer_former_case(
-    session: Session, member: Member, code: str | None, digit: str, now: datetime
-) -> str:
-    """A reply about an open case that no longer waits for this member's "1" or "2": their
-    alert's window passed, the chain ran out, someone else took the case, they gave it
-    back, it was handed on when no result came, or staff reassigned it. It is never
-    dropped as "unclear", and it never closes the case:
-
-    - "1" means "I'll go": it takes the case if nobody holds it (as it would have in time),
-      and asks for the result after the visit; if someone holds it, the member is told.
-    - "2" to "5" may be a visit's result (or, for "2", "I can't"), perhaps about an earlier
-      run of the chain: it goes on the case's timeline for staff, who record the outcome.
-      A member who holds the case sends their result as any holder does.
-    """
-    locale = (member.languages or ["ja"])[0]
+def _member_cases(session: Session, member: Member) -> dict[str, tuple[uuid.UUID, Relation]]:
+    """The member's open cases by code: those they were alerted about (an alert waiting for
+    them, or a former one) and those they hold."""
+    cases: dict[str, tuple[uuid.UUID, Relation]] = {}
     rows = session.execute(
-        select(Escalation, Alert)
+        select(Escalation.id, Escalation.case_code, Escalation.state, Alert.state)
         .join(Alert, Alert.escalation_id == Escalation.id)
         .where(
             Alert.member_id == member.id,
             Escalation.state.in_(OPEN_STATES),  # type: ignore[attr-defined]
         )
-        .order_by(Alert.sent_at.desc(), Alert.step_index.desc())  # type: ignore[attr-defined]
     ).all()
-    former: dict[str, tuple[Escalation, list[Alert]]] = {}
-    for escalation, alert in rows:
-        former.setdefault(escalation.case_code, (escalation, []))[1].append(alert)
-    if code is not None:
-        found = former.get(code)
-    elif len(former) > 1:
-        return render("member.which_case", locale, codes=", ".join(sorted(former)))
-    else:
-        found = next(iter(former.values()), None)
-    if found is None:
-        return render("member.unclear", locale)
-    escalation, alerts = found
-    escalation = session.get(
-        Escalation, escalation.id, with_for_update=True, populate_existing=True
-    )
-    assert escalation is not None
-    values = _resident_values(session, escalation, locale)
-    actor = f"member:{member.name}"
-    held_by_other = (
-        escalation.state == EscalationState.acknowledged and escalation.acknowledged_by != member.id
-    )
-    if digit != "1":
-        # A result ("2" needs support as well as "I can't"), perhaps from an earlier run of
-        # the chain: it is kept for staff on the case's timeline, never closing the case.
-        timeline(
-            session,
-            resident_id=escalation.resident_id,
-            organization_id=escalation.organization_id,
-            kind="escalation.outcome_reported",
-            at=now,
-            escalation_id=escalation.id,
-            member_id=member.id,
-            detail={
-                "digit": digit,
-                "outcome": OUTCOME_BY_DIGIT[digit].value,
-                "held_by": str(escalation.acknowledged_by) if held_by_other else None,
-            },
+    for escalation_id, code, state, alert_state in rows:
+        waiting = state == EscalationState.alerting and alert_state == AlertState.sent
+        if waiting or code not in cases:
+            cases[code] = (escalation_id, Relation.ALERTED if waiting else Relation.FORMER)
+    held = session.execute(
+        select(Escalation.id, Escalation.case_code).where(
+            Escalation.acknowledged_by == member.id,
+            Escalation.state == EscalationState.acknowledged,
         )
-        _audit_answer(session, escalation, actor, "report", "sms", digit=digit)
-        if digit == "2":
-            return render("member.declined", locale, **values)
-        return render("member.outcome_recorded", locale, **values)
-    if not held_by_other:
-        # A "1" while nobody holds the case (still alerting someone, or the chain ran out):
-        # this member goes, as if they had answered in time.
-        acknowledge(session, escalation=escalation, member_id=member.id, now=now, actor=actor)
-        latest = alerts[0]
-        latest.state = AlertState.acknowledged
-        latest.answered_at = latest.answered_at or now
-        session.add(latest)
-        _audit_answer(session, escalation, actor, "acknowledge", "sms", late=True)
-        return (
-            render("member.ack", locale, **values)
-            + " "
-            + render("member.outcome_request", locale, **values)
-        )
-    return render("member.already_taken", locale, **values)
+    ).all()
+    for escalation_id, code in held:
+        cases[code] = (escalation_id, Relation.HOLDER)
+    return cases
 
 
-ACK_GRACE = timedelta(minutes=15)
-
-
-def _just_taken(escalation: Escalation, now: datetime) -> bool:
-    """Whether the case was taken (by its holder's "1", or by staff for them) less than
-    ``ACK_GRACE`` ago: what the holder sends then still answers the alert."""
-    acknowledged_at = aware(escalation.acknowledged_at)
-    return acknowledged_at is not None and now - acknowledged_at < ACK_GRACE
+def _decide_and_apply(
+    session: Session, escalation: Escalation, event: Event, now: datetime
+) -> Decision:
+    decision = policy.decide(_snapshot(session, escalation), event, now)
+    _apply(session, escalation, decision, now)
+    return decision
 
 
 def hand_on(session: Session, *, escalation: Escalation, now: datetime, actor: str) -> None:
     """The member who acknowledged cannot go: the chain continues with the next step."""
-    resident = session.get(Resident, escalation.resident_id)
-    assert resident is not None
-    member_id = escalation.acknowledged_by
-    timeline(
-        session,
-        resident_id=resident.id,
-        organization_id=resident.organization_id,
-        kind="escalation.unacknowledged",
-        at=now,
-        escalation_id=escalation.id,
-        member_id=member_id,
-        actor=actor,
-    )
-    escalation.acknowledged_by = None
-    escalation.acknowledged_at = None
-    escalation.reminded_at = None
-    _start_step(session, escalation, resident, escalation.step_index + 1, now)
+    _decide_and_apply(session, escalation, HandedOn(actor), now)
 
 
 def acknowledge(
@@ -1008,78 +901,13 @@ def acknowledge(
     actor: str,
     note: str | None = None,
 ) -> None:
-    if escalation.state not in (
-        EscalationState.alerting,
-        EscalationState.exhausted,
-        EscalationState.acknowledged,
-    ):
-        return
-    escalation.state = EscalationState.acknowledged
-    escalation.acknowledged_by = member_id
-    escalation.acknowledged_at = now
-    escalation.reminded_at = None
-    escalation.next_action_at = now + timedelta(hours=escalation.outcome_hours)
-    escalation.version += 1
-    escalation.updated_at = now
-    session.add(escalation)
-    for other in session.execute(
-        select(Alert).where(Alert.escalation_id == escalation.id, Alert.state == AlertState.sent)
-    ).scalars():
-        other.state = (
-            AlertState.acknowledged if other.member_id == member_id else AlertState.withdrawn
-        )
-        other.answered_at = now
-        session.add(other)
-    timeline(
-        session,
-        resident_id=escalation.resident_id,
-        organization_id=escalation.organization_id,
-        kind="escalation.acknowledged",
-        at=now,
-        escalation_id=escalation.id,
-        member_id=member_id,
-        actor=actor,
-        detail={"note": bool(note)},
-    )
+    """Staff take the case for a member (after a phone call with them, say)."""
+    _decide_and_apply(session, escalation, StaffAcknowledged(member_id, actor, note), now)
 
 
 def decline(session: Session, *, escalation: Escalation, alert: Alert, now: datetime) -> None:
-    alert.state = AlertState.declined
-    alert.answered_at = now
-    session.add(alert)
-    timeline(
-        session,
-        resident_id=escalation.resident_id,
-        organization_id=escalation.organization_id,
-        kind="escalation.declined",
-        at=now,
-        escalation_id=escalation.id,
-        member_id=alert.member_id,
-    )
-    session.flush()
-    still_waiting = session.execute(
-        select(func.count())
-        .select_from(Alert)
-        .where(
-            Alert.escalation_id == escalation.id,
-            Alert.step_index == escalation.step_index,
-            Alert.state == AlertState.sent,
-        )
-    ).scalar_one()
-    # "2" starts the next step at once. When others in this step (an interpreter beside the
-    # member) have not answered yet, their alerts stay open, and their "1" still takes the
-    # case; only the last step waits for all of them before the chain runs out.
-    # (A "2" to an earlier step's alert, the chain having moved on, moves nothing.)
-    current = alert.step_index == escalation.step_index
-    last_step = escalation.step_index + 1 >= len(escalation.chain)
-    if (
-        escalation.state == EscalationState.alerting
-        and current
-        and (still_waiting == 0 or not last_step)
-    ):
-        resident = session.get(Resident, escalation.resident_id)
-        assert resident is not None
-        _start_step(session, escalation, resident, escalation.step_index + 1, now)
+    """The alert cannot reach its member: it counts as their "2"."""
+    _decide_and_apply(session, escalation, AlertFailed(alert.id), now)
 
 
 def resolve(
@@ -1092,64 +920,16 @@ def resolve(
     member_id: uuid.UUID | None = None,
     note: str | None = None,
 ) -> None:
-    # "Could not find" is recorded, but nobody has seen the resident: the case stays open on
-    # staff's list (exhausted) until someone records what happened.
-    escalation.state = (
-        EscalationState.exhausted if outcome == Outcome.not_found else EscalationState.resolved
-    )
-    escalation.outcome = outcome
-    escalation.outcome_note = note
-    escalation.resolved_at = now if escalation.state == EscalationState.resolved else None
-    escalation.resolved_by = actor if escalation.state == EscalationState.resolved else None
-    escalation.next_action_at = None
-    escalation.version += 1
-    escalation.updated_at = now
-    session.add(escalation)
-    for alert in session.execute(
-        select(Alert).where(Alert.escalation_id == escalation.id, Alert.state == AlertState.sent)
-    ).scalars():
-        alert.state = AlertState.withdrawn
-        alert.answered_at = now
-        session.add(alert)
-    timeline(
-        session,
-        resident_id=escalation.resident_id,
-        organization_id=escalation.organization_id,
-        kind="escalation.resolved",
-        at=now,
-        escalation_id=escalation.id,
-        member_id=member_id,
-        actor=actor,
-        detail={"outcome": outcome.value},
-    )
+    event = StaffResolved(outcome, actor, member_id, note)
+    _decide_and_apply(session, escalation, event, now)
 
 
 def reassign(
     session: Session, *, escalation: Escalation, member: Member, now: datetime, actor: str
 ) -> None:
     """Staff hand the case to someone specific: alert them now, as a step of their own."""
-    resident = session.get(Resident, escalation.resident_id)
-    assert resident is not None
-    _expire_step(session, escalation, now)
-    chain = [list(step) for step in escalation.chain]
-    # The next step; for a chain that ran out (its step is past the end), a new last step.
-    at = min(escalation.step_index + 1, len(chain))
-    chain.insert(at, [_recipient(member)])
-    escalation.chain = chain
-    escalation.acknowledged_by = None
-    escalation.acknowledged_at = None
-    escalation.reminded_at = None
-    timeline(
-        session,
-        resident_id=resident.id,
-        organization_id=resident.organization_id,
-        kind="escalation.reassigned",
-        at=now,
-        escalation_id=escalation.id,
-        member_id=member.id,
-        actor=actor,
-    )
-    _start_step(session, escalation, resident, at, now)
+    event = StaffReassigned(Recipient.of(_recipient(member)), actor)
+    _decide_and_apply(session, escalation, event, now)
 
 
 def notify_late_reply(
@@ -1157,42 +937,5 @@ def notify_late_reply(
 ) -> int:
     """The resident answered after the alert went out: tell whoever holds the case.
     Returns how many members were told (none when nobody holds it: an exhausted case)."""
-    holders: list[uuid.UUID] = []
-    if escalation.state == EscalationState.acknowledged and escalation.acknowledged_by:
-        holders = [escalation.acknowledged_by]
-    elif escalation.state == EscalationState.alerting:
-        holders = list(
-            session.execute(
-                select(Alert.member_id).where(
-                    Alert.escalation_id == escalation.id, Alert.state == AlertState.sent
-                )
-            ).scalars()
-        )
-    org = session.get(Organization, escalation.organization_id)
-    assert org is not None
-    values = _resident_values(session, escalation)
-    for member_id in holders:
-        member = session.get(Member, member_id)
-        if member is None:
-            continue
-        locale = (member.languages or ["ja"])[0]
-        _member_notice(
-            session,
-            escalation,
-            member_id,
-            "member.resident_replied",
-            now,
-            answer=render(answer_id, locale),
-            time=format_datetime(now, locale, org.timezone, format="short"),
-            **values,
-        )
-    timeline(
-        session,
-        resident_id=escalation.resident_id,
-        organization_id=escalation.organization_id,
-        kind="escalation.late_reply",
-        at=now,
-        escalation_id=escalation.id,
-        detail={"answer": answer_id, "notified": len(holders)},
-    )
-    return len(holders)
+    decision = _decide_and_apply(session, escalation, ResidentReplied(answer_id), now)
+    return len(decision.notices)

@@ -379,9 +379,10 @@ def _alert_call_keypad(
         message_sid=f"{form['CallSid']}/gather/{digits}",
         channel="keypad",
         from_phone=member.phone,
-        # Stored as the SMS answer it stands for, for the timeline and the records. (A
-        # later "1 A7" by SMS is the same acknowledgement: see escalations._just_taken.)
-        body=f"{case.case_code} {digits}",
+        # Stored as the SMS answer it stands for (digit first: an answer to the alert), for
+        # the timeline and the records. A later "1 A7" by SMS is the same acknowledgement
+        # (member protocol v2, escalations.policy).
+        body=f"{digits} {case.case_code}",
         received_at=now,
         organization_id=member.organization_id,
         member_id=member.id,

@@ -1,24 +1,31 @@
-"""Plain reproductions of the four ways a member's message closed a case as safe, or failed
-to hand it on (issue 17, items 1-4), each as the issue states it, and the rule behind it.
+"""Plain reproductions of the ways a member's message closed a case as safe, or failed to
+hand it on (issue 17, items 1-4), and of item 8 (a result right after taking the case), each
+as the issue states it, in the terms of member protocol v2:
 
-The alert asks "1 if you can go, 2 if you cannot"; after the visit the member sends the
-result with the case code ("1 A7" safe, "2 A7" needs support, ...). Right after taking a
-case, a "2" is "I cannot go after all" and a "1" about that case is the acknowledgement
-again: neither closes anything.
+- an answer to an alert is DIGIT FIRST: "1 A7" I'll go, "2 A7" I cannot go;
+- a visit's result is CODE FIRST: "A7 1" safe, "A7 2" needs support ... "A7 5" not found;
+- the holder's digit-first "1" is the acknowledgement again, however written and whatever
+  came in between; their digit-first "2" hands the case back at once.
+
+No timer decides what a message means: each message here comes a minute or two after the
+one before, over the real webhook, service and database.
 """
 
 from __future__ import annotations
 
+from xml.etree import ElementTree
+
 import pytest
 from sqlmodel import select
 
+from i18n.render import render
+from service.escalations import service as escalations
 from service.escalations.models import Alert, AlertState, Escalation
 
 from .conftest import ONE_MESSAGE
 
 M1, M2 = "+818030000001", "+818030000002"
 R1 = "+819010000001"
-RECORDED = "結果を記録しました"
 
 
 def _cases(world) -> dict[str, Escalation]:
@@ -72,37 +79,40 @@ def _two_cases(world) -> tuple[str, str]:
 
 
 def _say(world, phone: str, text: str, minutes: float = 1) -> str:
+    """The member sends ``text`` after ``minutes``; the text of the SMS answering them."""
     world.clock.advance(minutes=minutes)
-    return world.sms(phone, text)
+    return ElementTree.fromstring(world.sms(phone, text)).findtext("Message") or ""
+
+
+def _text(world, message_id: str, resident: str) -> str:
+    """What a Japanese member is told with ``message_id`` about the resident's case."""
+    with world.session() as s:
+        case = s.get(Escalation, _cases(world)[resident].id)
+        return render(message_id, "ja", **escalations._resident_values(s, case, "ja"))
+
+
+def _full_width(text: str) -> str:
+    return text.translate({ord(c): ord(c) + 0xFEE0 for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"})
 
 
 @pytest.mark.parametrize("reason", ["no_reply", "needs_help"])
-def test_1_a_bare_2_right_after_a_bare_1_hands_the_case_on_at_once(world, reason):
-    """Issue 17, item 1: "1", then "2" two minutes later. The "2" is "I cannot go after
-    all": the next member is alerted now, not after the four-hour reminder."""
-    case = _one_case(world, reason)
+def test_1_a_bare_2_two_minutes_after_a_bare_1_hands_the_case_on_at_once(world, reason):
+    """Issue 17, item 1: "1", then "2" two minutes later. The "2" hands the case back: the
+    next member is alerted now, not after the four-hour reminder, and the member is told how
+    to send "needs support" if that is what they meant."""
+    _one_case(world, reason)
     _say(world, M1, "1")
     assert _cases(world)["R1"].acknowledged_by == world.members["M1"]
     answer = _say(world, M1, "2", minutes=2)
     case = _cases(world)["R1"]
     assert (case.state, case.acknowledged_by, case.outcome) == ("alerting", None, None)
     assert case.step_index == 1 and _waiting(world) == {("M2", 1)}
-    assert RECORDED not in answer
+    assert answer == _text(world, "member.handed_back", "R1")
 
 
-@pytest.mark.parametrize("second", ["2", "2 {code}", "{code} 2"])
-def test_1_any_2_about_the_case_just_taken_hands_it_on(world, second):
-    case = _one_case(world, "no_reply")
-    _say(world, M1, f"1 {case.case_code}")
-    _say(world, M1, second.format(code=case.case_code), minutes=2)
-    case = _cases(world)["R1"]
-    assert (case.state, case.outcome) == ("alerting", None)
-    assert _waiting(world) == {("M2", 1)}
-
-
-def test_2_a_resent_acknowledgement_is_never_a_visit_whatever_came_in_between(world):
+def test_2_a_resent_acknowledgement_never_closes_the_case_whatever_came_in_between(world):
     """Issue 17, item 2: "1 A", "1 B", then "1 A" again, a minute apart. The third is the
-    first sent again, not case A's result: A stays with M1, open."""
+    acknowledgement of A again (digit first), never A's result: both stay with M1, open."""
     a, b = _two_cases(world)
     _say(world, M1, f"1 {a}")
     _say(world, M1, f"1 {b}")
@@ -110,48 +120,33 @@ def test_2_a_resent_acknowledgement_is_never_a_visit_whatever_came_in_between(wo
     cases = _cases(world)
     assert (cases["R1"].state, cases["R1"].outcome) == ("acknowledged", None)
     assert (cases["R2"].state, cases["R2"].outcome) == ("acknowledged", None)
-    assert RECORDED not in answer and a in answer  # asked for the result, naming A
+    assert answer == _text(world, "member.ack_again", "R1")  # spells out both readings
 
 
-def test_2_a_resent_acknowledgement_after_other_words_about_the_same_case(world):
-    """Sent "1 A", "1 B", "1" (unclear: two cases), "1 B", then "A 1": each "1" about A so soon
-    after taking it repeats the acknowledgement."""
-    a, b = _two_cases(world)
-    for text in (f"1 {a}", f"1 {b}", "1", f"1 {b}", f"{a} 1"):
-        _say(world, M1, text)
-    assert {(c.state, c.outcome) for c in _cases(world).values()} == {("acknowledged", None)}
-
-
-@pytest.mark.parametrize(("first", "again"), [("1 {code}", "{code} 1"), ("{code} 1", "1 {code}")])
-def test_3_the_same_acknowledgement_with_the_code_on_the_other_side_is_a_resend(
-    world, first, again
-):
-    """Issue 17, item 3: "1 M98", then "M98 1". The same reply (digit and case code), written
-    the other way round: not a visit."""
-    case = _one_case(world, "no_reply")
-    _say(world, M1, first.format(code=case.case_code))
-    answer = _say(world, M1, again.format(code=case.case_code))
+@pytest.mark.parametrize("again", ["1{code}", "full-width", "1-{code}", "1 {lower}"])
+def test_3_the_same_acknowledgement_written_differently_closes_nothing(world, again):
+    """Issue 17, item 3, in the new terms: "1 M98" then "1M98", "１ Ｍ９８" or "1-M98" is the
+    same reading (digit first: the acknowledgement), not the same text, and closes nothing."""
+    code = _one_case(world, "no_reply").case_code
+    _say(world, M1, f"1 {code}")
+    text = (
+        _full_width(f"1 {code}").replace(" ", "　")
+        if again == "full-width"
+        else again.format(code=code, lower=code.lower())
+    )
+    answer = _say(world, M1, text)
     case = _cases(world)["R1"]
     assert (case.state, case.outcome) == ("acknowledged", None)
-    assert RECORDED not in answer
+    assert case.acknowledged_by == world.members["M1"]
+    assert answer == _text(world, "member.ack_again", "R1")
 
 
-def test_3_a_full_width_resend_is_the_same_acknowledgement(world):
-    case = _one_case(world, "no_reply")
-    _say(world, M1, f"1 {case.case_code}")
-    wide = case.case_code.translate(
-        {ord(c): ord(c) + 0xFEE0 for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"}
-    )
-    _say(world, M1, f"{wide}　１")  # a Japanese keyboard's full-width reply
-    assert (_cases(world)["R1"].state, _cases(world)["R1"].outcome) == ("acknowledged", None)
-
-
-def test_4_a_members_own_1_after_staff_took_the_case_for_them_never_closes_it(world):
+@pytest.mark.parametrize("own", ["1 {code}", "1", "{wide}", "1-{code}"])
+def test_4_a_members_own_1_after_staff_took_the_case_for_them_never_closes_it(world, own):
     """Issue 17, item 4: staff take case A for M1 (after a phone call); M1 then answers
-    about case B, and then answers A's alert with "1 A". That is M1's "I'll go" to A's
-    alert, not A's result: the check looks for a word about A, not any word since."""
-    from service.escalations import service as escalations
-
+    takes case B, visits and reports it, and then answers A's alert with their own "1"
+    (digit first, however written, or bare: A is their one case now): that is their
+    acknowledgement, never A's result."""
     a, b = _two_cases(world)
     with world.session() as s:
         escalations.acknowledge(
@@ -162,22 +157,46 @@ def test_4_a_members_own_1_after_staff_took_the_case_for_them_never_closes_it(wo
             actor="staff:test",
         )
         s.commit()
-    _say(world, M1, f"1 {b}")
-    answer = _say(world, M1, f"1 {a}")
+    _say(world, M1, f"1 {b}")  # M1 takes B,
+    _say(world, M1, f"{b} 3")  # visits, and reports B: hospitalised
+    answer = _say(world, M1, own.format(code=a, wide=_full_width(f"1 {a}")))
     cases = _cases(world)
     assert (cases["R1"].state, cases["R1"].outcome) == ("acknowledged", None)
     assert cases["R1"].acknowledged_by == world.members["M1"]
-    assert RECORDED not in answer and a in answer
+    assert answer == _text(world, "member.ack_again", "R1")
 
 
-def test_the_result_after_the_acknowledgement_window_still_closes_the_case(world):
-    """The guards above are about the minutes after taking a case: the visit's result,
-    sent later, closes it (and only the case it names)."""
+def test_8_needs_support_one_minute_after_acknowledging_is_recorded(world):
+    """Issue 17, item 8 (acceptance): neighbours visit in five minutes. "1 S66", then
+    "S66 2" one minute later: code first, the result "needs support"."""
+    code = _one_case(world, "no_reply").case_code
+    _say(world, M1, f"1 {code}")
+    answer = _say(world, M1, f"{code} 2")
+    case = _cases(world)["R1"]
+    assert (case.state, case.outcome) == ("resolved", "needs_support")
+    assert answer == _text(world, "member.outcome_recorded", "R1")
+    assert _waiting(world) == set()  # nobody else is asked
+
+
+def test_8_a_hand_back_one_minute_after_acknowledging_moves_the_chain_on(world):
+    """Issue 17, item 8 (acceptance): "1 S66", then "2 S66" one minute later: digit first,
+    "I cannot go after all". The case goes to M2 at once; nothing is recorded."""
+    code = _one_case(world, "no_reply").case_code
+    _say(world, M1, f"1 {code}")
+    answer = _say(world, M1, f"2 {code}")
+    case = _cases(world)["R1"]
+    assert (case.state, case.acknowledged_by, case.outcome) == ("alerting", None, None)
+    assert _waiting(world) == {("M2", 1)}
+    assert answer == _text(world, "member.handed_back", "R1")
+
+
+def test_the_result_right_after_taking_the_case_closes_it_as_the_simulated_day_sends_it(world):
+    """ "1 CODE" then "CODE 1" at once: the result (code first), safe. Only the case it names
+    closes."""
     a, b = _two_cases(world)
     _say(world, M1, f"1 {a}")
     _say(world, M1, f"1 {b}")
-    _say(world, M1, f"1 {a}")  # resent
-    assert RECORDED in _say(world, M1, f"{a} 1", minutes=20)
+    assert _say(world, M1, f"{a} 1", minutes=0) == _text(world, "member.outcome_recorded", "R1")
     cases = _cases(world)
     assert (cases["R1"].state, cases["R1"].outcome) == ("resolved", "safe")
     assert (cases["R2"].state, cases["R2"].outcome) == ("acknowledged", None)

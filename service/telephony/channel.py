@@ -6,9 +6,19 @@ registry that chooses among them (``provider.py``) do not import each other.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who a message is sent as: Twilio's ``From`` number or ``MessagingServiceSid``
+    (an organization's own, ``senders.choose_sender``)."""
+
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +55,24 @@ class TelephonyProvider(Protocol):
 
     name: str
 
-    async def send_sms(self, *, to: str, body: str, status_callback: str) -> SendResult: ...
+    async def send_sms(
+        self, *, to: str, body: str, status_callback: str, sender: Sender | None = None
+    ) -> SendResult:
+        """``sender``: the organization's own (``senders.choose_sender``); None: the
+        installation's."""
+        ...
 
-    async def place_call(self, *, to: str, twiml_url: str, status_callback: str) -> SendResult: ...
+    async def place_call(
+        self, *, to: str, twiml_url: str, status_callback: str, sender: Sender | None = None
+    ) -> SendResult: ...
 
-    async def sent_to(self, *, channel: str, to: str, since: datetime) -> list[SentRecord]:
+    async def sent_to(
+        self, *, channel: str, to: str, since: datetime, senders: Collection[str] = ()
+    ) -> list[SentRecord]:
         """What the provider has sent to ``to`` (an SMS or a call, by ``channel``) since
-        about ``since``, newest first. Raises ``ReconcileUnavailable`` when it cannot say."""
+        about ``since``, newest first, from the installation's sender or any of ``senders``
+        (the organizations' own numbers and Messaging Services). Raises
+        ``ReconcileUnavailable`` when it cannot say."""
         ...
 
     async def aclose(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -22,7 +23,7 @@ from typing import Literal
 from service.clock import get_clock
 from service.config import Settings
 from service.privacy import mask_phone
-from service.telephony.channel import ReconcileUnavailable, SendResult, SentRecord
+from service.telephony.channel import ReconcileUnavailable, Sender, SendResult, SentRecord
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class ConsoleRecord:
     status_callback: str
     body: str | None = None
     twiml_url: str | None = None
+    # The organization's own sender it would have gone from (None: the installation's).
+    sender: Sender | None = None
     # The service's clock, as the outbox's own times are: a simulated day stays consistent.
     created_at: datetime = field(default_factory=lambda: get_clock().now())
 
@@ -76,28 +79,40 @@ class ConsoleProvider:
         with self._lock:
             self._sent.clear()
 
-    async def send_sms(self, *, to: str, body: str, status_callback: str) -> SendResult:
+    async def send_sms(
+        self, *, to: str, body: str, status_callback: str, sender: Sender | None = None
+    ) -> SendResult:
         record = ConsoleRecord(
-            kind="sms", sid=fake_sid("SM"), to=to, body=body, status_callback=status_callback
+            kind="sms",
+            sid=fake_sid("SM"),
+            to=to,
+            body=body,
+            status_callback=status_callback,
+            sender=sender,
         )
         self._record(record)
         logger.info("console: would send SMS %s to %s", record.sid, mask_phone(to))
         logger.debug("console: SMS %s body has %d characters", record.sid, len(body))
         return SendResult(sid=record.sid, status=QUEUED)
 
-    async def place_call(self, *, to: str, twiml_url: str, status_callback: str) -> SendResult:
+    async def place_call(
+        self, *, to: str, twiml_url: str, status_callback: str, sender: Sender | None = None
+    ) -> SendResult:
         record = ConsoleRecord(
             kind="call",
             sid=fake_sid("CA"),
             to=to,
             twiml_url=twiml_url,
             status_callback=status_callback,
+            sender=sender,
         )
         self._record(record)
         logger.info("console: would place call %s to %s", record.sid, mask_phone(to))
         return SendResult(sid=record.sid, status=QUEUED)
 
-    async def sent_to(self, *, channel: str, to: str, since: datetime) -> list[SentRecord]:
+    async def sent_to(
+        self, *, channel: str, to: str, since: datetime, senders: Collection[str] = ()
+    ) -> list[SentRecord]:
         if since < self.started_at:
             raise ReconcileUnavailable("the console keeps no record from before it started")
         kind = "sms" if channel == "sms" else "call"

@@ -64,6 +64,7 @@ from service.telephony.provider import (
     sms_status_callback_url,
 )
 from service.telephony.reconcile import audit_uncertain, mark_uncertain_values
+from service.telephony.senders import Sender, SenderBook
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,8 @@ class Claimed:
     give_up_at: datetime
     # time.monotonic() after which this dispatcher's lease on the row is no longer trusted.
     lease_deadline: float = 0.0
+    # Its organization's own sender; None: the installation's (``senders.choose_sender``).
+    sender: Sender | None = None
 
 
 @dataclass(slots=True)
@@ -191,9 +194,11 @@ def claim_due(
     limit: int,
     settings: Settings,
     lease: timedelta = LEASE,
+    senders: SenderBook | None = None,
 ) -> tuple[list[Claimed], int]:
     """Claim up to ``limit`` due rows of one channel, oldest first, in one transaction.
-    Returns the rows to send now and how many were claimed (some may be held back).
+    Returns the rows to send now and how many were claimed (some may be held back). Each
+    carries its organization's own sender, if it has one (looked up in ``senders``).
 
     In the same transaction, check-in messages whose step is over are cancelled and those
     reached in quiet hours put back (the ``screen_checkin_messages`` hook), alert
@@ -263,7 +268,23 @@ def claim_due(
         claimed = [item for item in claimed if item.id not in dropped]
         if channel == OutboxChannel.sms:
             claimed = _defer_capped(session, claimed, settings, now)
+        _choose_senders(session, claimed, settings, senders or SenderBook(ttl=0.0))
     return claimed, len(rows)
+
+
+def _choose_senders(
+    session: Session, claimed: list[Claimed], settings: Settings, book: SenderBook
+) -> None:
+    """Each message goes from its organization's own sender when it has one, so that the
+    answer comes back to the number that belongs to its organization."""
+    if not claimed:
+        return
+    known = book.senders(session, {item.organization_id for item in claimed})
+    if not any(known.values()):
+        return
+    default = Sender(settings.twilio_from_number, settings.twilio_messaging_service_sid)
+    for item in claimed:
+        item.sender = book.sender_for(known, item.organization_id, item.channel, default)
 
 
 def _screen(session: Session, claimed: list[Claimed], now: datetime) -> set[uuid.UUID]:
@@ -327,9 +348,7 @@ def _defer_capped(
                     updated_at=now,
                 )
             )
-            log.warning(
-                "deferred an %s to %s: per-recipient cap", what, mask_phone(item.to_phone)
-            )
+            log.warning("deferred an %s to %s: per-recipient cap", what, mask_phone(item.to_phone))
             if alerts:
                 held.append(item.id)
             continue
@@ -400,12 +419,14 @@ async def send_one(provider: TelephonyProvider, settings: Settings, claimed: Cla
                 to=claimed.to_phone,
                 body=claimed.body or "",
                 status_callback=sms_status_callback_url(settings, attempt_id=claimed.id),
+                sender=claimed.sender,
             )
         else:
             result = await provider.place_call(
                 to=claimed.to_phone,
                 twiml_url=call_twiml_url(settings, attempt_id=claimed.id),
                 status_callback=call_status_callback_url(settings, attempt_id=claimed.id),
+                sender=claimed.sender,
             )
     except (TransientSendError, PermanentSendError) as error:
         return Result(claimed, error=error)
@@ -588,6 +609,8 @@ class Dispatcher:
     concurrency: int = 200
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
     lease: timedelta = LEASE
+    # The organizations' own senders, looked up at most every few seconds.
+    senders: SenderBook = field(default_factory=SenderBook)
     sent: int = 0
     # Claimed and not yet recorded (their leases are renewed).
     _in_flight: dict[uuid.UUID, Claimed] = field(default_factory=dict)
@@ -640,6 +663,7 @@ class Dispatcher:
                 limit=limit,
                 settings=self.settings,
                 lease=self.lease,
+                senders=self.senders,
             )
         finally:
             self._reserved[channel] -= limit

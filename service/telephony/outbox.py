@@ -170,9 +170,7 @@ def recent_sms_count(
     """SMS to this number in the past hour, sent or replied through TwiML, of one cap's
     purposes: the chatter's, or (``alerts``) the alerts' and members' answers'."""
     since = now - timedelta(hours=1)
-    return session.execute(
-        _RECENT_SMS[alerts], {"to_phone": to_phone, "since": since}
-    ).scalar_one()
+    return session.execute(_RECENT_SMS[alerts], {"to_phone": to_phone, "since": since}).scalar_one()
 
 
 def among(column: Any, values: Collection[Any], dialect: str) -> Any:

@@ -47,6 +47,7 @@ from service.telephony.models import (
 )
 from service.telephony.outbox import DEFAULT_DEADLINE
 from service.telephony.provider import ReconcileUnavailable, SentRecord, TelephonyProvider
+from service.telephony.senders import all_sender_addresses
 
 log = logging.getLogger(__name__)
 
@@ -183,12 +184,24 @@ def _due_uncertain(engine: Engine, now: datetime, limit: int) -> list[_Uncertain
     return [_Uncertain(*row) for row in rows]
 
 
-async def _ask(provider: TelephonyProvider, row: _Uncertain, gate: asyncio.Semaphore) -> _Answer:
+def _our_senders(engine: Engine) -> frozenset[str]:
+    with Session(engine) as session:
+        return all_sender_addresses(session)
+
+
+async def _ask(
+    provider: TelephonyProvider,
+    row: _Uncertain,
+    gate: asyncio.Semaphore,
+    senders: frozenset[str] = frozenset(),
+) -> _Answer:
     since = aware(row.claimed_at) or aware(row.uncertain_since)
     assert since is not None
     async with gate:
         try:
-            records = await provider.sent_to(channel=row.channel, to=row.to_phone, since=since)
+            records = await provider.sent_to(
+                channel=row.channel, to=row.to_phone, since=since, senders=senders
+            )
         except ReconcileUnavailable as exc:
             return _Answer(row, reason=str(exc) or type(exc).__name__)
         except Exception as exc:  # a provider bug must not stop the pass
@@ -213,7 +226,9 @@ async def reconcile_pass(
     if not rows:
         return {}
     gate = asyncio.Semaphore(RECONCILE_CONCURRENCY)
-    answers = await asyncio.gather(*(_ask(provider, row, gate) for row in rows))
+    # A message may have gone from any organization's own sender (``senders``).
+    ours = await asyncio.to_thread(_our_senders, engine)
+    answers = await asyncio.gather(*(_ask(provider, row, gate, ours) for row in rows))
     resend_after = timedelta(seconds=settings.dispatch_uncertain_resend_seconds)
     return await asyncio.to_thread(_apply, engine, list(answers), now, resend_after)
 

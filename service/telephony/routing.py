@@ -16,8 +16,7 @@ The rule is ``decide_organization``, a pure function; the rest loads and applies
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -29,8 +28,15 @@ from i18n.render import render
 from service.audit.service import Actor, record
 from service.checkins.models import StaffTask, TaskKind
 from service.errors import Conflict, NotFound
-from service.registry.models import Organization, OrganizationSender, SenderKind
+from service.registry.models import Organization, OrganizationSender
 from service.telephony.models import InboundMessage
+
+# Who outbound messages are sent as lives in ``senders``; still importable from here.
+from service.telephony.senders import (  # noqa: F401
+    Sender,
+    choose_sender,
+    organization_senders,
+)
 
 #: The languages a stranger is answered in: the two every sender can be expected to read
 #: one of, in Japan.
@@ -73,64 +79,6 @@ def stranger_answer() -> str:
     """The answer to a sender in no registry: received, and call 119 in an emergency, in
     Japanese and in English (their language is not known)."""
     return "\n".join(render(RESIDENT_REPLY_RECEIVED, code) for code in STRANGER_LANGUAGES)
-
-
-@dataclass(frozen=True, slots=True)
-class Sender:
-    """Who a message is sent as: Twilio's ``From`` number or ``MessagingServiceSid``."""
-
-    from_number: str | None = None
-    messaging_service_sid: str | None = None
-
-
-def choose_sender(
-    channel: str,
-    *,
-    numbers: Sequence[str],
-    messaging_service_sid: str | None,
-    default: Sender,
-) -> Sender:
-    """The sender of an organization's outbound message: its own when it has one, so that
-    the answer to it comes back to its inbox; else the installation's (``default``).
-
-    An SMS prefers the organization's Messaging Service, then its first number; a call
-    needs a number (a Messaging Service cannot place calls).
-    """
-    if channel == "sms":
-        if messaging_service_sid:
-            return Sender(messaging_service_sid=messaging_service_sid)
-        if numbers:
-            return Sender(from_number=numbers[0])
-        return default
-    if numbers:
-        return Sender(from_number=numbers[0])
-    return Sender(from_number=default.from_number)
-
-
-def organization_senders(
-    session: Session, organization_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, tuple[list[str], str | None]]:
-    """``{organization: (its numbers, oldest first; its Messaging Service or None)}`` for
-    those of ``organization_ids`` that have any: what ``choose_sender`` needs, in one query
-    for a whole batch of outbound messages."""
-    if not organization_ids:
-        return {}
-    rows = session.execute(
-        select(
-            OrganizationSender.organization_id, OrganizationSender.kind, OrganizationSender.address
-        )
-        .where(OrganizationSender.organization_id.in_(list(organization_ids)))  # type: ignore[attr-defined]
-        .order_by(OrganizationSender.created_at, OrganizationSender.address)
-    ).all()
-    found: dict[uuid.UUID, tuple[list[str], str | None]] = {}
-    for organization_id, kind, address in rows:
-        numbers, service = found.get(organization_id, ([], None))
-        if kind == SenderKind.messaging_service:
-            service = address
-        else:
-            numbers.append(address)
-        found[organization_id] = (numbers, service)
-    return found
 
 
 # --- Loading ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import base64
 import email.utils
 import json
 import logging
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn
 from urllib.parse import urlencode
@@ -25,7 +26,7 @@ from twilio.http.response import Response
 from service.config import Settings
 from service.privacy import mask_phone
 from service.telephony.aiohttp_client import AiohttpTwilioClient
-from service.telephony.channel import ReconcileUnavailable, SendResult, SentRecord
+from service.telephony.channel import ReconcileUnavailable, Sender, SendResult, SentRecord
 from service.telephony.errors import (
     PermanentSendError,
     SendError,
@@ -132,20 +133,23 @@ class TwilioProvider:
             read_timeout=settings.twilio_read_timeout_seconds,
         )
 
-    def sms_form(self, *, to: str, body: str, status_callback: str) -> list[tuple[str, str]]:
-        """CreateMessage's fields, spelt as Twilio's OpenAPI description spells them."""
-        sender = (
-            ("MessagingServiceSid", self.messaging_service_sid)
-            if self.messaging_service_sid
-            else ("From", self.from_number or "")
-        )
-        return [("To", to), ("Body", body), sender, ("StatusCallback", status_callback)]
+    def sms_form(
+        self, *, to: str, body: str, status_callback: str, sender: Sender | None = None
+    ) -> list[tuple[str, str]]:
+        """CreateMessage's fields, spelt as Twilio's OpenAPI description spells them. From
+        the organization's own ``sender`` when it has one, else the installation's."""
+        service = sender.messaging_service_sid if sender else self.messaging_service_sid
+        number = sender.from_number if sender else self.from_number
+        field = ("MessagingServiceSid", service) if service else ("From", number or "")
+        return [("To", to), ("Body", body), field, ("StatusCallback", status_callback)]
 
-    def call_form(self, *, to: str, twiml_url: str, status_callback: str) -> list[tuple[str, str]]:
+    def call_form(
+        self, *, to: str, twiml_url: str, status_callback: str, sender: Sender | None = None
+    ) -> list[tuple[str, str]]:
         """CreateCall's fields; StatusCallbackEvent is repeated, once per event."""
         return [
             ("To", to),
-            ("From", self.from_number or ""),
+            ("From", self._call_from(sender) or ""),
             ("Url", twiml_url),
             ("Method", "POST"),
             ("StatusCallback", status_callback),
@@ -155,15 +159,24 @@ class TwilioProvider:
             ("Timeout", str(CALL_RING_TIMEOUT_SECONDS)),
         ]
 
-    async def send_sms(self, *, to: str, body: str, status_callback: str) -> SendResult:
-        form = self.sms_form(to=to, body=body, status_callback=status_callback)
+    def _call_from(self, sender: Sender | None) -> str | None:
+        return (sender.from_number if sender else None) or self.from_number
+
+    async def send_sms(
+        self, *, to: str, body: str, status_callback: str, sender: Sender | None = None
+    ) -> SendResult:
+        form = self.sms_form(to=to, body=body, status_callback=status_callback, sender=sender)
         return await self._create("sms", to, self.messages_url, form)
 
-    async def place_call(self, *, to: str, twiml_url: str, status_callback: str) -> SendResult:
-        if not self.from_number:
+    async def place_call(
+        self, *, to: str, twiml_url: str, status_callback: str, sender: Sender | None = None
+    ) -> SendResult:
+        if not self._call_from(sender):
             # A Messaging Service cannot place calls; the channel is unusable as configured.
             raise PermanentSendError(None, "no MIMAMORI_TWILIO_FROM_NUMBER to place calls from")
-        form = self.call_form(to=to, twiml_url=twiml_url, status_callback=status_callback)
+        form = self.call_form(
+            to=to, twiml_url=twiml_url, status_callback=status_callback, sender=sender
+        )
         return await self._create("call", to, self.calls_url, form)
 
     async def _request(
@@ -216,10 +229,15 @@ class TwilioProvider:
             logger.debug("twilio %s %s to %s: %s", kind, sid, mask_phone(to), status)
         return SendResult(sid=sid, status=status)
 
-    async def sent_to(self, *, channel: str, to: str, since: datetime) -> list[SentRecord]:
-        """Twilio's Message or Call list resource, filtered by ``To``, newest first.
+    async def sent_to(
+        self, *, channel: str, to: str, since: datetime, senders: Collection[str] = ()
+    ) -> list[SentRecord]:
+        """Twilio's Message or Call list resource, filtered by ``To``, newest first; only
+        what came from one of our senders: the installation's, or any of ``senders`` (the
+        organizations' own numbers and Messaging Services).
 
-        Only ``To`` is sent as a filter (and ``From`` for calls). ``DateSent`` and
+        Only ``To`` is sent as a filter (and ``From`` for calls when the installation's
+        number is the only one: else ``from`` is checked here). ``DateSent`` and
         ``StartTime`` filter by the day a message was sent or a call started, which a
         message still queued or a call still ringing does not have yet: exactly the ones
         an uncertain send may be. The time since the claim is checked here instead, on
@@ -228,7 +246,8 @@ class TwilioProvider:
         url = self.messages_url if channel == "sms" else self.calls_url
         key = "messages" if channel == "sms" else "calls"
         params: dict[str, object] = {"To": to, "PageSize": RECONCILE_PAGE_SIZE}
-        if channel != "sms" and self.from_number:
+        ours = frozenset(senders) - {""}
+        if channel != "sms" and self.from_number and not ours:
             params["From"] = self.from_number
         earliest = since - RECONCILE_CLOCK_SKEW
         found: list[SentRecord] = []
@@ -255,7 +274,7 @@ class TwilioProvider:
                 if record.created_at is not None and record.created_at < earliest:
                     older = True
                     continue
-                if channel == "sms" and not self._our_sender(item):
+                if (channel == "sms" or ours) and not self._our_sender(item, channel, ours):
                     continue
                 found.append(record)
             following = page.get("next_page_uri")
@@ -264,10 +283,15 @@ class TwilioProvider:
             next_url, params = _absolute(following), {}
         return found
 
-    def _our_sender(self, item: dict[str, Any]) -> bool:
-        if self.messaging_service_sid:
-            return item.get("messaging_service_sid") == self.messaging_service_sid
-        return item.get("from") == self.from_number
+    def _our_sender(self, item: dict[str, Any], channel: str, ours: frozenset[str]) -> bool:
+        """Whether a record was sent by us: from the installation's sender, or from an
+        organization's own number or Messaging Service (``ours``)."""
+        service, number = item.get("messaging_service_sid"), item.get("from")
+        if (service and service in ours) or (number and number in ours):
+            return True
+        if channel == "sms" and self.messaging_service_sid:
+            return service == self.messaging_service_sid
+        return number == self.from_number
 
     async def aclose(self) -> None:
         await self.http_client.aclose()  # type: ignore[attr-defined]

@@ -565,30 +565,44 @@ class SafetyModel(RuleBasedStateMachine):
     # --- rules: delivery and time ---------------------------------------------------------
     @rule(
         alert=st.booleans(),
+        waiting=st.booleans(),
         pick=st.integers(0, 20),
         code=st.sampled_from([("failed", "30003"), ("undelivered", "30001"), ("failed", "")]),
     )
-    def a_message_fails(self, alert, pick, code):
+    def a_message_fails(self, alert, waiting, pick, code):
         """Twilio's status callback: an alert, or a check-in message, will not arrive."""
         self.start_step()
         with self.w.session() as s:
-            query = select(OutboxMessage.sid).where(
+            query = select(OutboxMessage.sid, OutboxMessage.alert_id).where(
                 OutboxMessage.organization_id == self.w.org_id,
                 OutboxMessage.sid.is_not(None),
                 OutboxMessage.status.in_(["sent", "delivered"]),
             )
-            if alert:
-                query = query.where(OutboxMessage.purpose == OutboxPurpose.alert)
+            if alert:  # an alert still waiting for its member, if there is one
+                query = query.join(Alert, Alert.id == OutboxMessage.alert_id).where(
+                    OutboxMessage.purpose == OutboxPurpose.alert
+                )
+                if waiting:
+                    query = query.where(Alert.state == AlertState.sent)
             else:
                 query = query.where(OutboxMessage.attempt_id.is_not(None))
-            sids = sorted(s.exec(query.order_by(OutboxMessage.created_at)).all())
-        if not sids:
-            return
+            rows = s.exec(query.order_by(OutboxMessage.created_at)).all()
+            if not rows:
+                return
+            sid, alert_id = rows[pick % len(rows)]
+            failed = s.get(Alert, alert_id) if alert_id else None
+            if failed is not None:
+                failed = (
+                    failed.escalation_id,
+                    self.member_keys[failed.member_id],
+                    failed.step_index,
+                )
+        before = self.cases()
         status, error = code
         response = self.w.post(
             "/twilio/status",
             {
-                "MessageSid": sids[pick % len(sids)],
+                "MessageSid": sid,
                 "MessageStatus": status,
                 "ErrorCode": error,
                 "AccountSid": "AC" + "0" * 32,
@@ -596,6 +610,18 @@ class SafetyModel(RuleBasedStateMachine):
         )
         assert response.status_code in (200, 204), response.text
         self.no_case_closed_by_time_or_residents()
+        after = self.cases()
+        for case_id, was in before.items():
+            now, why = after[case_id], ("alert failed", failed, was)
+            if failed and failed[0] == case_id:
+                if was.state == "alerting" and failed[1:] in was.waiting:
+                    # An alert that cannot reach its member counts as their "2".
+                    SEEN["alert failed while waiting"] += 1
+                    self.expect_declined(was, now, failed[1], why)
+                else:
+                    assert now.key == was.key, (why, now)
+            else:
+                assert now.key == was.key, (why, now)  # only the alert's case, if any
 
     @rule(
         wait=st.one_of(
@@ -679,6 +705,8 @@ class SafetyModel(RuleBasedStateMachine):
         """2: after the steps, enough time for every deadline: nobody falls out."""
         if not hasattr(self, "w") or not self.clean:
             return
+        SEEN["examples"] += 1
+        SEEN["steps"] += self.steps
         self.allowed = set()
         self.w.tick()
         for _ in range(80):

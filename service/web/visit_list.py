@@ -9,6 +9,7 @@ naming the member and the count, like the CSV export.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,8 @@ from service.web.translation import N_
 
 router = APIRouter(include_in_schema=False)
 
+_DIGITS = re.compile(r"(\d+)")
+
 
 @dataclass
 class VisitRow:
@@ -49,8 +52,15 @@ class VisitRow:
     case_codes: list[str] = field(default_factory=list)
 
 
-def _sort_key(row: VisitRow) -> tuple[str, str, str, str]:
-    return (row.site or "\uffff", row.unit or "", row.name_kana or "\uffff", row.name)
+def _natural(text: str | None) -> tuple[tuple[int, int | str], ...]:
+    """Digits compare as numbers ("A-7" before "A-10"); None sorts last."""
+    if text is None:
+        return ((2, ""),)
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(text))
+
+
+def _sort_key(row: VisitRow) -> tuple[object, ...]:
+    return (_natural(row.site), _natural(row.unit), _natural(row.name_kana), _natural(row.name))
 
 
 def visit_rows(

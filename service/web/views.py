@@ -574,7 +574,7 @@ def resident_page(
         latest=latest,
         timeline=timeline,
         languages=LANGUAGES,
-        today=get_clock().now().date(),
+        today=staff.text.local_date(get_clock().now()),  # the organization's day, not UTC's
     )
 
 

@@ -322,3 +322,14 @@ def test_waiting_and_no_reply_read_differently_in_both_languages(
     forms.post("/language", {"language": "en", "next": "/"})
     english = _visible_text(forms.client.get(f"/rounds/{morning.round_id}").text)
     assert "No reply after every try" in english and "Waiting for a reply" in english
+
+
+def test_the_away_date_starts_at_the_organizations_today(
+    forms: FormClient, morning: Morning, engine
+) -> None:
+    """At 01:00 on 2 December in Wajima it is still 1 December in UTC: the earliest return
+    date offered is the 2nd."""
+    forms.login(add_staff(engine, Role.coordinator))
+    morning.world.clock.advance(hours=15)  # 16:00 UTC on the 1st, 01:00 JST on the 2nd
+    page = forms.client.get(f"/residents/{morning.help_resident}").text
+    assert 'min="2026-12-02"' in page and 'min="2026-12-01"' not in page

@@ -336,9 +336,6 @@ def decide_reply(
     - On a shared phone, only a call for help is taken (for everyone waiting on it, by
       the caller); anything else goes to staff and closes nobody's check-in.
     """
-    answer = answer_id(kind, new_language)
-    waiting = situation.checkin == Standing.WAITING
-    has_checkin = situation.checkin != Standing.NONE
     if situation.shared_phone and kind != ReplyKind.HELP:
         note = "shared phone: the reply does not say whose it is"
         return ReplyDecision(
@@ -346,6 +343,18 @@ def decide_reply(
             tasks=(TaskOrder(TaskKind.unclear, note=note),),
             needs_staff=True,
         )
+    if kind in (ReplyKind.CHANGE_LANGUAGE, ReplyKind.START, ReplyKind.STOP):
+        return _setting_change(kind, situation, new_language)
+    return _answer(kind, situation)
+
+
+def _setting_change(
+    kind: ReplyKind, situation: ReplySituation, new_language: str | None
+) -> ReplyDecision:
+    """A reply that changes the resident's settings, not an answer to the check-in."""
+    answer = answer_id(kind, new_language)
+    waiting = situation.checkin == Standing.WAITING
+    has_checkin = situation.checkin != Standing.NONE
     if kind == ReplyKind.CHANGE_LANGUAGE:
         if new_language:
             return ReplyDecision(answer_id=answer, set_language=new_language)
@@ -356,32 +365,36 @@ def decide_reply(
     if kind == ReplyKind.START:
         status = ResidentStatus.active if situation.opted_out else None
         return ReplyDecision(answer_id=answer, set_status=status)
-    record_reply = has_checkin
-    if kind == ReplyKind.STOP:
-        return ReplyDecision(
-            answer_id=answer,
-            record_reply=record_reply,
-            set_status=ResidentStatus.opted_out,
-            tasks=(TaskOrder(TaskKind.opt_out),),
-            close_as=CheckInState.opted_out if waiting else None,
-            case=CaseOrder(
-                EscalationReason.visit_list, link_checkin=True, reply_is_last_contact=False
-            )
-            if waiting
-            else None,
-        )
+    # STOP: nobody is asked by phone any more, so a waiting check-in goes to the visit list.
+    return ReplyDecision(
+        answer_id=answer,
+        record_reply=has_checkin,
+        set_status=ResidentStatus.opted_out,
+        tasks=(TaskOrder(TaskKind.opt_out),),
+        close_as=CheckInState.opted_out if waiting else None,
+        case=CaseOrder(EscalationReason.visit_list, link_checkin=True, reply_is_last_contact=False)
+        if waiting
+        else None,
+    )
+
+
+def _answer(kind: ReplyKind, situation: ReplySituation) -> ReplyDecision:
+    """A reply that answers the check-in: fine, help, talk, or unclear."""
+    answer = answer_id(kind)
+    waiting = situation.checkin == Standing.WAITING
+    has_checkin = situation.checkin != Standing.NONE
     tell_holder = HOLDER_NOTICE_IDS.get(kind) if situation.open_case else None
     if closes_as_fine(kind):
         return ReplyDecision(
             answer_id=answer,
-            record_reply=record_reply,
+            record_reply=has_checkin,
             close_as=CheckInState.ok if waiting else None,
             tell_holder=tell_holder,
         )
     if kind == ReplyKind.HELP:
         return ReplyDecision(
             answer_id=answer,
-            record_reply=record_reply,
+            record_reply=has_checkin,
             close_as=CheckInState.needs_help if waiting else None,
             case=CaseOrder(
                 EscalationReason.needs_help, link_checkin=waiting, reply_is_last_contact=True
@@ -391,7 +404,7 @@ def decide_reply(
     if kind == ReplyKind.TALK:
         return ReplyDecision(
             answer_id=answer,
-            record_reply=record_reply,
+            record_reply=has_checkin,
             close_as=CheckInState.wants_talk if waiting else None,
             tasks=(TaskOrder(TaskKind.callback, interpreter=situation.needs_interpreter),),
             tell_holder=tell_holder,
@@ -399,7 +412,7 @@ def decide_reply(
     # Unclear (or anything the classifier may add later): ask again, flag it for staff.
     return ReplyDecision(
         answer_id=answer,
-        record_reply=record_reply,
+        record_reply=has_checkin,
         tasks=(TaskOrder(TaskKind.unclear),),
         flag_checkin=has_checkin,
         tell_holder=tell_holder,

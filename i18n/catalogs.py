@@ -11,11 +11,14 @@ Command line::
     python -m i18n.catalogs update   # re-extract messages.pot and merge it into every .po
     python -m i18n.catalogs compile  # optional: write .mo files next to the .po files
 
-``check`` and ``update`` also cover the staff dashboard's own domain, ``dashboard``
-(``locales/dashboard.pot`` and ``locales/{ja,en}/LC_MESSAGES/dashboard.po``), extracted
-from the Jinja2 templates and Python modules under ``service/web``. Its message ids are
-the English texts, so ``update`` fills new English entries with their id and leaves new
-Japanese entries empty for ``check`` to reject until someone translates them.
+``check`` and ``update`` also cover the two domains staff read, both Japanese and English
+with the English text as message id: ``dashboard`` (``locales/dashboard.pot`` and
+``locales/{ja,en}/LC_MESSAGES/dashboard.po``), extracted from the Jinja2 templates and
+Python modules under ``service/web``, and ``service`` (``locales/service.pot`` and
+``locales/{ja,en}/LC_MESSAGES/service.po``), extracted from every other module under
+``service/``: the command line's output, domain errors and API error details, CSV row
+errors. ``update`` fills new English entries with their id and leaves new Japanese entries
+empty for ``check`` to reject until someone translates them.
 """
 
 from __future__ import annotations
@@ -269,6 +272,7 @@ def update_catalogs(locales_dir: Path | None = None, source: Path | None = None)
         if write_catalog(catalog, path, review_status):
             written.append(path)
     written += update_dashboard_catalogs(root)
+    written += update_dashboard_catalogs(root, domain=SERVICE_DOMAIN)
     clear_cache()
     return written
 
@@ -283,12 +287,12 @@ def compile_to_files(locales_dir: Path | None = None) -> list[Path]:
         with target.open("wb") as handle:
             write_mo(handle, read_catalog(path), use_fuzzy=False)
         written.append(target)
-    for code in DASHBOARD_CODES:
-        path = dashboard_po_path(code, root)
+    for domain, code in ((d, c) for d in STAFF_DOMAINS for c in DASHBOARD_CODES):
+        path = dashboard_po_path(code, root, domain)
         if path.is_file():
             target = path.with_suffix(".mo")
             with target.open("wb") as handle:
-                write_mo(handle, _read_dashboard_catalog(path), use_fuzzy=False)
+                write_mo(handle, _read_dashboard_catalog(path, domain=domain), use_fuzzy=False)
             written.append(target)
     return written
 
@@ -398,12 +402,17 @@ def check_catalogs(
             if msgid not in expected:
                 problems.append(CatalogProblem(code, msgid, "entry is not in the template (stale)"))
     problems += check_dashboard_catalogs(root)
+    problems += check_dashboard_catalogs(root, domain=SERVICE_DOMAIN)
     return problems
 
 
 # --- The dashboard domain ---------------------------------------------------------------
 
 DASHBOARD_DOMAIN = "dashboard"
+#: Staff-facing texts outside the dashboard's pages: the command line, domain errors and
+#: API error details, CSV row errors (``service/**`` except ``service/web``).
+SERVICE_DOMAIN = "service"
+STAFF_DOMAINS: tuple[str, ...] = (DASHBOARD_DOMAIN, SERVICE_DOMAIN)
 #: The staff dashboard is Japanese first, with English switchable.
 DASHBOARD_CODES: tuple[str, ...] = ("ja", "en")
 DASHBOARD_SOURCE_LOCALE = "en"
@@ -419,12 +428,16 @@ def dashboard_source_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "web"
 
 
-def dashboard_template_path(locales_dir: Path | None = None) -> Path:
-    return (locales_dir or LOCALES_DIR) / f"{DASHBOARD_DOMAIN}.pot"
+def dashboard_template_path(
+    locales_dir: Path | None = None, domain: str = DASHBOARD_DOMAIN
+) -> Path:
+    return (locales_dir or LOCALES_DIR) / f"{domain}.pot"
 
 
-def dashboard_po_path(code: str, locales_dir: Path | None = None) -> Path:
-    return (locales_dir or LOCALES_DIR) / code / "LC_MESSAGES" / f"{DASHBOARD_DOMAIN}.po"
+def dashboard_po_path(
+    code: str, locales_dir: Path | None = None, domain: str = DASHBOARD_DOMAIN
+) -> Path:
+    return (locales_dir or LOCALES_DIR) / code / "LC_MESSAGES" / f"{domain}.po"
 
 
 def _dashboard_sources(source_dir: Path) -> list[tuple[str, Path]]:
@@ -439,10 +452,29 @@ def _dashboard_sources(source_dir: Path) -> list[tuple[str, Path]]:
     return sources
 
 
-def extract_dashboard_template(source_dir: Path | None = None) -> Catalog:
+def _service_sources(source_dir: Path) -> list[tuple[str, Path]]:
+    """Every Python module of the service except the dashboard's, in a stable order."""
+    web = source_dir / "web"
+    return [
+        ("python", path)
+        for path in sorted(source_dir.rglob("*.py"))
+        if web not in path.parents and "__pycache__" not in path.parts
+    ]
+
+
+def _domain_sources(domain: str, source_dir: Path | None) -> list[tuple[str, Path]]:
+    if domain == SERVICE_DOMAIN:
+        return _service_sources(source_dir or dashboard_source_dir().parent)
+    return _dashboard_sources(source_dir or dashboard_source_dir())
+
+
+def extract_dashboard_template(
+    source_dir: Path | None = None, domain: str = DASHBOARD_DOMAIN
+) -> Catalog:
     """The dashboard's template: every ``_()`` in the templates, every ``N_()``/``_()`` in
     the Python modules, in file order, as ``pybabel extract`` with the Jinja2 extractor
-    would find them."""
+    would find them. With ``domain="service"``, the ``service`` domain's from the rest of
+    the service (``source_dir`` is then the ``service`` package)."""
     template = Catalog(
         project=_PROJECT,
         version=_VERSION,
@@ -450,7 +482,7 @@ def extract_dashboard_template(source_dir: Path | None = None) -> Catalog:
         charset="utf-8",
         fuzzy=False,
     )
-    for method, path in _dashboard_sources(source_dir or dashboard_source_dir()):
+    for method, path in _domain_sources(domain, source_dir):
         options = {"silent": "false"} if method != "python" else {}
         for _lineno, message, comments, context in extract_from_file(
             method,
@@ -464,35 +496,40 @@ def extract_dashboard_template(source_dir: Path | None = None) -> Catalog:
     return template
 
 
-def _read_dashboard_catalog(path: Path, locale: str | None = None) -> Catalog:
+def _read_dashboard_catalog(
+    path: Path, locale: str | None = None, domain: str = DASHBOARD_DOMAIN
+) -> Catalog:
     try:
         with path.open("rb") as handle:
-            return read_po(handle, locale=locale, domain=DASHBOARD_DOMAIN, abort_invalid=True)
+            return read_po(handle, locale=locale, domain=domain, abort_invalid=True)
     except Exception as error:
         raise CatalogError(f"cannot read catalog {path}: {error}") from error
 
 
 def update_dashboard_catalogs(
-    locales_dir: Path | None = None, source_dir: Path | None = None
+    locales_dir: Path | None = None,
+    source_dir: Path | None = None,
+    domain: str = DASHBOARD_DOMAIN,
 ) -> list[Path]:
-    """Re-extract ``dashboard.pot`` and merge it into the Japanese and English catalogs."""
+    """Re-extract ``dashboard.pot`` (or ``service.pot``) and merge it into the Japanese and
+    English catalogs."""
     root = locales_dir or LOCALES_DIR
-    template = extract_dashboard_template(source_dir)
-    pot = dashboard_template_path(root)
+    template = extract_dashboard_template(source_dir, domain)
+    pot = dashboard_template_path(root, domain)
     if pot.is_file():
-        existing = _read_dashboard_catalog(pot)
+        existing = _read_dashboard_catalog(pot, domain=domain)
         if _template_signature(existing) == _template_signature(template):
             template.creation_date = existing.creation_date
     written: list[Path] = []
     if write_catalog(template, pot, None):
         written.append(pot)
     for code in DASHBOARD_CODES:
-        path = dashboard_po_path(code, root)
+        path = dashboard_po_path(code, root, domain)
         if path.is_file():
-            catalog = _read_dashboard_catalog(path)
+            catalog = _read_dashboard_catalog(path, domain=domain)
             review_status = read_review_status(path) or "draft"
         else:
-            catalog = Catalog(locale=code, domain=DASHBOARD_DOMAIN, charset="utf-8", fuzzy=False)
+            catalog = Catalog(locale=code, domain=domain, charset="utf-8", fuzzy=False)
             catalog.project, catalog.version = _PROJECT, _VERSION
             review_status = "draft"
         catalog.update(template, no_fuzzy_matching=True, update_creation_date=True)
@@ -512,40 +549,40 @@ def _python_format_names(text: str) -> set[str]:
 
 
 def check_dashboard_catalogs(
-    locales_dir: Path | None = None, source_dir: Path | None = None
+    locales_dir: Path | None = None,
+    source_dir: Path | None = None,
+    domain: str = DASHBOARD_DOMAIN,
 ) -> list[CatalogProblem]:
-    """Like :func:`check_catalogs`, for the dashboard: the template is current, every entry
-    of both catalogs is translated, and ``%(name)s`` placeholders match the message id."""
+    """Like :func:`check_catalogs`, for the dashboard (or the ``service`` domain): the
+    template is current, every entry of both catalogs is translated, and ``%(name)s``
+    placeholders match the message id."""
     root = locales_dir or LOCALES_DIR
-    pot_name = f"{DASHBOARD_DOMAIN}.pot"
+    pot_name = f"{domain}.pot"
+    where = "service/web" if domain == DASHBOARD_DOMAIN else "service (outside service/web)"
     problems: list[CatalogProblem] = []
-    extracted = list(dict.fromkeys(_message_ids(extract_dashboard_template(source_dir))))
-    pot = dashboard_template_path(root)
+    extracted = list(dict.fromkeys(_message_ids(extract_dashboard_template(source_dir, domain))))
+    pot = dashboard_template_path(root, domain)
     if not pot.is_file():
         problems.append(CatalogProblem(pot_name, None, f"missing: {pot}"))
     else:
-        template_ids = _message_ids(_read_dashboard_catalog(pot))
+        template_ids = _message_ids(_read_dashboard_catalog(pot, domain=domain))
         hint = "run `python -m i18n.catalogs update`"
         for msgid in sorted(set(extracted) - set(template_ids)):
             problems.append(
-                CatalogProblem(
-                    pot_name, msgid, f"is in service/web but not in the template; {hint}"
-                )
+                CatalogProblem(pot_name, msgid, f"is in {where} but not in the template; {hint}")
             )
         for msgid in sorted(set(template_ids) - set(extracted)):
             problems.append(
-                CatalogProblem(
-                    pot_name, msgid, f"is in the template but not in service/web; {hint}"
-                )
+                CatalogProblem(pot_name, msgid, f"is in the template but not in {where}; {hint}")
             )
     for code in DASHBOARD_CODES:
-        name = f"{DASHBOARD_DOMAIN}:{code}"
-        path = dashboard_po_path(code, root)
+        name = f"{domain}:{code}"
+        path = dashboard_po_path(code, root, domain)
         if not path.is_file():
             problems.append(CatalogProblem(name, None, f"catalog missing: {path}"))
             continue
         try:
-            catalog = _read_dashboard_catalog(path)
+            catalog = _read_dashboard_catalog(path, domain=domain)
         except CatalogError as error:
             problems.append(CatalogProblem(name, None, str(error)))
             continue
@@ -588,16 +625,24 @@ def check_dashboard_catalogs(
 
 
 @cache
-def load_dashboard_translations(code: str, locales_dir: str | None = None) -> Translations:
-    """The compiled dashboard catalog for ``code`` (Japanese when unknown), once per process."""
+def load_dashboard_translations(
+    code: str, locales_dir: str | None = None, domain: str = DASHBOARD_DOMAIN
+) -> Translations:
+    """The compiled dashboard (or ``service``) catalog for ``code`` (Japanese when unknown),
+    once per process."""
     if code not in DASHBOARD_CODES:
         code = DASHBOARD_CODES[0]
     root = Path(locales_dir) if locales_dir else LOCALES_DIR
-    catalog = _read_dashboard_catalog(dashboard_po_path(code, root), locale=code)
+    catalog = _read_dashboard_catalog(dashboard_po_path(code, root, domain), code, domain)
     buffer = BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
-    return Translations(fp=buffer, domain=DASHBOARD_DOMAIN)
+    return Translations(fp=buffer, domain=domain)
+
+
+def load_service_translations(code: str) -> Translations:
+    """The ``service`` domain's compiled catalog: the command line, errors, CSV problems."""
+    return load_dashboard_translations(code, None, SERVICE_DOMAIN)
 
 
 # --- Command line ---------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""Domain errors that the API turns into clear 4xx responses naming the field and the problem."""
+"""Domain errors that the API turns into clear 4xx responses naming the field and the problem.
+
+A domain error says what is wrong as a :class:`~service.texts.Text`; the API renders it in
+the language the request's ``Accept-Language`` prefers (Japanese or English, English when
+it says neither), the command line in its own, the dashboard in the staff member's. The
+JSON shape and the ``type`` codes are the same in every language.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +13,30 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+
+from service.texts import Text, accept_language
+from service.validation_text import localized_errors
 
 
 class DomainError(Exception):
     status_code = 400
     kind = "error"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | Text, *, field: str | None = None) -> None:
+        if not isinstance(message, Text):
+            message = Text("%(reason)s", {"reason": message})
+        self.text = message
+        self.message = str(self.text)  # English, for logs and for code that never shows it
+        super().__init__(self.message)
         self.field = field
 
-    def to_detail(self) -> list[dict[str, object]]:
+    def to_detail(self, language: str = "en") -> list[dict[str, object]]:
         loc: list[str] = ["body", self.field] if self.field else ["body"]
-        return [{"loc": loc, "msg": self.message, "type": self.kind}]
+        return [{"loc": loc, "msg": self.text.render(language), "type": self.kind}]
 
 
 class NotFound(DomainError):
@@ -46,13 +60,22 @@ def install_error_handlers(app: FastAPI, *, login: Callable[..., Any]) -> None:
     """``login``: the dependency of routes that need a logged-in caller (their 401 and 409
     are declared); given by the application, since this module sits below auth."""
 
-    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
+        language = accept_language(request.headers.get("accept-language"))
         if isinstance(exc, NotFound):
-            return JSONResponse({"detail": exc.message}, status_code=404)
-        return JSONResponse({"detail": exc.to_detail()}, status_code=exc.status_code)
+            return JSONResponse({"detail": exc.text.render(language)}, status_code=404)
+        return JSONResponse({"detail": exc.to_detail(language)}, status_code=exc.status_code)
+
+    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+        """FastAPI's own 422 answer, with each ``msg`` in the request's language."""
+        assert isinstance(exc, RequestValidationError)
+        language = accept_language(request.headers.get("accept-language"))
+        detail = localized_errors(list(exc.errors()), language)
+        return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
 
     app.add_exception_handler(DomainError, handle)
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
     generate = app.openapi
 

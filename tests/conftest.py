@@ -28,6 +28,9 @@ from service.db import get_engine, make_engine, normalize_database_url
 
 REPO = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("MIMAMORI_TEST_DATABASE_URL")
+# The command line speaks Japanese by default (service/texts.py); the suite's assertions on
+# its output read English unless a test asks for Japanese (tests/test_cli_language.py).
+os.environ.setdefault("MIMAMORI_LANGUAGE", "en")
 TEST_PASSWORD = "correct horse battery staple"
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
 from service.common import StrictBody, id_field, timestamp_field
+from service.texts import N_, TextError
 
 
 class Role(StrEnum):
@@ -66,7 +67,7 @@ class UserCreate(StrictBody, UserBase):
     def _email(cls, value: str) -> str:
         value = value.strip().lower()
         if "@" not in value and not value.isidentifier():
-            raise ValueError("use an email address or a simple login name")
+            raise TextError(N_("use an email address or a simple login name"))
         return value
 
 

@@ -28,6 +28,8 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
+from service.texts import N_, Text
+
 MIN_LENGTH = 12
 # Keeps hashing cheap; far beyond any passphrase a person types.
 MAX_LENGTH = 200
@@ -60,17 +62,25 @@ class Weakness(StrEnum):
     personal = "personal"
 
 
-MESSAGES: dict[Weakness, str] = {
-    Weakness.too_short: "the password is too short: use at least 12 characters "
-    "(a few unrelated words make a good one)",
-    Weakness.too_long: "the password is too long: use at most 200 characters",
-    Weakness.blank: "the password cannot be only spaces",
-    Weakness.common: "this password is one of the most common or breached passwords, "
-    "or built from one: choose another",
-    Weakness.predictable: "this password is too easy to guess: repeated characters or "
-    "keyboard or alphabet sequences",
-    Weakness.personal: "the password is built from your login, your name or your "
-    "organization's name: choose one that is not",
+MESSAGES: dict[Weakness, Text] = {
+    Weakness.too_short: N_(
+        "the password is too short: use at least 12 characters "
+        "(a few unrelated words make a good one)"
+    ),
+    Weakness.too_long: N_("the password is too long: use at most 200 characters"),
+    Weakness.blank: N_("the password cannot be only spaces"),
+    Weakness.common: N_(
+        "this password is one of the most common or breached passwords, "
+        "or built from one: choose another"
+    ),
+    Weakness.predictable: N_(
+        "this password is too easy to guess: repeated characters or "
+        "keyboard or alphabet sequences"
+    ),
+    Weakness.personal: N_(
+        "the password is built from your login, your name or your "
+        "organization's name: choose one that is not"
+    ),
 }
 
 

@@ -16,6 +16,7 @@ from service.common import utcnow
 from service.config import Settings
 from service.errors import Conflict, Invalid, NotFound
 from service.registry.models import Organization
+from service.texts import N_
 
 
 class WeakPassword(Invalid):
@@ -65,7 +66,10 @@ def create_user(
     *, session: Session, organization_id: uuid.UUID, data: UserCreate, actor: Actor
 ) -> User:
     if get_user_by_email(session=session, email=data.email):
-        raise Conflict(f"a user with login {data.email!r} already exists", field="email")
+        raise Conflict(
+            N_("a user with login %(email)s already exists", email=repr(data.email)),
+            field="email",
+        )
     check_password(
         session=session,
         password=data.password,
@@ -192,7 +196,7 @@ def change_password(*, session: Session, user: User, password: str, actor: Actor
 def get_user(*, session: Session, organization_id: uuid.UUID, user_id: uuid.UUID) -> User:
     user = session.get(User, user_id)
     if user is None or user.organization_id != organization_id:
-        raise NotFound("user not found")
+        raise NotFound(N_("user not found"))
     return user
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from service.common import id_field, timestamp_field
+from service.texts import N_, TextError
 
 # The timeline has its own package (below check-ins and escalations); kept importable here.
 from service.timeline.models import TimelineEvent as TimelineEvent
@@ -100,9 +101,9 @@ def _check_hhmm(value: str) -> str:
         hours, minutes = value.split(":")
         h, m = int(hours), int(minutes)
     except ValueError:
-        raise ValueError("use HH:MM, for example 10:00") from None
+        raise TextError(N_("use HH:MM, for example 10:00")) from None
     if not (0 <= h < 24 and 0 <= m < 60):
-        raise ValueError("use HH:MM, for example 10:00")
+        raise TextError(N_("use HH:MM, for example 10:00"))
     return f"{h:02d}:{m:02d}"
 
 
@@ -118,7 +119,7 @@ class _ScheduleValidators(SQLModel):
         if value is None:
             return None
         if not value or any(not 0 <= d <= 6 for d in value):
-            raise ValueError("weekdays are 0 (Monday) to 6 (Sunday), at least one")
+            raise TextError(N_("weekdays are 0 (Monday) to 6 (Sunday), at least one"))
         return sorted(set(value))
 
     @field_validator("plan", check_fields=False)
@@ -152,11 +153,11 @@ def check_targets(
 ) -> None:
     """A schedule's targets must say whom they mean: raises ValueError naming what is missing."""
     if kind == TargetKind.sites and not site_ids:
-        raise ValueError("target_kind 'sites' needs target_site_ids")
+        raise TextError(N_("target_kind 'sites' needs target_site_ids"))
     if kind == TargetKind.flag and not flag:
-        raise ValueError("target_kind 'flag' needs target_flag")
+        raise TextError(N_("target_kind 'flag' needs target_flag"))
     if kind == TargetKind.residents and not resident_ids:
-        raise ValueError("target_kind 'residents' needs target_resident_ids")
+        raise TextError(N_("target_kind 'residents' needs target_resident_ids"))
 
 
 class Schedule(ScheduleBase, table=True):
@@ -257,7 +258,7 @@ class RoundStart(SQLModel):
     def _one_target(self) -> RoundStart:
         # A round asks chosen sites, or chosen residents; given both, one would be dropped.
         if self.site_ids and self.resident_ids:
-            raise ValueError("give site_ids or resident_ids, not both")
+            raise TextError(N_("give site_ids or resident_ids, not both"))
         return self
 
 

@@ -48,6 +48,7 @@ from service.escalations.models import (
 from service.registry import service as registry
 from service.registry.models import Organization, Resident
 from service.telephony.models import InboundMessage, OutboxMessage
+from service.texts import N_
 from service.translation import service as translations
 
 router = APIRouter()
@@ -58,7 +59,7 @@ router = APIRouter()
 def _schedule(session: Session, organization_id: uuid.UUID, schedule_id: uuid.UUID) -> Schedule:
     schedule = session.get(Schedule, schedule_id)
     if schedule is None or schedule.organization_id != organization_id:
-        raise NotFound("schedule not found")
+        raise NotFound(N_("schedule not found"))
     return schedule
 
 
@@ -82,7 +83,9 @@ def _check_targets(
                 session=session, organization_id=organization_id, site_id=uuid.UUID(site_id)
             )
         except (NotFound, ValueError):
-            raise Invalid(f"no such site {site_id}", field="target_site_ids") from None
+            raise Invalid(
+                N_("no such site %(id)s", id=str(site_id)), field="target_site_ids"
+            ) from None
     wanted = {uuid.UUID(r) for r in resident_ids}
     found = set(
         session.execute(
@@ -94,7 +97,9 @@ def _check_targets(
     )
     for resident_id in resident_ids:
         if uuid.UUID(resident_id) not in found:
-            raise Invalid(f"no such resident {resident_id}", field="target_resident_ids")
+            raise Invalid(
+                N_("no such resident %(id)s", id=str(resident_id)), field="target_resident_ids"
+            )
 
 
 @router.get("/schedules", response_model=Page[SchedulePublic], tags=["schedules"])
@@ -139,7 +144,7 @@ def update_schedule(
     changes = data.model_dump(exclude_unset=True)
     for name, value in changes.items():
         if value is None and name != "target_flag":  # only the flag can be cleared
-            raise Invalid(f"{name} cannot be null", field=name)
+            raise Invalid(N_("%(field)s cannot be null", field=name), field=name)
     targets = [
         changes[name] if name in changes else getattr(schedule, name)
         for name in ("target_kind", "target_site_ids", "target_flag", "target_resident_ids")
@@ -205,14 +210,16 @@ def start_broadcast(session: SessionDep, user: Coordinator, data: RoundStart) ->
                 session=session, organization_id=user.organization_id, site_id=site_id
             )
         except NotFound:
-            raise Invalid(f"no such site {site_id}", field="site_ids") from None
+            raise Invalid(N_("no such site %(id)s", id=str(site_id)), field="site_ids") from None
     for resident_id in data.resident_ids:
         try:
             registry.get_resident(
                 session=session, organization_id=user.organization_id, resident_id=resident_id
             )
         except NotFound:
-            raise Invalid(f"no such resident {resident_id}", field="resident_ids") from None
+            raise Invalid(
+                N_("no such resident %(id)s", id=str(resident_id)), field="resident_ids"
+            ) from None
     kind = RoundKind.one_off if data.resident_ids and not data.site_ids else RoundKind.broadcast
     round_id = flows.start_broadcast(
         get_engine(),

@@ -29,6 +29,7 @@ from service.jma.models import (
     JmaTriggerPolicyUpdate,
 )
 from service.jma.parser import MAX_DOCUMENT_BYTES, BulletinError, parse_bulletin
+from service.texts import N_
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/jma", tags=["jma"])
@@ -110,7 +111,7 @@ async def push_bulletin(request: Request) -> PushResult:
     try:
         bulletin = parse_bulletin(body)
     except BulletinError as exc:
-        raise Invalid(f"not a usable JMA bulletin: {exc}") from None
+        raise Invalid(N_("not a usable JMA bulletin: %(reason)s", reason=str(exc))) from None
     result = await run_in_threadpool(
         jma.process_bulletin,
         get_engine(),

@@ -41,22 +41,34 @@ from service.registry.models import (
 )
 from service.registry.phones import display_phone, phone_kind
 from service.registry.service import normalize_site_name
+from service.texts import N_, Text, TextError, render
+from service.validation_text import validation_text
 
 ImportKind = Literal["residents", "members", "assignments"]
 Progress = Callable[[int, int], None]
 CHUNK = 2000
 
 
-class CsvFileError(ValueError):
+class CsvFileError(TextError):
     """The file as a whole cannot be read: wrong encoding, no header, missing columns."""
 
 
 @dataclass
 class RowError:
+    """One problem in one row; ``reason`` is rendered in the reader's language."""
+
     row: int  # line number in the file, the header being line 1
     column: str
     value: str
-    reason: str
+    reason: Text
+
+    def as_dict(self, language: str = "en") -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "column": self.column,
+            "value": self.value,
+            "reason": self.reason.render(language),
+        }
 
 
 @dataclass
@@ -79,7 +91,7 @@ class ImportReport:
     def ok(self) -> bool:
         return not self.errors
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, language: str = "en") -> dict[str, Any]:
         return {
             "kind": self.kind,
             "encoding": self.encoding,
@@ -88,7 +100,7 @@ class ImportReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "rejected": self.rejected,
-            "errors": [e.__dict__ for e in self.errors],
+            "errors": [e.as_dict(language) for e in self.errors],
             "new_sites": self.new_sites,
             "ignored_columns": self.ignored_columns,
             "dry_run": self.dry_run,
@@ -109,9 +121,12 @@ def decode_csv_bytes(data: bytes) -> tuple[str, str]:
             # A BOM promises UTF-8; guessing another encoding behind it could misread names.
             line = data[: 3 + exc.start].count(b"\n") + 1
             raise CsvFileError(
-                "the file starts with a UTF-8 byte order mark, but line "
-                f"{line} is not UTF-8 (perhaps CP932/Shift_JIS text was added to a UTF-8 "
-                "file): save it again in one encoding, as 'CSV UTF-8' or as CSV (CP932)"
+                N_(
+                    "the file starts with a UTF-8 byte order mark, but line %(line)s is not "
+                    "UTF-8 (perhaps CP932/Shift_JIS text was added to a UTF-8 file): save it "
+                    "again in one encoding, as 'CSV UTF-8' or as CSV (CP932)",
+                    line=line,
+                )
             ) from None
     try:
         return data.decode("utf-8"), "utf-8"
@@ -123,7 +138,11 @@ def decode_csv_bytes(data: bytes) -> tuple[str, str]:
         # Name the line where the more plausible encoding broke down.
         line = data[: max(exc.start, utf8_failed_at)].count(b"\n") + 1
         raise CsvFileError(
-            f"the file is neither UTF-8 nor CP932 (Shift_JIS): undecodable bytes on line {line}"
+            N_(
+                "the file is neither UTF-8 nor CP932 (Shift_JIS): undecodable bytes on line "
+                "%(line)s",
+                line=line,
+            )
         ) from None
 
 
@@ -229,7 +248,11 @@ def _map_headers(
             continue
         if target in mapping:
             raise CsvFileError(
-                f"two columns mean the same thing ({headers[mapping[target]]!r} and {header!r})"
+                N_(
+                    "two columns mean the same thing (%(first)s and %(second)s)",
+                    first=repr(headers[mapping[target]]),
+                    second=repr(header),
+                )
             )
         mapping[target] = index
     missing = [f for f in required if f not in mapping]
@@ -237,7 +260,7 @@ def _map_headers(
         names = ", ".join(
             f"{f} ({columns[f][2] if len(columns[f]) > 2 else columns[f][0]})" for f in missing
         )
-        raise CsvFileError(f"required columns are missing: {names}")
+        raise CsvFileError(N_("required columns are missing: %(columns)s", columns=names))
     return mapping, ignored
 
 
@@ -296,11 +319,13 @@ def _read_rows(text: str) -> _Rows:
     try:
         headers = next(reader)
     except StopIteration:
-        raise CsvFileError("the file is empty") from None
+        raise CsvFileError(N_("the file is empty")) from None
     except csv.Error as exc:
-        raise CsvFileError(f"the header line is not valid CSV: {exc}") from None
+        raise CsvFileError(
+            N_("the header line is not valid CSV: %(reason)s", reason=str(exc))
+        ) from None
     if any("\x00" in h for h in headers):
-        raise CsvFileError("the header line contains a NUL character")
+        raise CsvFileError(N_("the header line contains a NUL character"))
     result = _Rows(headers=[restore_cell(h) for h in headers], rows=[])
     raw.clear()
     try:
@@ -315,15 +340,21 @@ def _read_rows(text: str) -> _Rows:
                 # Quotes come in pairs in a well-formed record; an odd count means the
                 # reader hit the end of the file inside a quoted field.
                 if record.count('"') % 2:
-                    result.broken[line] = (
-                        f"the quote opened on line {start} is never closed: lines "
-                        f"{start}-{line} were read as one row"
+                    result.broken[line] = N_(
+                        "the quote opened on line %(start)s is never closed: lines "
+                        "%(start)s-%(line)s were read as one row",
+                        start=start,
+                        line=line,
                     )
             if any("\x00" in v for v in values):
-                result.broken.setdefault(line, f"line {start} contains a NUL character")
+                result.broken.setdefault(
+                    line, N_("line %(line)s contains a NUL character", line=start)
+                )
             result.rows.append((line, [restore_cell(v) for v in values]))
     except csv.Error as exc:
-        raise CsvFileError(f"line {reader.line_num} is not valid CSV: {exc}") from None
+        raise CsvFileError(
+            N_("line %(line)s is not valid CSV: %(reason)s", line=reader.line_num, reason=str(exc))
+        ) from None
     return result
 
 
@@ -345,10 +376,12 @@ def _check_rows(read: _Rows, mapping: dict[str, int]) -> None:
             if name in _MULTILINE_FIELDS or index >= len(values):
                 continue
             if "\n" in values[index] or "\r" in values[index]:
-                read.broken[line] = (
-                    f"a quote opened on line {start} closes only on line {line}, so these "
-                    f"lines were read as one row (column {read.headers[index]!r}): check "
-                    "the quotes"
+                read.broken[line] = N_(
+                    "a quote opened on line %(start)s closes only on line %(line)s, so these "
+                    "lines were read as one row (column %(column)s): check the quotes",
+                    start=start,
+                    line=line,
+                    column=repr(read.headers[index]),
                 )
                 break
 
@@ -401,7 +434,7 @@ _MEMBER_KINDS = {
 }
 
 
-class _BadValue(ValueError):
+class _BadValue(TextError):
     pass
 
 
@@ -415,7 +448,14 @@ def _parse_bool(value: str) -> bool:
         return True
     if key in _FALSE:
         return False
-    raise _BadValue("expected yes/no (はい/いいえ, ○/×, 1/0)")
+    raise _BadValue(N_("expected yes/no (はい/いいえ, ○/×, 1/0)"))
+
+
+_CHOICE_PROBLEMS = {
+    "channel": N_("unknown channel; use one of %(allowed)s"),
+    "status": N_("unknown status; use one of %(allowed)s"),
+    "kind": N_("unknown kind; use one of %(allowed)s"),
+}
 
 
 def _parse_choice(value: str, choices: dict[str, Any], what: str) -> Any:
@@ -423,7 +463,8 @@ def _parse_choice(value: str, choices: dict[str, Any], what: str) -> Any:
     if key in choices:
         return choices[key]
     allowed = sorted({str(v.value) for v in choices.values()})
-    raise _BadValue(f"unknown {what}; use one of {', '.join(allowed)}")
+    problem = _CHOICE_PROBLEMS[what]
+    raise _BadValue(Text(problem.msgid, {"allowed": ", ".join(allowed)}))
 
 
 def _parse_date(value: str) -> date:
@@ -433,7 +474,7 @@ def _parse_date(value: str) -> date:
             return datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    raise _BadValue("expected a date like 2026-04-01 or 2026/04/01")
+    raise _BadValue(N_("expected a date like 2026-04-01 or 2026/04/01"))
 
 
 def _consent_datetime(value: str, tz: ZoneInfo) -> datetime:
@@ -446,12 +487,14 @@ def _consent_datetime(value: str, tz: ZoneInfo) -> datetime:
     return datetime.combine(_parse_date(value), time(0), tz).astimezone(UTC)
 
 
-def _pydantic_errors(exc: ValidationError) -> list[tuple[str, str]]:
+def _pydantic_errors(exc: ValidationError) -> list[tuple[str, Text]]:
     out = []
     for err in exc.errors():
         loc = err["loc"][0] if err["loc"] else ""
-        msg = err["msg"].removeprefix("Value error, ")
-        out.append((str(loc), msg))
+        found = validation_text(err)
+        if found is None:
+            found = Text("%(reason)s", {"reason": err["msg"].removeprefix("Value error, ")})
+        out.append((str(loc), found))
     return out
 
 
@@ -464,7 +507,7 @@ class _Plan:
 
     creates: list[dict[str, Any]] = field(default_factory=list)
     updates: list[tuple[dict[str, Any], list[str]]] = field(default_factory=list)
-    bad_lines: dict[int, list[str]] = field(default_factory=dict)
+    bad_lines: dict[int, list[Text]] = field(default_factory=dict)
     new_sites: dict[str, uuid.UUID] = field(default_factory=dict)
     deletes: list[uuid.UUID] = field(default_factory=list)
 
@@ -479,10 +522,13 @@ def import_csv(
     dry_run: bool = False,
     apply_valid_rows: bool = False,
     progress: Progress | None = None,
+    language: str = "en",
 ) -> ImportReport:
     """Validate a whole file, then apply it in one transaction, or not at all.
 
-    The caller commits; on a report that is not applied nothing has been written.
+    The caller commits; on a report that is not applied nothing has been written. The
+    reject file's reasons are in ``language``, the importer's; the report's row errors
+    stay texts, for each reader to render in theirs.
     """
     text, encoding = decode_csv_bytes(data)
     read = _read_rows(text)
@@ -496,7 +542,7 @@ def import_csv(
         "assignments": (ASSIGNMENT_COLUMNS, ASSIGNMENT_REQUIRED),
     }.get(kind, (None, ()))
     if columns is None:  # pragma: no cover - typed away
-        raise CsvFileError(f"unknown import kind {kind!r}")
+        raise CsvFileError(N_("unknown import kind %(kind)s", kind=repr(kind)))
     mapping, report.ignored_columns = _map_headers(headers, columns, required)
     _check_rows(read, mapping)
     rows = [(line, values) for line, values in all_rows if line not in read.broken]
@@ -521,7 +567,7 @@ def import_csv(
     report.updated = len(plan.updates) + replaced
     report.new_sites = sorted(plan.new_sites)
     if plan.bad_lines:
-        report.reject_csv = _reject_file(headers, all_rows, plan.bad_lines)
+        report.reject_csv = _reject_file(headers, all_rows, plan.bad_lines, language)
     if dry_run or (report.errors and not apply_valid_rows):
         return report
     _apply(session, org.id, model, kind, plan, actor, report)
@@ -530,10 +576,12 @@ def import_csv(
 
 
 def _row_error(
-    report: ImportReport, plan: _Plan, line: int, column: str, value: str, reason: str
+    report: ImportReport, plan: _Plan, line: int, column: str, value: str, reason: Text
 ) -> None:
     report.errors.append(RowError(row=line, column=column, value=value, reason=reason))
-    plan.bad_lines.setdefault(line, []).append(f"{column}: {reason}")
+    plan.bad_lines.setdefault(line, []).append(
+        N_("%(column)s: %(reason)s", column=column, reason=reason)
+    )
 
 
 def _cell(values: list[str], mapping: dict[str, int], name: str) -> str:
@@ -647,7 +695,7 @@ def _plan_residents(
                 else:
                     raw[name] = _norm(cell) if name != "notes" else cell.strip()
             except _BadValue as exc:
-                _row_error(report, plan, line, header_of[name], cell, str(exc))
+                _row_error(report, plan, line, header_of[name], cell, exc.text)
                 row_bad = True
         external_id = raw.get("external_id") or ""
         if not external_id:
@@ -657,8 +705,10 @@ def _plan_residents(
                 line,
                 header_of["external_id"],
                 "",
-                "an external id is required, so that a re-import updates the row "
-                "instead of adding a duplicate",
+                N_(
+                    "an external id is required, so that a re-import updates the row "
+                    "instead of adding a duplicate"
+                ),
             )
             row_bad = True
         elif external_id in seen:
@@ -668,7 +718,7 @@ def _plan_residents(
                 line,
                 header_of["external_id"],
                 external_id,
-                f"duplicate of line {seen[external_id]}",
+                N_("duplicate of line %(line)s", line=seen[external_id]),
             )
             row_bad = True
         else:
@@ -759,12 +809,12 @@ def _plan_members(
                 else:
                     raw[name] = _norm(cell)
             except _BadValue as exc:
-                _row_error(report, plan, line, header_of[name], cell, str(exc))
+                _row_error(report, plan, line, header_of[name], cell, exc.text)
                 row_bad = True
         external_id = raw.get("external_id") or ""
         if not external_id:
             _row_error(
-                report, plan, line, header_of["external_id"], "", "an external id is required"
+                report, plan, line, header_of["external_id"], "", N_("an external id is required")
             )
             row_bad = True
         elif external_id in seen:
@@ -774,7 +824,7 @@ def _plan_members(
                 line,
                 header_of["external_id"],
                 external_id,
-                f"duplicate of line {seen[external_id]}",
+                N_("duplicate of line %(line)s", line=seen[external_id]),
             )
             row_bad = True
         else:
@@ -849,7 +899,7 @@ def _plan_assignments(
                 line,
                 header_of["resident_external_id"],
                 r_ext,
-                "no resident with this external id",
+                N_("no resident with this external id"),
             )
             bad = True
         mid = members.get(m_ext)
@@ -860,7 +910,7 @@ def _plan_assignments(
                 line,
                 header_of["member_external_id"],
                 m_ext,
-                "no member with this external id",
+                N_("no member with this external id"),
             )
             bad = True
         try:
@@ -874,7 +924,7 @@ def _plan_assignments(
                 line,
                 header_of["rank"],
                 rank_text,
-                "rank must be a whole number from 1 (first contact) to 20",
+                N_("rank must be a whole number from 1 (first contact) to 20"),
             )
             bad = True
         if bad:
@@ -888,7 +938,7 @@ def _plan_assignments(
                 line,
                 header_of["member_external_id"],
                 m_ext,
-                f"this pair is already on line {mine[mid][1]}",
+                N_("this pair is already on line %(line)s", line=mine[mid][1]),
             )
             continue
         clash = next((ln for m, (rk, ln) in mine.items() if rk == rank), None)
@@ -899,7 +949,11 @@ def _plan_assignments(
                 line,
                 header_of["rank"],
                 rank_text,
-                f"line {clash} already gives this resident rank {rank}",
+                N_(
+                    "line %(line)s already gives this resident rank %(rank)s",
+                    line=clash,
+                    rank=rank,
+                ),
             )
             continue
         mine[mid] = (rank, line)
@@ -915,7 +969,7 @@ def _plan_assignments(
                     line,
                     header_of["rank"],
                     str(rank),
-                    f"the resident already has another contact at rank {rank}",
+                    N_("the resident already has another contact at rank %(rank)s", rank=rank),
                 )
                 del mine[mid]
                 continue
@@ -1048,9 +1102,13 @@ def _apply(
 
 
 def _reject_file(
-    headers: list[str], rows: list[tuple[int, list[str]]], bad_lines: dict[int, list[str]]
+    headers: list[str],
+    rows: list[tuple[int, list[str]]],
+    bad_lines: dict[int, list[Text]],
+    language: str,
 ) -> str:
-    """The rejected rows as they came, with the line number and the reasons added."""
+    """The rejected rows as they came, with the line number and the reasons added (in the
+    importer's language)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(safe_csv_row([*headers, "元の行番号 (line)", "エラー (error)"]))
@@ -1058,14 +1116,15 @@ def _reject_file(
         if line in bad_lines:
             # NULs are dropped here only: the row is already refused for them.
             cells = [v.replace("\x00", "") for v in values]
-            writer.writerow(safe_csv_row([*cells, line, "; ".join(bad_lines[line])]))
+            reasons = "; ".join(str(render(reason, language)) for reason in bad_lines[line])
+            writer.writerow(safe_csv_row([*cells, line, reasons]))
     return out.getvalue()
 
 
 # --- Export -----------------------------------------------------------------------------------
 
 
-class ExportEncodingError(ValueError):
+class ExportEncodingError(TextError):
     pass
 
 
@@ -1143,9 +1202,14 @@ def export_residents(
             try:
                 line.encode(encoding)
             except UnicodeEncodeError as exc:
-                bad.append(f"line {n} ({line[exc.start : exc.end]!r})")
+                bad.append(f"{n} ({line[exc.start : exc.end]!r})")
+        lines = ", ".join(bad[:10]) + (" …" if len(bad) > 10 else "")
         raise ExportEncodingError(
-            f"{len(bad)} rows have characters that {encoding.upper()} cannot hold: "
-            f"{', '.join(bad[:10])}{' …' if len(bad) > 10 else ''}. "
-            "Export as UTF-8 with BOM instead; Excel opens it correctly."
+            N_(
+                "%(count)s rows have characters that %(encoding)s cannot hold: lines "
+                "%(lines)s. Export as UTF-8 with BOM instead; Excel opens it correctly.",
+                count=len(bad),
+                encoding=encoding.upper(),
+                lines=lines,
+            )
         ) from None

@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from service.common import StrictBody, UtcDateTime, id_field, timestamp_field
 from service.registry.phones import PhoneError, PhoneKind, normalize_phone
+from service.texts import N_, TextError
 
 
 class ResidentStatus(StrEnum):
@@ -42,8 +43,12 @@ def _check_language(value: str | None) -> str | None:
 
     code = normalize_language_code(value)
     if code is None:
-        raise ValueError(
-            f"unsupported language {value!r}; use one of: {', '.join(sorted(SUPPORTED_CODES))}"
+        raise TextError(
+            N_(
+                "unsupported language %(value)s; use one of: %(codes)s",
+                value=repr(value),
+                codes=", ".join(sorted(SUPPORTED_CODES)),
+            )
         )
     return code
 
@@ -52,7 +57,7 @@ def _check_phone(value: str | None) -> str | None:
     try:
         return normalize_phone(value)
     except PhoneError as exc:
-        raise ValueError(f"invalid phone number: {exc}") from None
+        raise TextError(N_("invalid phone number: %(reason)s", reason=exc.text)) from None
 
 
 _REQUIRED_TEXT = {"name"}
@@ -61,7 +66,7 @@ _REQUIRED_TEXT = {"name"}
 def _blank_to_none(value: object, field: str | None = None) -> object:
     if isinstance(value, str) and not value.strip():
         if field in _REQUIRED_TEXT:
-            raise ValueError(f"{field} is required and cannot be blank")
+            raise TextError(N_("%(field)s is required and cannot be blank", field=field))
         return None
     return value.strip() if isinstance(value, str) else value
 
@@ -361,7 +366,7 @@ class ResidentCreate(_ResidentValidators, ResidentBase):
     @model_validator(mode="after")
     def _away_needs_date(self) -> ResidentCreate:
         if self.status == ResidentStatus.away and self.away_until is None:
-            raise ValueError("status 'away' needs away_until (the date they return)")
+            raise TextError(N_("status 'away' needs away_until (the date they return)"))
         return self
 
 
@@ -423,7 +428,7 @@ class _MemberValidators(StrictBody):
     @classmethod
     def _phone(cls, value: object) -> object:
         if value is None or (isinstance(value, str) and not value.strip()):
-            raise ValueError("a member needs a phone number to receive alerts")
+            raise TextError(N_("a member needs a phone number to receive alerts"))
         return _check_phone(value)  # type: ignore[arg-type]
 
     @field_validator("languages", mode="before", check_fields=False)

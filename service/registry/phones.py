@@ -9,6 +9,8 @@ from enum import StrEnum
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
+from service.texts import N_, TextError
+
 DEFAULT_REGION = "JP"
 
 # Characters people type between digits that NFKC does not turn into an ASCII hyphen.
@@ -20,8 +22,8 @@ class PhoneKind(StrEnum):
     landline = "landline"
 
 
-class PhoneError(ValueError):
-    """Raised with a reason a member of staff can act on."""
+class PhoneError(TextError):
+    """Raised with a reason a member of staff can act on (a text, in their language)."""
 
 
 @dataclass(frozen=True)
@@ -35,20 +37,20 @@ class ParsedPhone:
 
 
 _REASONS = {
-    phonenumbers.ValidationResult.TOO_SHORT: "too short to be a phone number",
-    phonenumbers.ValidationResult.TOO_LONG: "too long to be a phone number",
-    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
-    phonenumbers.ValidationResult.INVALID_LENGTH: "wrong number of digits",
+    phonenumbers.ValidationResult.TOO_SHORT: N_("too short to be a phone number"),
+    phonenumbers.ValidationResult.TOO_LONG: N_("too long to be a phone number"),
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: N_("unknown country code"),
+    phonenumbers.ValidationResult.INVALID_LENGTH: N_("wrong number of digits"),
 }
 
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 _VOICE_ONLY_TYPES = {PhoneNumberType.FIXED_LINE, PhoneNumberType.VOIP}
 _REFUSED_TYPES = {
-    PhoneNumberType.TOLL_FREE: "toll-free numbers cannot receive calls from us",
-    PhoneNumberType.PREMIUM_RATE: "premium-rate numbers are not accepted",
-    PhoneNumberType.SHARED_COST: "shared-cost numbers are not accepted",
-    PhoneNumberType.PAGER: "pager numbers cannot receive check-ins",
-    PhoneNumberType.UAN: "company switchboard numbers are not accepted",
+    PhoneNumberType.TOLL_FREE: N_("toll-free numbers cannot receive calls from us"),
+    PhoneNumberType.PREMIUM_RATE: N_("premium-rate numbers are not accepted"),
+    PhoneNumberType.SHARED_COST: N_("shared-cost numbers are not accepted"),
+    PhoneNumberType.PAGER: N_("pager numbers cannot receive check-ins"),
+    PhoneNumberType.UAN: N_("company switchboard numbers are not accepted"),
 }
 
 
@@ -76,22 +78,22 @@ def parse_phone(raw: str, region: str = DEFAULT_REGION) -> ParsedPhone:
 def _parse_phone(raw: str, region: str) -> ParsedPhone:
     text = unicodedata.normalize("NFKC", raw or "").translate(_DASHES).strip()
     if not text:
-        raise PhoneError("empty")
+        raise PhoneError(N_("empty"))
     if any(ch.isalpha() for ch in text.replace("ext", "")):
-        raise PhoneError("contains letters")
+        raise PhoneError(N_("contains letters"))
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
-        raise PhoneError(f"not a phone number ({exc._msg})") from None
+        raise PhoneError(N_("not a phone number (%(reason)s)", reason=exc._msg)) from None
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible not in (
         phonenumbers.ValidationResult.IS_POSSIBLE,
         phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
     ):
-        raise PhoneError(_REASONS.get(possible, "not a possible phone number"))
+        raise PhoneError(_REASONS.get(possible, N_("not a possible phone number")))
     if not phonenumbers.is_valid_number(number):
         region_code = phonenumbers.region_code_for_number(number) or region
-        raise PhoneError(f"not a valid number for {region_code}")
+        raise PhoneError(N_("not a valid number for %(region)s", region=region_code))
     number_type = phonenumbers.number_type(number)
     if number_type in _REFUSED_TYPES:
         raise PhoneError(_REFUSED_TYPES[number_type])

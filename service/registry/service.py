@@ -36,9 +36,18 @@ from service.registry.models import (
     SiteUpdate,
 )
 from service.registry.phones import phone_kind
+from service.texts import N_, Text
 
 M = TypeVar("M", bound=SQLModel)
 MAX_PAGE = 500
+
+
+_NOT_FOUND = {
+    "site": N_("site not found"),
+    "resident": N_("resident not found"),
+    "member": N_("member not found"),
+    "assignment": N_("assignment not found"),
+}
 
 
 def _get_scoped(
@@ -46,7 +55,7 @@ def _get_scoped(
 ) -> M:
     obj = session.get(model, obj_id)
     if obj is None or obj.organization_id != organization_id:  # type: ignore[attr-defined]
-        raise NotFound(f"{label} not found")
+        raise NotFound(_NOT_FOUND.get(label) or f"{label} not found")
     return obj
 
 
@@ -54,7 +63,7 @@ def _changed_fields(obj: SQLModel, changes: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in changes.items() if getattr(obj, k) != v}
 
 
-def _flush_or_conflict(session: Session, field: str, message: str) -> None:
+def _flush_or_conflict(session: Session, field: str, message: Text) -> None:
     try:
         session.flush()
     except IntegrityError:
@@ -72,14 +81,16 @@ def update_organization(
     (merged: a ``null`` name removes that language's). Audited with the values before."""
     org = session.get(Organization, organization_id)
     if org is None:
-        raise NotFound("organization not found")
+        raise NotFound(N_("organization not found"))
     changes = data.model_dump(exclude_unset=True)
     senders = {k: changes.pop(k) for k in _SENDER_FIELDS if k in changes}
     if "sender_numbers" in senders and senders["sender_numbers"] is None:
-        raise Invalid("sender_numbers cannot be null; [] removes them", field="sender_numbers")
+        raise Invalid(
+            N_("sender_numbers cannot be null; [] removes them"), field="sender_numbers"
+        )
     for name, value in changes.items():
         if value is None:
-            raise Invalid(f"{name} cannot be null", field=name)
+            raise Invalid(N_("%(field)s cannot be null", field=name), field=name)
     if "names" in changes:
         changes["names"] = merged_names(org.names, changes["names"])
     changes = _changed_fields(org, changes)
@@ -156,7 +167,10 @@ def _set_senders(
             if addresses[taken[0]] == SenderKind.messaging_service
             else "sender_numbers"
         )
-        raise Invalid(f"{taken[0]} already belongs to another organization", field=field)
+        raise Invalid(
+            N_("%(sender)s already belongs to another organization", sender=taken[0]),
+            field=field,
+        )
     session.execute(
         delete(OrganizationSender).where(
             col(OrganizationSender.organization_id) == org.id,
@@ -181,7 +195,7 @@ def _set_senders(
     except IntegrityError:
         session.rollback()
         raise Invalid(
-            "a sender number or Messaging Service was just given to another organization",
+            N_("a sender number or Messaging Service was just given to another organization"),
             field="sender_numbers",
         ) from None
     return new
@@ -207,7 +221,9 @@ def create_site(
         },
     )
     if find_site_by_name(session=session, organization_id=organization_id, name=site.name):
-        raise Conflict(f"a site named {site.name!r} already exists", field="name")
+        raise Conflict(
+            N_("a site named %(name)s already exists", name=repr(site.name)), field="name"
+        )
     session.add(site)
     session.flush()
     record(
@@ -254,17 +270,20 @@ def update_site(
     changes = data.model_dump(exclude_unset=True)
     if "name" in changes:
         if changes["name"] is None:
-            raise Invalid("a site needs a name", field="name")
+            raise Invalid(N_("a site needs a name"), field="name")
         changes["name"] = normalize_site_name(changes["name"])
         other = find_site_by_name(
             session=session, organization_id=organization_id, name=changes["name"]
         )
         if other is not None and other.id != site.id:
-            raise Conflict(f"a site named {changes['name']!r} already exists", field="name")
+            raise Conflict(
+                N_("a site named %(name)s already exists", name=repr(changes["name"])),
+                field="name",
+            )
     if "names" in changes:
         if changes["names"] is None:
             raise Invalid(
-                "names cannot be null; give {language: null} to remove one", field="names"
+                N_("names cannot be null; give {language: null} to remove one"), field="names"
             )
         changes["names"] = merged_names(site.names, changes["names"])
     changes = _changed_fields(site, changes)
@@ -293,7 +312,8 @@ def delete_site(
     ).one()
     if in_use:
         raise Conflict(
-            f"{in_use} residents still live at this site; move them first", field="site_id"
+            N_("%(count)s residents still live at this site; move them first", count=in_use),
+            field="site_id",
         )
     session.delete(site)
     record(
@@ -314,7 +334,7 @@ def _check_site(session: Session, organization_id: uuid.UUID, site_id: uuid.UUID
         return
     site = session.get(Site, site_id)
     if site is None or site.organization_id != organization_id:
-        raise Invalid("no such site", field="site_id")
+        raise Invalid(N_("no such site"), field="site_id")
 
 
 def _check_external_id(
@@ -332,7 +352,9 @@ def _check_external_id(
         )
     ).first()
     if existing is not None and existing != own_id:
-        raise Conflict(f"external id {external_id!r} is already in use", field="external_id")
+        raise Conflict(
+            N_("external id %(id)s is already in use", id=repr(external_id)), field="external_id"
+        )
 
 
 def create_resident(
@@ -349,7 +371,7 @@ def create_resident(
         },
     )
     session.add(resident)
-    _flush_or_conflict(session, "external_id", "external id already in use")
+    _flush_or_conflict(session, "external_id", N_("external id already in use"))
     record(
         session=session,
         organization_id=organization_id,
@@ -448,7 +470,7 @@ def update_resident(
     changes = data.model_dump(exclude_unset=True)
     for required in ("name", "language", "preferred_channel", "status"):
         if required in changes and changes[required] is None:
-            raise Invalid(f"{required} cannot be empty", field=required)
+            raise Invalid(N_("%(field)s cannot be empty", field=required), field=required)
     if "site_id" in changes:
         _check_site(session, organization_id, changes["site_id"])
     if "external_id" in changes:
@@ -456,7 +478,9 @@ def update_resident(
     status = changes.get("status", resident.status)
     away_until = changes.get("away_until", resident.away_until)
     if status == ResidentStatus.away and away_until is None:
-        raise Invalid("status 'away' needs away_until (the date they return)", field="away_until")
+        raise Invalid(
+            N_("status 'away' needs away_until (the date they return)"), field="away_until"
+        )
     changes = _changed_fields(resident, changes)
     if not changes:
         return resident
@@ -507,7 +531,7 @@ def create_member(
         data, update={"organization_id": organization_id, "phone_kind": phone_kind(data.phone)}
     )
     session.add(member)
-    _flush_or_conflict(session, "external_id", "external id already in use")
+    _flush_or_conflict(session, "external_id", N_("external id already in use"))
     record(
         session=session,
         organization_id=organization_id,
@@ -564,7 +588,7 @@ def update_member(
     changes = data.model_dump(exclude_unset=True)
     for required in ("name", "phone", "kind", "languages", "active"):
         if required in changes and changes[required] is None:
-            raise Invalid(f"{required} cannot be empty", field=required)
+            raise Invalid(N_("%(field)s cannot be empty", field=required), field=required)
     if "external_id" in changes:
         _check_external_id(session, Member, organization_id, changes["external_id"], member.id)
     changes = _changed_fields(member, changes)
@@ -612,11 +636,11 @@ def create_assignment(
     try:
         _get_scoped(session, Resident, organization_id, data.resident_id, "resident")
     except NotFound:
-        raise Invalid("no such resident", field="resident_id") from None
+        raise Invalid(N_("no such resident"), field="resident_id") from None
     try:
         get_member(session=session, organization_id=organization_id, member_id=data.member_id)
     except NotFound:
-        raise Invalid("no such member", field="member_id") from None
+        raise Invalid(N_("no such member"), field="member_id") from None
     existing = session.exec(
         select(Assignment).where(
             Assignment.resident_id == data.resident_id,
@@ -625,11 +649,13 @@ def create_assignment(
     ).first()
     if existing is not None:
         if existing.member_id == data.member_id:
-            raise Conflict("this member is already assigned to this resident", field="member_id")
+            raise Conflict(
+                N_("this member is already assigned to this resident"), field="member_id"
+            )
         raise Conflict(f"the resident already has a contact at rank {data.rank}", field="rank")
     assignment = Assignment.model_validate(data, update={"organization_id": organization_id})
     session.add(assignment)
-    _flush_or_conflict(session, "rank", "conflicting assignment")
+    _flush_or_conflict(session, "rank", N_("conflicting assignment"))
     record(
         session=session,
         organization_id=organization_id,

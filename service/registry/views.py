@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from service.auth.deps import Admin, Coordinator, CurrentUser, actor_for
 from service.common import Page, Skip, StrictBody
@@ -30,6 +30,7 @@ from service.registry.models import (
     SitePublic,
     SiteUpdate,
 )
+from service.texts import N_, accept_language
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
@@ -42,7 +43,7 @@ def read_organization(session: SessionDep, user: CurrentUser) -> OrganizationPub
     """The caller's organization and its settings, with its sender numbers."""
     org = session.get(Organization, user.organization_id)
     if org is None:
-        raise NotFound("organization not found")
+        raise NotFound(N_("organization not found"))
     return service.organization_public(session, org)
 
 
@@ -384,6 +385,7 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 
 @router.post("/import/{kind}", tags=["import"])
 def import_file(
+    request: Request,
     session: SessionDep,
     user: Coordinator,
     kind: Literal["residents", "members", "assignments"],
@@ -394,10 +396,12 @@ def import_file(
     """Validate the whole file; apply it only if every row is good, unless apply_valid_rows.
 
     The response is the report; with apply_valid_rows its ``reject_csv`` holds the bad rows.
+    Its reasons are in Japanese when ``Accept-Language`` asks for it, else in English.
     """
+    language = accept_language(request.headers.get("accept-language"))
     data = file.file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise Invalid("the file is larger than 50 MB; split it", field="file")
+        raise Invalid(N_("the file is larger than 50 MB; split it"), field="file")
     try:
         report = csv_io.import_csv(
             session=session,
@@ -407,15 +411,16 @@ def import_file(
             actor=actor_for(user),
             dry_run=dry_run,
             apply_valid_rows=apply_valid_rows,
+            language=language,
         )
     except csv_io.CsvFileError as exc:
         session.rollback()
-        raise Invalid(str(exc), field="file") from None
+        raise Invalid(exc.text, field="file") from None
     if report.applied:
         session.commit()
     else:
         session.rollback()
-    return report.as_dict()
+    return report.as_dict(language)
 
 
 @router.get("/export/residents", tags=["import"])
@@ -435,7 +440,7 @@ def export_residents(
         )
     except csv_io.ExportEncodingError as exc:
         session.rollback()
-        raise Invalid(str(exc), field="encoding") from None
+        raise Invalid(exc.text, field="encoding") from None
     session.commit()
     charset = "shift_jis" if encoding == "cp932" else "utf-8"
     return Response(

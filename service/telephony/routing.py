@@ -37,6 +37,7 @@ from service.telephony.senders import (  # noqa: F401
     choose_sender,
     organization_senders,
 )
+from service.texts import N_
 
 #: The languages a stranger is answered in: the two every sender can be expected to read
 #: one of, in Japan.
@@ -160,14 +161,14 @@ def claim(
     task = session.get(StaffTask, task_id)
     inbound = session.get(InboundMessage, task.inbound_id) if task and task.inbound_id else None
     if task is None or inbound is None or task.kind != TaskKind.unknown_sender:
-        raise NotFound("task not found")
+        raise NotFound(N_("task not found"))
     if inbound.organization_id is not None:
         if inbound.claimed_at is None:
             # Routed when it arrived: it was never in anyone else's inbox.
-            raise NotFound("task not found")
+            raise NotFound(N_("task not found"))
         if inbound.organization_id == organization_id:
-            raise Conflict("your organization has already claimed this message")
-        raise Conflict("another organization has already claimed this message")
+            raise Conflict(N_("your organization has already claimed this message"))
+        raise Conflict(N_("another organization has already claimed this message"))
     taken = session.execute(
         update(InboundMessage)
         .where(
@@ -177,7 +178,7 @@ def claim(
         .values(organization_id=organization_id, claimed_at=now)
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict("another organization has already claimed this message")
+        raise Conflict(N_("another organization has already claimed this message"))
     session.execute(
         update(StaffTask)
         .where(

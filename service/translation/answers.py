@@ -31,6 +31,7 @@ from service.escalations import service as escalations
 from service.registry.models import Organization, Resident
 from service.telephony.models import InboundMessage, OutboxChannel, OutboxMessage, OutboxPurpose
 from service.telephony.outbox import enqueue
+from service.texts import N_
 from service.translation import service as translations
 from service.translation.errors import TranslationError
 from service.translation.languages import STAFF_LANGUAGE, WRITTEN_BY_STAFF, base_language
@@ -65,7 +66,7 @@ class Recipient:
 def load_task(session: Session, *, organization_id: uuid.UUID, task_id: uuid.UUID) -> StaffTask:
     task = session.get(StaffTask, task_id)
     if task is None or task.organization_id != organization_id:
-        raise NotFound("task not found")
+        raise NotFound(N_("task not found"))
     return task
 
 

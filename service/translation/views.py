@@ -15,6 +15,7 @@ from service.auth.deps import Coordinator, CurrentUser, actor_for
 from service.clock import get_clock
 from service.db import SessionDep
 from service.errors import NotFound
+from service.texts import N_
 from service.translation import answers
 from service.translation import service as translations
 from service.translation.deps import TranslatorDep
@@ -107,5 +108,5 @@ def inbound_translation(
         session, organization_id=user.organization_id, inbound_ids=[inbound_id]
     ).get(inbound_id)
     if found is None:
-        raise NotFound("no translation for this message")
+        raise NotFound(N_("no translation for this message"))
     return TranslationPublic.model_validate(found)

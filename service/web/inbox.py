@@ -46,6 +46,7 @@ from service.web.core import (
     environment,
     flash,
     render_page,
+    ui_language,
 )
 from service.web.translation import N_
 
@@ -288,7 +289,8 @@ def _answer_error(request: Request, error: DomainError) -> RedirectResponse:
     elif code in ANSWER_ERRORS:
         flash(request, "error", ANSWER_ERRORS[code])
     else:
-        flash(request, "error", N_("Not saved: %(reason)s"), reason=error.message)
+        reason = error.text.render(ui_language(request))
+        flash(request, "error", N_("Not saved: %(reason)s"), reason=reason)
     return _see_other(INBOX)
 
 
@@ -394,7 +396,8 @@ def close_task(
         )
     except DomainError as error:
         session.rollback()
-        flash(request, "error", N_("Not saved: %(reason)s"), reason=error.message)
+        reason = error.text.render(ui_language(request))
+        flash(request, "error", N_("Not saved: %(reason)s"), reason=reason)
         return _see_other(INBOX)
     flash(request, "ok", N_("Closed."))
     return _see_other(INBOX)

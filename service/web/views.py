@@ -66,6 +66,7 @@ from service.web.core import (
     log_out,
     render_page,
     safe_next,
+    ui_language,
 )
 from service.web.resident_card import latest_word
 from service.web.rounds import preview_broadcast
@@ -106,7 +107,8 @@ def _not_found(request: Request, staff: Staff) -> HTMLResponse:
 
 
 def _domain_error(request: Request, error: DomainError) -> None:
-    flash(request, "error", N_("Not saved: %(reason)s"), reason=error.message)
+    reason = error.text.render(ui_language(request))
+    flash(request, "error", N_("Not saved: %(reason)s"), reason=reason)
 
 
 def _page_number(value: int | None) -> int:
@@ -1010,6 +1012,7 @@ def _run_import(
             actor=actor_for(staff.user),
             dry_run=dry_run,
             apply_valid_rows=apply_valid_rows,
+            language=staff.text.language,
         )
     except Exception:
         session.rollback()
@@ -1046,7 +1049,12 @@ async def import_preview(
     try:
         report = await run_in_threadpool(_run_import, session, staff, kind, data, dry_run=True)
     except csv_io.CsvFileError as error:
-        flash(request, "error", N_("The file cannot be read: %(reason)s"), reason=str(error))
+        flash(
+            request,
+            "error",
+            N_("The file cannot be read: %(reason)s"),
+            reason=error.text.render(staff.text.language),
+        )
         return _see_other("/registry/import")
     return render_page(
         request,
@@ -1089,7 +1097,12 @@ async def import_apply(request: Request, session: SessionDep, staff: ActingStaff
             apply_valid_rows=mode == "valid_rows",
         )
     except csv_io.CsvFileError as error:
-        flash(request, "error", N_("The file cannot be read: %(reason)s"), reason=str(error))
+        flash(
+            request,
+            "error",
+            N_("The file cannot be read: %(reason)s"),
+            reason=error.text.render(staff.text.language),
+        )
         return _see_other("/registry/import")
     return render_page(
         request,
@@ -1111,7 +1124,12 @@ async def import_rejects(request: Request, session: SessionDep, staff: ActingSta
     try:
         report = await run_in_threadpool(_run_import, session, staff, kind, data, dry_run=True)
     except csv_io.CsvFileError as error:
-        flash(request, "error", N_("The file cannot be read: %(reason)s"), reason=str(error))
+        flash(
+            request,
+            "error",
+            N_("The file cannot be read: %(reason)s"),
+            reason=error.text.render(staff.text.language),
+        )
         return _see_other("/registry/import")
     body = (report.reject_csv or "").encode("utf-8-sig")
     return Response(
@@ -1138,7 +1156,12 @@ def export_residents(
         )
     except csv_io.ExportEncodingError as error:
         session.rollback()
-        flash(request, "error", N_("Not exported: %(reason)s"), reason=str(error))
+        flash(
+            request,
+            "error",
+            N_("Not exported: %(reason)s"),
+            reason=error.text.render(staff.text.language),
+        )
         return _see_other("/registry/import")
     session.commit()
     charset = "shift_jis" if chosen == "cp932" else "utf-8"

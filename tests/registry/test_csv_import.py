@@ -64,9 +64,9 @@ def test_cp932_file_with_three_bad_rows_names_each_and_applies_nothing(session, 
     problems = {(e.row, e.column): e for e in dry.errors}
     assert set(problems) == {(7, "電話番号"), (8, "言語"), (9, "独居")}
     assert problems[(7, "電話番号")].value == "090-1234-567"
-    assert "invalid phone number" in problems[(7, "電話番号")].reason
-    assert "unsupported language" in problems[(8, "言語")].reason
-    assert "yes/no" in problems[(9, "独居")].reason
+    assert "invalid phone number" in str(problems[(7, "電話番号")].reason)
+    assert "unsupported language" in str(problems[(8, "言語")].reason)
+    assert "yes/no" in str(problems[(9, "独居")].reason)
     assert dry.created == 5 and not dry.applied
     assert _counts(session) == before
 
@@ -139,7 +139,7 @@ def test_duplicate_external_ids_in_one_file_are_both_named(session, coordinator)
     rows = [GOOD_ROWS[0], GOOD_ROWS[0].replace("能登 花子", "別人")]
     report = _import(session, coordinator.org_id, cp932_file(rows))
     assert not report.applied
-    assert [(e.row, e.column, e.reason) for e in report.errors] == [
+    assert [(e.row, e.column, str(e.reason)) for e in report.errors] == [
         (3, "管理番号", "duplicate of line 2")
     ]
 

@@ -130,4 +130,4 @@ def test_an_unknown_language_in_a_spreadsheet_is_named_not_guessed(
     session.rollback()
     assert not report.applied
     [error] = report.errors
-    assert "unsupported language" in error.reason and "ur" in error.reason
+    assert "unsupported language" in str(error.reason) and "ur" in str(error.reason)

@@ -1,0 +1,571 @@
+"""Issue 19: the command line, CSV row errors and API error details speak the reader's language
+(Japanese by default, English on request), and print times in the organization's timezone."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from service.clock import FakeClock, SystemClock, set_clock
+from service.registry import csv_io
+from service.texts import N_, accept_language, cli_language
+from tests.registry.test_csv_import import BAD_ROWS, GOOD_ROWS, cp932_file
+
+MIMAMORI = str(Path(sys.executable).parent / "mimamori")
+REPO = Path(__file__).resolve().parents[1]
+ORG = "輪島市社会福祉協議会"
+OTHER_ORG = "七尾市社会福祉協議会"
+PASSWORD = "a long enough password"
+
+# What may stay ASCII in Japanese output: option names, commands, codes and what the user
+# typed. Click's own "--help" chrome is English in every language (it is not ours to translate).
+CLICK_CHROME = (
+    "Show this message and exit.",
+    "Usage:",
+    "[OPTIONS] COMMAND [ARGS]...",
+    "[OPTIONS]",
+    "[ARGS]",
+    "Options",
+    "Commands",
+    "Arguments",
+    "TEXT",
+    "INTEGER",
+    "PATH",
+    "required",
+    "default:",
+    "--help",
+)
+# Three or more English words in a row (a sentence fragment), not inside an option or code.
+_SENTENCE = re.compile(r"(?<![-\w./`'])[A-Za-z][a-z]+(?:[ ,;:]+[A-Za-z][a-z]+){2,}")
+_ALLOWED_PHRASES = (
+    "Messaging Service",
+    "Easy Japanese",
+    "mimamori user create",
+    "mimamori db upgrade",
+)
+
+
+def english_sentences(text: str) -> list[str]:
+    for chrome in CLICK_CHROME:
+        text = text.replace(chrome, " ")
+    found = []
+    for match in _SENTENCE.finditer(text):
+        phrase = match.group(0)
+        if not any(allowed in phrase or phrase in allowed for allowed in _ALLOWED_PHRASES):
+            found.append(phrase)
+    return found
+
+
+def test_the_sentence_detector_finds_english_and_passes_japanese() -> None:
+    assert english_sentences("No organization named 'x'.") == ["No organization named"]
+    assert (
+        english_sentences("組織 'x' はありません。--org を指定してください（例: --org A）。") == []
+    )
+    assert english_sentences("予定 3f2a-… を作りました。次回: 2026/12/08 10:00。") == []
+
+
+# --- Choosing the language ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "ja"),  # an installation is Japanese, like the dashboard
+        ({"LANG": "C.UTF-8"}, "ja"),
+        ({"LANG": "ja_JP.UTF-8"}, "ja"),
+        ({"LANG": "en_US.UTF-8"}, "en"),
+        ({"LANG": "de_DE.UTF-8"}, "ja"),
+        ({"LC_ALL": "en_GB.UTF-8", "LANG": "ja_JP.UTF-8"}, "en"),
+        ({"LC_ALL": "ja_JP.UTF-8", "LANG": "en_US.UTF-8"}, "ja"),
+        ({"MIMAMORI_LANGUAGE": "en", "LC_ALL": "ja_JP.UTF-8"}, "en"),
+        ({"MIMAMORI_LANGUAGE": "ja", "LANG": "en_US.UTF-8"}, "ja"),
+        ({"MIMAMORI_LANGUAGE": "xx", "LANG": "en_US.UTF-8"}, "en"),
+    ],
+)
+def test_the_command_line_language_follows_mimamori_language_then_the_locale(
+    environ: dict[str, str], expected: str
+) -> None:
+    assert cli_language(environ=environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, "en"),
+        ("", "en"),
+        ("ja", "ja"),
+        ("ja-JP", "ja"),
+        ("ja-JP,ja;q=0.9,en-US;q=0.8,en;q=0.7", "ja"),
+        ("en-US,en;q=0.9,ja;q=0.8", "en"),
+        ("en;q=0.5, ja;q=0.8", "ja"),
+        ("fr-FR, ja;q=0.3", "ja"),
+        ("ja;q=0", "en"),
+        ("*", "en"),
+        ("de", "en"),
+        ("ja;q=abc", "en"),
+    ],
+)
+def test_the_api_answers_in_japanese_only_when_asked(header: str | None, expected: str) -> None:
+    assert accept_language(header) == expected
+
+
+def test_every_text_renders_in_both_languages_with_its_values() -> None:
+    text = N_("No site named %(name)s.", name="'A団地'")
+    assert text.render("en") == "No site named 'A団地'."
+    assert text.render("ja") == "'A団地' という団地はありません。"
+    assert str(text) == text.render("en")
+
+
+# --- The command line, run as an operator runs it ------------------------------------------------
+
+
+def run(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MIMAMORI, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+        env={**os.environ, "COLUMNS": "200", **env},
+    )
+
+
+@pytest.fixture
+def ja_env(database_url: str) -> dict[str, str]:
+    return {"MIMAMORI_DATABASE_URL": database_url, "MIMAMORI_LANGUAGE": "ja"}
+
+
+def _user(env: dict[str, str], email: str, org: str) -> None:
+    made = run(
+        "user",
+        "create",
+        "--email",
+        email,
+        "--name",
+        "管理 者",
+        "--org",
+        org,
+        "--password",
+        PASSWORD,
+        env=env,
+    )
+    assert made.returncode == 0, made.stderr
+
+
+def test_every_command_speaks_japanese(tmp_path: Path, ja_env: dict[str, str]) -> None:
+    """Results, errors and help of every command path, with LANG=ja: no English sentence."""
+    env = ja_env
+    _user(env, "admin@wajima.example", ORG)
+    source = tmp_path / "residents.csv"
+    source.write_bytes(cp932_file(GOOD_ROWS + BAD_ROWS))
+    schedule = run("schedule", "create", "--name", "毎朝の見守り", "--at", "10:00", env=env)
+    assert schedule.returncode == 0, schedule.stderr
+    schedule_id = schedule.stdout.split()[1]
+    calls: list[tuple[str, ...]] = [
+        ("--help",),
+        (
+            "user",
+            "create",
+            "--email",
+            "bad login!",
+            "--name",
+            "A",
+            "--org",
+            ORG,
+            "--password",
+            PASSWORD,
+        ),
+        (
+            "user",
+            "create",
+            "--email",
+            "admin@wajima.example",
+            "--name",
+            "A",
+            "--org",
+            ORG,
+            "--password",
+            PASSWORD,
+        ),
+        ("user", "set-password", "--email", "nobody@example.jp", "--password", PASSWORD),
+        ("user", "set-password", "--email", "admin@wajima.example", "--password", "short"),
+        (
+            "user",
+            "set-password",
+            "--email",
+            "admin@wajima.example",
+            "--password",
+            "another long enough password",
+        ),
+        ("import", "residents", str(tmp_path / "missing.csv")),
+        ("import", "residents", str(source), "--dry-run"),
+        ("import", "residents", str(source)),
+        ("import", "residents", str(source), "--apply-valid-rows"),
+        ("import", "members", str(source)),
+        ("export", "residents", str(tmp_path / "out.csv"), "--encoding", "latin-1"),
+        ("export", "residents", str(tmp_path / "out.csv")),
+        ("round", "start", "--site", "どこにもない団地"),
+        ("round", "start", "--resident", "W-999"),
+        ("round", "start", "--site", "河井町団地", "--resident", "W-003"),
+        ("round", "start", "--site", "河井町団地"),
+        ("round", "start", "--site", "河井町団地", "--override-quiet-hours"),
+        ("schedule", "create", "--name", "x", "--at", "25:00"),
+        ("schedule", "create", "--name", "x", "--site", "河井町団地", "--flag", "lives_alone"),
+        ("schedule", "create", "--name", "x", "--weekday", "9"),
+        ("schedule", "list"),
+        ("schedule", "pause", schedule_id),
+        ("schedule", "resume", schedule_id),
+        ("schedule", "update", schedule_id),
+        ("schedule", "update", schedule_id, "--at", "9.30"),
+        ("schedule", "update", schedule_id, "--at", "09:30"),
+        ("schedule", "pause", "not-an-id"),
+        ("schedule", "delete", schedule_id),
+        ("org", "name", "set", "Wajima Council", "--lang", "en"),
+        ("org", "name", "set", "Wajima", "--lang", "xx"),
+        ("org", "name", "list"),
+        ("org", "name", "remove", "--lang", "en"),
+        ("site", "name", "set", "Kawai-machi", "--lang", "en", "--site", "河井町団地"),
+        ("site", "name", "list", "--site", "どこにもない団地"),
+        ("org", "senders", "list"),
+        ("org", "senders", "add", "050-1234-5678"),
+        ("org", "senders", "add", "not a number"),
+        ("org", "senders", "remove", "abc"),
+        ("org", "senders", "service", ""),
+        ("simulate", "sms", "1", "--from", "abc"),
+        ("simulate", "call", "--to", "abc"),
+        ("simulate", "call", "--to", "090-1111-2222"),
+    ]
+    groups = [
+        "db",
+        "user",
+        "import",
+        "export",
+        "round",
+        "schedule",
+        "org",
+        "site",
+        "simulate",
+        "i18n",
+    ]
+    calls += [(group, "--help") for group in groups]
+    calls += [("schedule", name, "--help") for name in ("create", "list", "update")]
+    calls += [("round", "start", "--help"), ("import", "residents", "--help"), ("serve", "--help")]
+    failures = {}
+    for call in calls:
+        result = run(*call, env=env)
+        output = result.stdout + result.stderr
+        assert "Traceback" not in output, (call, output)
+        found = english_sentences(output)
+        if found:
+            failures[" ".join(call)] = found
+    assert failures == {}, "\n".join(f"{call}: {found}" for call, found in failures.items())
+
+
+def _local(text: str) -> list[str]:
+    return re.findall(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}", text)
+
+
+def test_schedules_print_the_organizations_local_time(ja_env: dict[str, str]) -> None:
+    _user(ja_env, "admin@wajima.example", ORG)
+    created = run("schedule", "create", "--name", "毎朝の見守り", "--at", "10:00", env=ja_env)
+    assert created.returncode == 0, created.stderr
+    assert "+00:00" not in created.stdout and "UTC" not in created.stdout
+    [when] = _local(created.stdout)
+    assert when.endswith(" 10:00"), created.stdout  # 10:00 in Tokyo, not 01:00+00:00
+    listed = run("schedule", "list", env=ja_env)
+    assert "+00:00" not in listed.stdout
+    assert _local(listed.stdout) == [when]
+    assert "月 火 水 木 金 土 日" in listed.stdout and "全住民" in listed.stdout
+    english = run("schedule", "list", env={**ja_env, "MIMAMORI_LANGUAGE": "en"})
+    assert _local(english.stdout) == [when] and "Mon Tue Wed" in english.stdout
+
+
+@pytest.fixture
+def fake_clock() -> Iterator[FakeClock]:
+    clock = FakeClock(datetime(2026, 12, 7, 14, 30, tzinfo=UTC))  # 23:30 in Tokyo
+    set_clock(clock)
+    yield clock
+    set_clock(SystemClock())
+
+
+def test_round_start_in_quiet_hours_says_when_the_messages_go_out(
+    tmp_path: Path, ja_env: dict[str, str], fake_clock: FakeClock
+) -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    _user(ja_env, "admin@wajima.example", ORG)
+    source = tmp_path / "residents.csv"
+    source.write_bytes(cp932_file(GOOD_ROWS))
+    assert run("import", "residents", str(source), env=ja_env).returncode == 0
+    runner = CliRunner()
+    start = ["round", "start", "--site", "宅田町第２団地"]
+    quiet = runner.invoke(app, start, env={"MIMAMORI_LANGUAGE": "ja"})
+    assert quiet.exit_code == 0, quiet.output
+    # Two residents of 宅田町第２団地; at 23:30 their messages wait for 08:00 the next morning.
+    assert "送信を控える時間" in quiet.output and "2026/12/08 08:00 に送られます" in quiet.output
+    assert "連絡中" not in quiet.output
+    english = runner.invoke(app, start, env={"MIMAMORI_LANGUAGE": "en"})
+    assert "wait and go out at 2026/12/08 08:00" in english.output
+    assert "being contacted" not in english.output
+    loud = runner.invoke(app, [*start, "--override-quiet-hours"], env={"MIMAMORI_LANGUAGE": "ja"})
+    assert "連絡中" in loud.output and "送信を控える" not in loud.output
+    fake_clock.set(datetime(2026, 12, 8, 1, 0, tzinfo=UTC))  # 10:00 in Tokyo
+    day = runner.invoke(app, start, env={"MIMAMORI_LANGUAGE": "ja"})
+    assert "連絡中" in day.output and "08:00" not in day.output
+
+
+def test_serve_says_how_to_make_the_first_login(tmp_path: Path) -> None:
+    """On a new installation `serve` names `mimamori user create` before anything else."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")}
+    env.update({"MIMAMORI_LANGUAGE": "ja", "MIMAMORI_EMBEDDED_SCHEDULER": "false"})
+    process = subprocess.Popen(
+        [MIMAMORI, "serve", "--port", "1"],  # port 1 cannot be bound: serve stops by itself
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output, _ = process.communicate(timeout=120)
+    assert "mimamori user create" in output and "最初のログイン" in output, output
+
+
+def test_export_with_two_organizations_names_them_and_the_option(
+    tmp_path: Path, ja_env: dict[str, str]
+) -> None:
+    _user(ja_env, "admin@wajima.example", ORG)
+    _user(ja_env, "admin@nanao.example", OTHER_ORG)
+    target = tmp_path / "residents.csv"
+    refused = run("export", "residents", str(target), env=ja_env)
+    assert refused.returncode == 1 and not target.exists()
+    assert "--org" in refused.stderr and ORG in refused.stderr and OTHER_ORG in refused.stderr
+    english = run("export", "residents", str(target), env={**ja_env, "MIMAMORI_LANGUAGE": "en"})
+    assert "There are 2 organizations" in english.stderr and "--org" in english.stderr
+    chosen = run("export", "residents", str(target), "--org", ORG, env=ja_env)
+    assert chosen.returncode == 0, chosen.stderr
+    assert target.exists()
+
+
+# --- CSV row errors -----------------------------------------------------------------------------
+
+
+def test_csv_row_errors_are_texts_rendered_in_the_readers_language(session, coordinator) -> None:
+    report = csv_io.import_csv(
+        session=session,
+        organization_id=coordinator.org_id,
+        kind="residents",
+        data=cp932_file(GOOD_ROWS + BAD_ROWS),
+        actor=csv_io.Actor(label="test"),
+        dry_run=True,
+        language="ja",
+    )
+    session.rollback()
+    reasons = {e.row: e.reason for e in report.errors}
+    assert reasons[9].render("ja") == "はい/いいえ（○/×、1/0）で入力してください"
+    assert reasons[9].render("en") == "expected yes/no (はい/いいえ, ○/×, 1/0)"
+    assert reasons[7].render("ja").startswith("電話番号が正しくありません: ")
+    assert "言語 'クリンゴン語' には対応していません" in reasons[8].render("ja")
+    rejects = report.reject_csv or ""
+    assert "独居: はい/いいえ" in rejects and "expected" not in rejects
+    assert report.as_dict("ja")["errors"][2]["reason"].startswith("はい/いいえ")
+    assert report.as_dict()["errors"][2]["reason"].startswith("expected yes/no")
+
+
+def test_a_file_error_is_japanese_for_a_japanese_reader(session, coordinator) -> None:
+    with pytest.raises(csv_io.CsvFileError) as caught:
+        csv_io.import_csv(
+            session=session,
+            organization_id=coordinator.org_id,
+            kind="residents",
+            data="氏名,電話番号\n山田,09012345678\n".encode("cp932"),
+            actor=csv_io.Actor(label="test"),
+        )
+    session.rollback()
+    assert caught.value.text.render("ja").startswith("必要な列がありません: ")
+    assert str(caught.value).startswith("required columns are missing: ")
+
+
+def test_the_command_line_reject_file_is_in_the_importers_language(
+    tmp_path: Path, ja_env: dict[str, str]
+) -> None:
+    _user(ja_env, "admin@wajima.example", ORG)
+    source = tmp_path / "residents.csv"
+    source.write_bytes(cp932_file(GOOD_ROWS + BAD_ROWS))
+    applied = run("import", "residents", str(source), "--apply-valid-rows", env=ja_env)
+    assert applied.returncode == 0, applied.stderr
+    assert "5 件を追加" in applied.stdout and "はい/いいえ" in applied.stdout
+    text = (tmp_path / "residents.rejects.csv").read_bytes().decode("cp932")
+    assert "はい/いいえ（○/×、1/0）で入力してください" in text
+    assert "電話番号が正しくありません" in text and "expected" not in text
+
+
+def test_the_dashboard_import_page_shows_row_errors_in_the_users_language(forms, engine) -> None:
+    from service.auth.models import Role
+    from tests.web.conftest import add_staff
+
+    forms.login(add_staff(engine, Role.coordinator))
+    data = cp932_file(GOOD_ROWS + BAD_ROWS)
+
+    def preview() -> str:
+        token = forms.csrf("/registry/import")
+        return forms.client.post(
+            "/registry/import",
+            data={"csrf_token": token, "kind": "residents"},
+            files={"file": ("名簿.csv", data, "text/csv")},
+        ).text
+
+    japanese = preview()
+    assert "はい/いいえ（○/×、1/0）で入力してください" in japanese
+    assert "expected yes/no" not in japanese and "invalid phone number" not in japanese
+    payload = re.search(r'name="payload" value="([^"]+)"', japanese).group(1)
+    rejects = forms.post("/registry/import/rejects", {"kind": "residents", "payload": payload})
+    assert "電話番号が正しくありません" in rejects.content.decode("utf-8-sig")
+    forms.post("/language", {"language": "en", "next": "/"})
+    english = preview()
+    assert "expected yes/no" in english and "はい/いいえ（○/×、1/0）で入力" not in english
+
+
+# --- API error details ----------------------------------------------------------------------------
+
+
+def test_api_422_is_japanese_when_the_request_asks_and_english_otherwise(
+    client, coordinator
+) -> None:
+    body = {"name": "能登 花子", "phone": "090-1234-5678", "language": 1}
+    plain = client.post("/api/v1/residents", headers=coordinator.headers, json=body)
+    japanese = client.post(
+        "/api/v1/residents",
+        headers={**coordinator.headers, "Accept-Language": "ja-JP,ja;q=0.9,en;q=0.5"},
+        json=body,
+    )
+    assert plain.status_code == japanese.status_code == 422
+    [en_error] = plain.json()["detail"]
+    [ja_error] = japanese.json()["detail"]
+    assert en_error["msg"] == "expected a string"
+    assert ja_error["msg"] == "文字列を指定してください"
+    # The shape and the machine-readable parts are the same in both languages.
+    assert {k: v for k, v in en_error.items() if k != "msg"} == {
+        k: v for k, v in ja_error.items() if k != "msg"
+    }
+    missing = client.post(
+        "/api/v1/residents", headers={**coordinator.headers, "Accept-Language": "ja"}, json={}
+    )
+    assert {e["msg"] for e in missing.json()["detail"]} == {"この項目は必須です"}
+    bad_time = client.post(
+        "/api/v1/schedules",
+        headers={**coordinator.headers, "Accept-Language": "ja"},
+        json={"name": "x", "time_of_day": "25:00"},
+    )
+    assert bad_time.status_code == 422
+    assert "HH:MM の形で入力してください" in bad_time.json()["detail"][0]["msg"]
+    assert bad_time.json()["detail"][0]["type"] == "value_error"
+
+
+def test_api_domain_errors_follow_accept_language(client, coordinator) -> None:
+    client.post("/api/v1/sites", headers=coordinator.headers, json={"name": "A団地"})
+    again = {"name": "A団地"}
+    english = client.post("/api/v1/sites", headers=coordinator.headers, json=again)
+    japanese = client.post(
+        "/api/v1/sites", headers={**coordinator.headers, "Accept-Language": "ja"}, json=again
+    )
+    assert english.status_code == japanese.status_code == 409
+    assert english.json()["detail"][0]["msg"] == "a site named 'A団地' already exists"
+    assert japanese.json()["detail"][0]["msg"] == "'A団地' という団地はすでにあります"
+    assert english.json()["detail"][0]["type"] == japanese.json()["detail"][0]["type"]
+    missing = client.get(
+        "/api/v1/residents/00000000-0000-0000-0000-000000000000",
+        headers={**coordinator.headers, "Accept-Language": "ja"},
+    )
+    assert missing.status_code == 404 and missing.json() == {"detail": "住民が見つかりません"}
+
+
+# --- No string literal reaches a reader unrendered -------------------------------------------------
+
+CLI_DIR = REPO / "service" / "cli"
+_PRINTERS = {"say", "note", "warn", "fail", "print", "echo", "secho", "prompt"}
+
+
+def _literal(node: ast.AST) -> bool:
+    return isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.strip() != ""
+    )
+
+
+def test_command_line_modules_print_only_catalog_texts() -> None:
+    """print/echo/say/fail and help= never take a string literal in service/cli: every line a
+    user reads is a catalog text (N_ or _), rendered in their language."""
+    problems = []
+    for path in sorted(CLI_DIR.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name in _PRINTERS and node.args and _literal(node.args[0]):
+                    problems.append(f"{path.name}:{node.lineno} {name}() of a literal")
+                for keyword in node.keywords:
+                    if keyword.arg == "help" and _literal(keyword.value):
+                        problems.append(f"{path.name}:{node.lineno} help= literal")
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                if any(_literal(arg) for arg in node.exc.args):
+                    problems.append(f"{path.name}:{node.lineno} raise with a literal")
+    assert problems == []
+
+
+_DOMAIN_ERRORS = {
+    "Invalid",
+    "Conflict",
+    "NotFound",
+    "DomainError",
+    "TextError",
+    "CsvFileError",
+    "PhoneError",
+    "ExportEncodingError",
+}
+
+
+def test_domain_errors_are_raised_with_catalog_texts() -> None:
+    """Every domain error the service raises says what is wrong with a catalog text, so the API,
+    the command line and the dashboard can each render it in their reader's language."""
+    problems = []
+    for path in sorted((REPO / "service").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                func = node.exc.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name in _DOMAIN_ERRORS and node.exc.args and _literal(node.exc.args[0]):
+                    problems.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert problems == []
+
+
+def test_help_is_japanese_by_default(database_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MIMAMORI_LANGUAGE", "LC_ALL")}
+    env.update({"LANG": "C.UTF-8", "COLUMNS": "200"})
+    result = subprocess.run(
+        [MIMAMORI, "schedule", "--help"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert "定期的な安否確認の予定" in result.stdout
+
+
+def test_python_dash_m_runs_the_same_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "round", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MIMAMORI_LANGUAGE": "ja"},
+        timeout=60,
+    )
+    assert result.returncode == 0 and "安否確認を今すぐ始めます" in result.stdout

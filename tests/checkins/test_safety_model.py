@@ -59,6 +59,7 @@ from hypothesis.stateful import (
 )
 from sqlmodel import select
 
+from scheduler.jobs import dispatch_outbox
 from service.auth.models import Role, User
 from service.auth.security import create_access_token, hash_password
 from service.auth.service import get_or_create_organization
@@ -572,6 +573,7 @@ class SafetyModel(RuleBasedStateMachine):
     def a_message_fails(self, alert, waiting, pick, code):
         """Twilio's status callback: an alert, or a check-in message, will not arrive."""
         self.start_step()
+        dispatch_outbox(self.w.ctx)  # the dispatcher sends what is queued at once
         with self.w.session() as s:
             query = select(OutboxMessage.sid, OutboxMessage.alert_id).where(
                 OutboxMessage.organization_id == self.w.org_id,
@@ -662,6 +664,7 @@ class SafetyModel(RuleBasedStateMachine):
                 assert (now.state, now.outcome) == ("resolved", was.outcome), (was, now)
             if (now.state == "resolved" and was.state != "resolved") or now.outcome != was.outcome:
                 assert (case_id, now.outcome) in self.allowed, (was, now, self.allowed)
+                SEEN[f"case closed: {now.outcome}"] += 1
         for checkin_id, (resident, state, created, _esc) in checkins.items():
             old = self.checkin_states.get(checkin_id)
             if state == "ok" and (old is None or old[1] != "ok"):
@@ -669,6 +672,7 @@ class SafetyModel(RuleBasedStateMachine):
                 assert any(
                     kind == "fine" and at >= created for kind, _sid, at in self.said[resident]
                 ), (resident, self.said[resident])
+                SEEN["check-in closed as fine"] += 1
             if old is not None and old[1] != "waiting":
                 assert state == old[1], (resident, old, state)  # a closed check-in stays closed
         # 5: one open case and one waiting check-in per resident.
@@ -749,6 +753,7 @@ class SafetyModel(RuleBasedStateMachine):
                 assert case.state in OPEN or case.outcome is not None, case
             elif state == "wants_talk":
                 assert any(c == checkin_id and k == "callback" for _r, c, k in tasks), resident
+        SEEN["drained: open cases"] += sum(c.state in OPEN for c in cases.values())
         for resident in self.languages:
             mine = sorted(
                 (c for c in checkins.values() if c[0] == resident and c[1] != "superseded"),
@@ -773,7 +778,7 @@ def test_the_safety_rules_hold_under_random_interleavings(world):
     SafetyModel.world = world
     try:
         run_state_machine_as_test(
-            SafetyModel, settings=settings(max_examples=30, stateful_step_count=50, **COMMON)
+            SafetyModel, settings=settings(max_examples=40, stateful_step_count=60, **COMMON)
         )
     finally:
         SafetyModel.world = None

@@ -91,13 +91,17 @@ def test_board_and_case_pages_print_without_menus_or_forms(
     page.emulate_media(media="print")
     expect(page.locator("header.top")).to_be_hidden()
     expect(page.locator("#live")).to_be_visible()
+    expect(page.get_by_text("この画面は数秒ごとに自動で更新されます。")).to_be_hidden()
     page.get_by_role("link", name=re.compile("能登 太郎3")).first.wait_for(state="attached")
+    screenshot(page, "board-print.png")
     page.goto(f"{live_server}/cases")
     page.locator("ol.attention a", has_text=_case_code(morning)).first.click()
     expect(page.locator("#case-details")).to_be_visible()
     expect(page.locator("#resolve-form")).to_be_hidden()
+    expect(page.get_by_role("heading", name="操作")).to_be_hidden()
     assert page.locator("button:visible, select:visible, textarea:visible").count() == 0
     expect(page.locator(".timeline")).to_be_visible()
+    screenshot(page, "case-print.png")
 
 
 def test_a_round_report_downloads_as_xlsx_with_japanese_headers_and_local_times(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from service.audit.service import Actor, record
@@ -41,6 +42,7 @@ def list_residents_read(
     status: ResidentStatus | None = None,
     member_id: uuid.UUID | None = None,
     q: str | None = None,
+    flag: str | None = None,
     skip: int = 0,
     limit: int = 100,
 ) -> tuple[list[Resident], int]:
@@ -54,6 +56,7 @@ def list_residents_read(
         status=status,
         member_id=member_id,
         q=q,
+        flag=flag,
         skip=skip,
         limit=limit,
     )
@@ -63,6 +66,7 @@ def list_residents_read(
         "status": status,
         "member_id": member_id,
         "q": q,
+        "flag": flag,
     }
     record(
         session=session,
@@ -111,6 +115,15 @@ def set_member_active(
         data=MemberUpdate(active=active),
         actor=actor,
     )
+
+
+def residents_per_site(session: Session, organization_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    rows = session.exec(
+        select(Resident.site_id, func.count())
+        .where(Resident.organization_id == organization_id)
+        .group_by(col(Resident.site_id))
+    ).all()
+    return {site_id: n for site_id, n in rows if site_id is not None}
 
 
 def resident_assignments(

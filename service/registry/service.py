@@ -40,6 +40,7 @@ from service.texts import N_, Text
 
 M = TypeVar("M", bound=SQLModel)
 MAX_PAGE = 500
+RESIDENT_FLAGS = ("lives_alone", "elderly", "disability", "pregnancy", "needs_interpreter")
 
 
 _NOT_FOUND = {
@@ -414,10 +415,16 @@ def list_residents(
     status: ResidentStatus | None = None,
     member_id: uuid.UUID | None = None,
     q: str | None = None,
+    flag: str | None = None,
     skip: int = 0,
     limit: int = 100,
 ) -> tuple[list[Resident], int]:
+    """A page in kana order; ``flag`` is one of RESIDENT_FLAGS (lives alone, elderly...)."""
     query = select(Resident).where(Resident.organization_id == organization_id)
+    if flag is not None:
+        if flag not in RESIDENT_FLAGS:
+            raise Invalid(N_("unknown flag %(flag)s", flag=repr(flag)), field="flag")
+        query = query.where(col(getattr(Resident, flag)).is_(True))
     if site_id is not None:
         query = query.where(Resident.site_id == site_id)
     if language:

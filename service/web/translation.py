@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_date as babel_format_date
 from markupsafe import Markup, escape
@@ -66,6 +67,13 @@ class UiText:
         if value is None:
             return ""
         return babel_format_date(value, format="medium", locale=self.language)
+
+    def local_date(self, value: datetime) -> date:
+        """The calendar day of a stored UTC time in the organization's time zone (a
+        consent date stored as local midnight is that day, not the day before)."""
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(ZoneInfo(self.timezone)).date()
 
     def language_name(self, code: str | None) -> str:
         return display_name(code, self.language) if code else ""

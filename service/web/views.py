@@ -865,72 +865,7 @@ def resolve_case(
 # --- Registry ---------------------------------------------------------------------------------
 
 
-@router.get("/registry", response_class=HTMLResponse)
-@router.get("/registry/residents", response_class=HTMLResponse)
-def residents_page(
-    request: Request,
-    session: SessionDep,
-    staff: StaffDep,
-    q: str = "",
-    site: str = "",
-    page: int | None = None,
-) -> HTMLResponse:
-    page_number = _page_number(page)
-    rows, count = registry.list_residents(
-        session=session,
-        organization_id=staff.organization_id,
-        site_id=_uuid(site),
-        q=q or None,
-        skip=(page_number - 1) * PAGE_SIZE,
-        limit=PAGE_SIZE,
-    )
-    sites = _sites(session, staff)
-    return render_page(
-        request,
-        "residents.html",
-        staff=staff,
-        residents=rows,
-        count=count,
-        q=q,
-        site=site,
-        sites=sites,
-        site_names={s.id: s.name for s in sites},
-        page=page_number,
-        pages=max(1, -(-count // PAGE_SIZE)),
-    )
-
-
-@router.get("/registry/members", response_class=HTMLResponse)
-def members_page(
-    request: Request, session: SessionDep, staff: StaffDep, q: str = "", page: int | None = None
-) -> HTMLResponse:
-    page_number = _page_number(page)
-    rows, count = registry.list_members(
-        session=session,
-        organization_id=staff.organization_id,
-        q=q or None,
-        skip=(page_number - 1) * PAGE_SIZE,
-        limit=PAGE_SIZE,
-    )
-    ids = [m.id for m in rows]
-    watched = dict(
-        session.execute(
-            select(Assignment.member_id, func.count())
-            .where(Assignment.member_id.in_(ids))  # type: ignore[attr-defined]
-            .group_by(Assignment.member_id)
-        ).all()
-    )
-    return render_page(
-        request,
-        "members.html",
-        staff=staff,
-        members=rows,
-        watched=watched,
-        count=count,
-        q=q,
-        page=page_number,
-        pages=max(1, -(-count // PAGE_SIZE)),
-    )
+# The residents, members and sites screens are in registry_screens.py and member_screens.py.
 
 
 @router.get("/registry/assignments", response_class=HTMLResponse)

@@ -52,7 +52,9 @@ OUTCOME_BY_DIGIT = {
 }
 
 
-# An escalation still on the board (``service.escalations.service.OPEN_STATES``).
+#: The states of an escalation still on the board (``OPEN_CASE`` in SQL).
+OPEN_STATES = (EscalationState.alerting, EscalationState.acknowledged, EscalationState.exhausted)
+# An escalation still on the board (``OPEN_STATES``).
 OPEN_CASE = text("state IN ('alerting', 'acknowledged', 'exhausted')")
 
 

@@ -1,10 +1,14 @@
 """The escalation engine: a frozen chain of members, stepped by a sweep, never dropped.
 
-- The chain is the resident's assigned members by rank, then the staff on duty, copied when
-  the escalation starts; later edits to assignments do not change it.
+The rules are in ``service.escalations.policy`` (pure functions over a frozen case); this
+module loads a case, calls ``policy.decide`` and applies the decision: rows, alerts and
+notices (``service.escalations.alerts``), timeline and audit.
+
+- The chain (``service.escalations.chains``) is the resident's assigned members by rank,
+  then the staff on duty, copied when the escalation starts.
 - Each step alerts by SMS and waits ``ack_minutes``; no acknowledgement moves to the next.
-- "1" acknowledges, "2" declines (the next step starts at once when everyone in the step has
-  declined), and after the visit a digit 1-5 records the outcome.
+- A member's answer follows member protocol v2 (see the policy): "1 A7" takes the case,
+  "2 A7" declines or hands it back, and the result of the visit is sent code first, "A7 1".
 - A member who acknowledged but sends no outcome is reminded after ``outcome_hours``, then
   un-acknowledged, and the chain goes on.
 - When the chain runs out the escalation is "exhausted": it stays on staff's list and is
@@ -15,24 +19,36 @@
 
 from __future__ import annotations
 
-import random
-import string
 import uuid
-from datetime import datetime, timedelta
-from enum import Enum
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, inspect, or_, select, update
+from sqlalchemy import and_, case, inspect, select, update
 from sqlmodel import Session
 
-from i18n.languages import display_name
-from i18n.names import LocalizedName
 from i18n.render import format_datetime, render
 from service.audit.service import Actor, record
 from service.common import aware
-from service.config import get_settings
 from service.escalations import policy
+from service.escalations.alerts import (
+    NOT_GIVEN,
+    LastContact,
+    alert_text,
+    known_last_contact,
+    last_contacts,
+    member_notice,
+    resident_values,
+    send_alert,
+)
+from service.escalations.chains import (
+    build_chain,
+    interpreter_for,
+    needs_interpreter,
+    new_case_code,
+    recipient_of,
+)
 from service.escalations.models import (
+    OPEN_STATES,
     REASON_PRIORITY,
     Alert,
     AlertState,
@@ -60,20 +76,34 @@ from service.escalations.snapshot import (
     StaffResolved,
     parse_reply,
 )
-from service.registry.models import (
-    Assignment,
-    Member,
-    MemberKind,
-    Organization,
-    Resident,
-    Site,
-)
-from service.registry.phones import PhoneKind
-from service.telephony.models import OutboxChannel, OutboxPurpose
-from service.telephony.outbox import enqueue
+from service.registry.models import Member, Organization, Resident
 from service.timeline import timeline
 
-OPEN_STATES = (EscalationState.alerting, EscalationState.acknowledged, EscalationState.exhausted)
+__all__ = [
+    "NOT_GIVEN",
+    "OPEN_STATES",
+    "SWEPT_STATES",
+    "LastContact",
+    "acknowledge",
+    "advance_escalation",
+    "alert_text",
+    "answer_alert_by_keypad",
+    "build_chain",
+    "decline",
+    "due_escalation_ids",
+    "hand_on",
+    "handle_member_reply",
+    "interpreter_for",
+    "last_contacts",
+    "notify_late_reply",
+    "open_escalation",
+    "parse_member_reply",
+    "reassign",
+    "resolve",
+    "timeline",
+    "urgency",
+]
+
 # The states with a next step the sweep takes: the next alert, or the acknowledger's reminder.
 SWEPT_STATES = (EscalationState.alerting, EscalationState.acknowledged)
 
@@ -95,160 +125,6 @@ def urgency() -> Any:
         (Escalation.reason == EscalationReason.unreachable, 3),
         else_=4,
     )
-
-
-class _NotGiven(Enum):
-    NOT_GIVEN = "not given"
-
-
-#: ``last_contact`` left for the escalation to look up (``None`` means "never heard from").
-NOT_GIVEN = _NotGiven.NOT_GIVEN
-LastContact = datetime | None | _NotGiven
-
-
-def last_contacts(session: Session, resident_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
-    """When each resident was last heard from: their latest message, by SMS or keypad.
-    Residents never heard from are left out. The one place that says what "last contact"
-    in an alert means, for a case's first step and for every later one."""
-    from service.telephony.models import InboundMessage
-
-    if not resident_ids:
-        return {}
-    rows = session.execute(
-        select(InboundMessage.resident_id, func.max(InboundMessage.received_at))
-        .where(InboundMessage.resident_id.in_(resident_ids))  # type: ignore[union-attr]
-        .group_by(InboundMessage.resident_id)
-    ).all()
-    return {resident_id: aware(at) for resident_id, at in rows if at is not None}
-
-
-def _recipient(member: Member) -> dict[str, Any]:
-    return {
-        "member_id": str(member.id),
-        "name": member.name,
-        "phone": member.phone,
-        "language": (member.languages or ["ja"])[0],
-        "kind": member.kind,
-        "phone_kind": member.phone_kind,
-    }
-
-
-def build_chain(
-    session: Session, resident: Resident, reason: EscalationReason
-) -> list[list[dict[str, Any]]]:
-    """Assigned members by rank, one step each, then one step with every staff on duty."""
-    rows = (
-        session.execute(
-            select(Member)
-            .join(Assignment, Assignment.member_id == Member.id)
-            .where(Assignment.resident_id == resident.id, Member.active.is_(True))  # type: ignore[attr-defined]
-            .order_by(Assignment.rank)
-        )
-        .scalars()
-        .all()
-    )
-    chain = [[_recipient(m)] for m in rows]
-    if reason == EscalationReason.needs_help and _needs_interpreter(resident):
-        interpreter = interpreter_for(session, resident)
-        if interpreter is not None:
-            if not chain:
-                chain.append([])
-            if all(r["member_id"] != str(interpreter.id) for r in chain[0]):
-                chain[0].append(_recipient(interpreter))
-    cache = _transaction_cache(session)
-    staff = cache.get(("staff", resident.organization_id))
-    if staff is None:
-        staff = cache[("staff", resident.organization_id)] = [
-            _recipient(m)
-            for m in session.execute(
-                select(Member)
-                .where(
-                    Member.organization_id == resident.organization_id,
-                    Member.kind == MemberKind.staff_on_duty,
-                    Member.active.is_(True),
-                )  # type: ignore[attr-defined]
-                .order_by(Member.name)
-            ).scalars()
-        ]
-    in_chain = {r["member_id"] for step in chain for r in step}
-    staff_step = [dict(r) for r in staff if r["member_id"] not in in_chain]
-    if staff_step:
-        chain.append(staff_step)
-    return chain
-
-
-def _needs_interpreter(resident: Resident) -> bool:
-    return bool(resident.needs_interpreter) and resident.language not in ("ja", "easy_ja")
-
-
-def interpreter_for(session: Session, resident: Resident) -> Member | None:
-    """A supporter or interpreter who speaks the resident's language."""
-    candidates = (
-        session.execute(
-            select(Member)
-            .where(
-                Member.organization_id == resident.organization_id,
-                Member.active.is_(True),  # type: ignore[attr-defined]
-                Member.kind.in_([MemberKind.interpreter, MemberKind.supporter]),
-            )  # type: ignore[attr-defined]
-            .order_by(Member.kind, Member.name)
-        )
-        .scalars()
-        .all()
-    )
-    for member in candidates:
-        if resident.language in (member.languages or []):
-            return member
-    return None
-
-
-def _transaction_cache(session: Session) -> dict[Any, Any]:
-    """What one unit of work already knows (the staff on duty, the case codes in use, the
-    members it alerted), kept for the rest of the session's current transaction: a sweep
-    that opens hundreds of escalations in one batch reads them once, not once per
-    escalation. A new transaction starts with an empty cache."""
-    transaction = session.get_transaction()
-    held = session.info.get("escalations.cache")
-    if held is None or held[0] is not transaction:
-        held = session.info["escalations.cache"] = (transaction, {})
-    return held[1]
-
-
-def _new_case_code(session: Session, organization_id: uuid.UUID) -> str:
-    cache = _transaction_cache(session)
-    used: set[str] | None = cache.get(("case_codes", organization_id))
-    if used is None:
-        used = cache[("case_codes", organization_id)] = set(
-            session.execute(
-                select(Escalation.case_code).where(
-                    Escalation.organization_id == organization_id,
-                    Escalation.state.in_(OPEN_STATES),  # type: ignore[attr-defined]
-                )
-            ).scalars()
-        )
-    code = _free_code(used)
-    used.add(code)
-    return code
-
-
-def _free_code(used: set[str]) -> str:
-    """A letter and a number a member can type back ("A7 1"): short (1–99) while fewer than
-    a few thousand cases are open, then up to 999. Only past 25,974 open cases would a code
-    be one a member cannot answer with; staff still can, from the board."""
-    for _ in range(64):
-        code = f"{random.choice(string.ascii_uppercase)}{random.randint(1, 99)}"
-        if code not in used:
-            return code
-    for top in (99, 999):
-        free = [
-            code
-            for letter in string.ascii_uppercase
-            for number in range(1, top + 1)
-            if (code := f"{letter}{number}") not in used
-        ]
-        if free:
-            return random.choice(free)
-    return uuid.uuid4().hex[:6].upper()
 
 
 def open_escalation(
@@ -306,7 +182,7 @@ def open_escalation(
         reason=reason,
         priority=REASON_PRIORITY[reason],
         chain=chain,
-        case_code=_new_case_code(session, resident.organization_id),
+        case_code=new_case_code(session, resident.organization_id),
         cause=cause,
         ack_minutes=org.ack_minutes,
         outcome_hours=org.outcome_hours,
@@ -446,7 +322,7 @@ def _apply(
 
 
 def _notify(session: Session, escalation: Escalation, decision: Decision, now: datetime) -> None:
-    values = _resident_values(session, escalation)
+    values = resident_values(session, escalation)
     org = session.get(Organization, escalation.organization_id)
     assert org is not None
     for notice in decision.notices:
@@ -460,7 +336,7 @@ def _notify(session: Session, escalation: Escalation, decision: Decision, now: d
                 "answer": render(notice.answer, locale),
                 "time": format_datetime(now, locale, org.timezone, format="short"),
             }
-        _member_notice(
+        member_notice(
             session, escalation, notice.member_id, notice.message_id, now, **values, **extra
         )
 
@@ -481,9 +357,11 @@ def _send_alerts(
     org = session.get(Organization, resident.organization_id)
     assert org is not None
     # Every step's alerts say when the resident was last heard from, not only the first's.
-    contact = _known_last_contact(session, escalation, resident, last_contact)
+    contact = known_last_contact(session, escalation, resident, last_contact)
     for new in decision.alerts:
-        _alert(session, escalation, resident, org, new.recipient.to_json(), new.step, now, contact)
+        send_alert(
+            session, escalation, resident, org, new.recipient.to_json(), new.step, now, contact
+        )
 
 
 def _answer(
@@ -492,97 +370,8 @@ def _answer(
     """The reply the decision names, in the member's language (None: no reply)."""
     if not decision.answer:
         return None
-    values = _resident_values(session, escalation, locale)
+    values = resident_values(session, escalation, locale)
     return " ".join(render(message_id, locale, **values) for message_id in decision.answer)
-
-
-def _known_last_contact(
-    session: Session, escalation: Escalation, resident: Resident, last_contact: LastContact
-) -> datetime | None:
-    if last_contact is not NOT_GIVEN:
-        return last_contact
-    if escalation.reason == EscalationReason.visit_list:
-        return None  # a visit alert names no time: nobody can be reached by phone
-    return last_contacts(session, [resident.id]).get(resident.id)
-
-
-def _alert(
-    session: Session,
-    escalation: Escalation,
-    resident: Resident,
-    org: Organization,
-    recipient: dict[str, Any],
-    step: int,
-    now: datetime,
-    last_contact: datetime | None,
-) -> None:
-    """Alert one recipient of the step: the alert, its SMS (and call), the timeline."""
-    member_id = uuid.UUID(recipient["member_id"])
-    coded = _has_other_open_case(session, member_id, exclude=escalation.id)
-    _transaction_cache(session).setdefault("alerted", {}).setdefault(member_id, set()).add(
-        escalation.id
-    )
-    alert = Alert(
-        organization_id=resident.organization_id,
-        escalation_id=escalation.id,
-        member_id=member_id,
-        step_index=step,
-        language=recipient["language"],
-        sent_at=now,
-    )
-    session.add(alert)
-    body = alert_text(
-        session, escalation, resident, org, recipient["language"], coded, last_contact
-    )
-    calls = get_settings().alert_voice_calls
-    # A landline cannot take the SMS: with calls on, its call is the alert itself.
-    by_call_only = calls and recipient.get("phone_kind") == PhoneKind.landline.value
-    if not by_call_only:
-        enqueue(
-            session,
-            organization_id=resident.organization_id,
-            channel=OutboxChannel.sms,
-            purpose=OutboxPurpose.alert,
-            to_phone=recipient["phone"],
-            body=body,
-            locale=recipient["language"],
-            resident_id=resident.id,
-            member_id=member_id,
-            alert_id=alert.id,
-            now=now,
-            deadline=timedelta(hours=2),
-        )
-    if calls:
-        # Beside the SMS the call is only a nudge: the SMS carries the details and is the
-        # alert of record, so a call that is not answered declines nothing. To a landline
-        # the call is the alert, and one that cannot reach the member counts as a decline.
-        enqueue(
-            session,
-            organization_id=resident.organization_id,
-            channel=OutboxChannel.call,
-            purpose=OutboxPurpose.alert if by_call_only else OutboxPurpose.alert_call,
-            to_phone=recipient["phone"],
-            locale=recipient["language"],
-            resident_id=resident.id,
-            member_id=member_id,
-            alert_id=alert.id,
-            now=now,
-            deadline=timedelta(minutes=escalation.ack_minutes),
-        )
-    timeline(
-        session,
-        resident_id=resident.id,
-        organization_id=resident.organization_id,
-        kind="escalation.alert",
-        at=now,
-        escalation_id=escalation.id,
-        member_id=member_id,
-        detail={
-            "step": step + 1,
-            "member": recipient["name"],
-            "language": recipient["language"],
-        },
-    )
 
 
 def _add_interpreter(
@@ -595,142 +384,22 @@ def _add_interpreter(
     """A call for help on a case already asking its members (silent until then): as for a
     case opened by help, a supporter who speaks the resident's language joins, alerted now
     beside the step's members, unless they are in the chain already."""
-    if not _needs_interpreter(resident):
+    if not needs_interpreter(resident):
         return
     interpreter = interpreter_for(session, resident)
     if interpreter is None or any(
         r["member_id"] == str(interpreter.id) for step in escalation.chain for r in step
     ):
         return
-    recipient = _recipient(interpreter)
+    recipient = recipient_of(interpreter)
     chain = [list(step) for step in escalation.chain]
     chain[escalation.step_index].append(recipient)
     escalation.chain = chain  # a new list: the JSON column is saved as changed
     session.add(escalation)
     org = session.get(Organization, resident.organization_id)
     assert org is not None
-    contact = _known_last_contact(session, escalation, resident, last_contact)
-    _alert(session, escalation, resident, org, recipient, escalation.step_index, now, contact)
-
-
-def _has_other_open_case(session: Session, member_id: uuid.UUID, exclude: uuid.UUID) -> bool:
-    """Whether the member has another case open (an alert awaiting "1"/"2", or one they
-    acknowledged): then their alert carries the case code. One query, stopping at the first;
-    none when this transaction has already alerted them about another case (a sweep that
-    alerts one member about many cases asks once)."""
-    alerted = _transaction_cache(session).setdefault("alerted", {}).get(member_id, set())
-    if alerted - {exclude}:
-        return True
-    pending = (
-        select(Alert.id)
-        .join(Escalation, Escalation.id == Alert.escalation_id)
-        .where(
-            Alert.member_id == member_id,
-            Alert.state == AlertState.sent,
-            Escalation.state == EscalationState.alerting,
-            Escalation.id != exclude,
-        )
-    )
-    held = select(Escalation.id).where(
-        Escalation.acknowledged_by == member_id,
-        Escalation.state == EscalationState.acknowledged,
-        Escalation.id != exclude,
-    )
-    return bool(session.execute(select(or_(pending.exists(), held.exists()))).scalar_one())
-
-
-def _where(session: Session, resident: Resident) -> tuple[LocalizedName | str, str]:
-    """The resident's site (its names, to be named in the reader's language) and unit."""
-    site = session.get(Site, resident.site_id) if resident.site_id else None
-    return (LocalizedName.of(site) if site else "-"), (resident.unit or "")
-
-
-def _in_language(values: dict[str, Any], locale: str) -> dict[str, Any]:
-    """``values`` with the organization's and the site's names in the reader's language."""
-    return {
-        key: value.for_reader(locale) if isinstance(value, LocalizedName) else value
-        for key, value in values.items()
-    }
-
-
-def alert_text(
-    session: Session,
-    escalation: Escalation,
-    resident: Resident,
-    org: Organization,
-    locale: str,
-    coded: bool,
-    last_contact: datetime | None,
-) -> str:
-    """Only what a visitor needs: name, site, unit, language and last contact."""
-    site, unit = _where(session, resident)
-    values = {
-        "org": LocalizedName.of(org).for_reader(locale),
-        "name": resident.name,
-        "site": site.for_reader(locale) if isinstance(site, LocalizedName) else site,
-        "unit": unit,
-        "language": display_name(resident.language, locale),
-        "last_contact": format_datetime(last_contact, locale, org.timezone)
-        if last_contact
-        else "-",
-        "code": escalation.case_code,
-    }
-    if escalation.reason == EscalationReason.visit_list:
-        base = "member.alert.visit"
-    elif escalation.reason == EscalationReason.needs_help:
-        base = "member.alert.help"
-    else:
-        base = "member.alert"
-    text = render(f"{base}.coded" if coded else base, locale, **values)
-    if escalation.cause:
-        text = render("member.alert.cause", locale, cause=escalation.cause) + " " + text
-    return text
-
-
-def _member_notice(
-    session: Session,
-    escalation: Escalation,
-    member_id: uuid.UUID,
-    message_id: str,
-    now: datetime,
-    **values: Any,
-) -> None:
-    member = session.get(Member, member_id)
-    if member is None:
-        return
-    locale = (member.languages or ["ja"])[0]
-    enqueue(
-        session,
-        organization_id=escalation.organization_id,
-        channel=OutboxChannel.sms,
-        purpose=OutboxPurpose.member_notice,
-        to_phone=member.phone,
-        body=render(message_id, locale, **_in_language(values, locale)),
-        locale=locale,
-        resident_id=escalation.resident_id,
-        member_id=member.id,
-        now=now,
-    )
-
-
-def _resident_values(
-    session: Session, escalation: Escalation, locale: str | None = None
-) -> dict[str, Any]:
-    """The values member texts name the resident with. The organization and the site are
-    named in ``locale``; without one they stay :class:`LocalizedName` for ``_member_notice``
-    to name in each member's language."""
-    resident = session.get(Resident, escalation.resident_id)
-    org = session.get(Organization, escalation.organization_id)
-    assert resident is not None and org is not None
-    site, unit = _where(session, resident)
-    values = {
-        "org": LocalizedName.of(org),
-        "name": resident.name,
-        "site": site,
-        "unit": unit,
-        "code": escalation.case_code,
-    }
-    return values if locale is None else _in_language(values, locale)
+    contact = known_last_contact(session, escalation, resident, last_contact)
+    send_alert(session, escalation, resident, org, recipient, escalation.step_index, now, contact)
 
 
 # --- The sweep ------------------------------------------------------------------------------------
@@ -928,7 +597,7 @@ def reassign(
     session: Session, *, escalation: Escalation, member: Member, now: datetime, actor: str
 ) -> None:
     """Staff hand the case to someone specific: alert them now, as a step of their own."""
-    event = StaffReassigned(Recipient.of(_recipient(member)), actor)
+    event = StaffReassigned(Recipient.of(recipient_of(member)), actor)
     _decide_and_apply(session, escalation, event, now)
 
 

@@ -106,6 +106,7 @@ def section(path: str) -> str:
         ("/residents", "registry"),
         ("/visits", "cases"),
         ("/audit", "audit"),
+        ("/people", "people"),
     ):
         if path.startswith(prefix):
             return name

@@ -85,6 +85,12 @@ MEMBER_KINDS: dict[str, str] = {
     "staff_on_duty": N_("Staff on duty"),
 }
 
+STAFF_ROLES: dict[str, str] = {
+    "viewer": N_("Viewer"),
+    "coordinator": N_("Coordinator"),
+    "admin": N_("Admin"),
+}
+
 FLAGS: dict[str, str] = {
     "lives_alone": N_("Lives alone"),
     "elderly": N_("Elderly"),

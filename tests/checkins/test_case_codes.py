@@ -177,7 +177,8 @@ def test_the_migration_gives_open_cases_that_share_a_code_fresh_ones(tmp_path):
 def test_codes_stay_ones_a_member_can_answer_with_when_thousands_are_open():
     import string
 
-    from service.escalations.service import _free_code, parse_member_reply
+    from service.escalations.chains import free_code as _free_code
+    from service.escalations.service import parse_member_reply
 
     short = {f"{letter}{n}" for letter in string.ascii_uppercase for n in range(1, 100)}
     assert len(short) == 2574

@@ -20,6 +20,7 @@ from sqlmodel import select
 
 from i18n.render import render
 from service.escalations import service as escalations
+from service.escalations.alerts import resident_values
 from service.escalations.models import Alert, AlertState, Escalation
 
 from .conftest import ONE_MESSAGE
@@ -88,7 +89,7 @@ def _text(world, message_id: str, resident: str) -> str:
     """What a Japanese member is told with ``message_id`` about the resident's case."""
     with world.session() as s:
         case = s.get(Escalation, _cases(world)[resident].id)
-        return render(message_id, "ja", **escalations._resident_values(s, case, "ja"))
+        return render(message_id, "ja", **resident_values(s, case, "ja"))
 
 
 def _full_width(text: str) -> str:

@@ -38,7 +38,7 @@ from service.registry.models import Resident, Site
 from service.registry.phones import display_phone
 from service.web import labels
 from service.web.actors import describe_actor
-from service.web.core import ActingStaff, render_page
+from service.web.core import StaffDep, render_page
 from service.web.translation import N_, UiText
 
 router = APIRouter(include_in_schema=False)
@@ -219,8 +219,17 @@ def build_workbook(round_: Round, rows: list[ReportRow], text: UiText) -> bytes:
 
 @router.get("/rounds/{round_id}/report.xlsx", response_model=None)
 def round_report(
-    request: Request, session: SessionDep, staff: ActingStaff, round_id: uuid.UUID
+    request: Request, session: SessionDep, staff: StaffDep, round_id: uuid.UUID
 ) -> Response | HTMLResponse:
+    if not staff.can_act:  # an export of residents' data, like the CSV export
+        return render_page(
+            request,
+            "error.html",
+            staff=staff,
+            status_code=403,
+            title=N_("Not allowed"),
+            message=N_("Only coordinators and administrators can download a round report."),
+        )
     round_ = session.get(Round, round_id)
     if round_ is None or round_.organization_id != staff.organization_id:
         return render_page(

@@ -110,7 +110,8 @@ def test_round_report_is_for_coordinators_of_the_organization(
 
     url = f"/rounds/{morning.round_id}/report.xlsx"
     forms.login(add_staff(engine, Role.viewer))
-    assert forms.client.get(url).status_code == 403
+    denied = forms.client.get(url)
+    assert denied.status_code == 403 and "コーディネーター" in denied.text
     assert "report.xlsx" not in forms.client.get(f"/rounds/{morning.round_id}").text
     other = make_staff(client, engine, org="天草市社会福祉協議会", role=Role.admin)
     forms.login(other.email)

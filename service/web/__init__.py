@@ -29,7 +29,6 @@ def install_dashboard(app: FastAPI) -> None:
     from service.web.account import router as account_router
     from service.web.audit_screen import router as audit_router
     from service.web.inbox import router as inbox_router
-    from service.web.round_report import router as report_router
     from service.web.member_screens import router as member_router
     from service.web.people import router as people_router
     from service.web.registry_screens import router as registry_router

@@ -30,6 +30,7 @@ def install_dashboard(app: FastAPI) -> None:
     from service.web.audit_screen import router as audit_router
     from service.web.inbox import router as inbox_router
     from service.web.member_screens import router as member_router
+    from service.web.password_reset import router as reset_router
     from service.web.people import router as people_router
     from service.web.registry_screens import router as registry_router
     from service.web.round_report import router as report_router
@@ -55,6 +56,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(registry_router)
     app.include_router(member_router)
     app.include_router(people_router)
+    app.include_router(reset_router)
 
     async def login_required(request: Request, _exc: Exception) -> Response:
         if request.url.path.startswith("/board/live"):

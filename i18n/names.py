@@ -49,7 +49,16 @@ _ROMAN_OK = re.compile(r"^[A-Za-z0-9' .,&()-]+$")
 
 
 class LocalizedNameError(ValueError):
-    """A per-language name that cannot be stored, phrased for the person who typed it."""
+    """A per-language name that cannot be stored, phrased for the person who typed it.
+
+    ``msgid`` (English, with ``%(name)s`` values) and ``values`` let the service render the
+    problem in the reader's language (its ``service`` catalog carries these ids).
+    """
+
+    def __init__(self, msgid: str, **values: object) -> None:
+        self.msgid = msgid
+        self.values = values
+        super().__init__(msgid % values)
 
 
 # --- Validation --------------------------------------------------------------------------
@@ -68,18 +77,25 @@ def clean_name(code: str, value: object) -> str:
     """One language's name, normalised (NFC, outer spaces, runs of spaces), or an error."""
     label = f"names.{code}"
     if not isinstance(value, str):
-        raise LocalizedNameError(f"{label}: a name must be text, got {type(value).__name__}")
+        raise LocalizedNameError(
+            "%(label)s: a name must be text, got %(kind)s", label=label, kind=type(value).__name__
+        )
     bad = _bad_character(value)
     if bad is not None:
         raise LocalizedNameError(
-            f"{label}: control characters are not allowed (found U+{ord(bad):04X})"
+            "%(label)s: control characters are not allowed (found %(char)s)",
+            label=label,
+            char=f"U+{ord(bad):04X}",
         )
     text = " ".join(unicodedata.normalize("NFC", value).split())
     if not text:
-        raise LocalizedNameError(f"{label}: the name cannot be empty")
+        raise LocalizedNameError("%(label)s: the name cannot be empty", label=label)
     if len(text) > MAX_NAME_LENGTH:
         raise LocalizedNameError(
-            f"{label}: the name is {len(text)} characters long; at most {MAX_NAME_LENGTH}"
+            "%(label)s: the name is %(length)s characters long; at most %(max)s",
+            label=label,
+            length=len(text),
+            max=MAX_NAME_LENGTH,
         )
     return text
 
@@ -89,7 +105,11 @@ def language_key(key: object) -> str:
     code = _normalize(str(key)) if isinstance(key, str) else None
     if code is None:
         choices = ", ".join(c for c in SUPPORTED_CODES if c != JAPANESE_CODE)
-        raise LocalizedNameError(f"names: unknown language {key!r}; use one of: {choices}")
+        raise LocalizedNameError(
+            "names: unknown language %(key)s; use one of: %(choices)s",
+            key=repr(key),
+            choices=choices,
+        )
     if code == JAPANESE_CODE:
         raise LocalizedNameError(
             "names.ja: the Japanese name is the record's name; change `name` instead"
@@ -114,7 +134,9 @@ def clean_names(value: object, *, allow_removal: bool = False) -> dict[str, str 
     for key, name in value.items():
         code = language_key(key)
         if code in result:
-            raise LocalizedNameError(f"names: {key!r} is given twice (as {code!r})")
+            raise LocalizedNameError(
+                "names: %(key)s is given twice (as %(code)s)", key=repr(key), code=repr(code)
+            )
         if name is None and allow_removal:
             result[code] = None
         else:

@@ -52,6 +52,12 @@ def _run_import(
         upgrade_schema()
     try:
         data = file.read_bytes()
+    except FileNotFoundError:
+        fail(N_("Cannot read %(file)s: there is no such file.", file=str(file)))
+    except IsADirectoryError:
+        fail(N_("Cannot read %(file)s: it is a folder, not a file.", file=str(file)))
+    except PermissionError:
+        fail(N_("Cannot read %(file)s: permission denied.", file=str(file)))
     except OSError as exc:
         fail(N_("Cannot read %(file)s: %(reason)s", file=str(file), reason=exc.strerror or ""))
     with Session(get_engine()) as session:

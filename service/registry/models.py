@@ -13,7 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from service.common import StrictBody, UtcDateTime, id_field, timestamp_field
 from service.registry.phones import PhoneError, PhoneKind, normalize_phone
-from service.texts import N_, TextError
+from service.texts import N_, Text, TextError
 
 
 class ResidentStatus(StrEnum):
@@ -83,9 +83,25 @@ def _names_column() -> object:
 def _check_names(value: object) -> object:
     """Language codes known, names non-empty, short and free of control characters; a
     ``null`` name removes that language's name in an update."""
-    from i18n.names import clean_names
+    from i18n.names import LocalizedNameError, clean_names
 
-    return clean_names(value, allow_removal=True)
+    try:
+        return clean_names(value, allow_removal=True)
+    except LocalizedNameError as exc:
+        raise TextError(Text(exc.msgid, exc.values)) from None
+
+
+# i18n.names says what is wrong with a name in these words; the catalog carries them.
+NAME_PROBLEMS = (
+    N_("%(label)s: a name must be text, got %(kind)s"),
+    N_("%(label)s: control characters are not allowed (found %(char)s)"),
+    N_("%(label)s: the name cannot be empty"),
+    N_("%(label)s: the name is %(length)s characters long; at most %(max)s"),
+    N_("names: unknown language %(key)s; use one of: %(choices)s"),
+    N_("names.ja: the Japanese name is the record's name; change `name` instead"),
+    N_('names: expected an object of language codes and names, e.g. {"en": "…"}'),
+    N_("names: %(key)s is given twice (as %(code)s)"),
+)
 
 
 # --- Organization -------------------------------------------------------------------------
@@ -145,17 +161,23 @@ MAX_SENDER_NUMBERS = 20
 def check_sender_numbers(value: object) -> list[str]:
     """E.164 numbers, validated as every phone is (``registry.phones``), without repeats."""
     if not isinstance(value, list):
-        raise ValueError("sender_numbers must be a list of phone numbers")
+        raise TextError(N_("sender_numbers must be a list of phone numbers"))
     if len(value) > MAX_SENDER_NUMBERS:
-        raise ValueError(f"at most {MAX_SENDER_NUMBERS} sender numbers")
+        raise TextError(N_("at most %(max)s sender numbers", max=MAX_SENDER_NUMBERS))
     numbers: list[str] = []
     for raw in value:
         if not isinstance(raw, str) or not raw.strip():
-            raise ValueError("a sender number cannot be blank")
+            raise TextError(N_("a sender number cannot be blank"))
         try:
             number = normalize_phone(raw)
         except PhoneError as exc:
-            raise ValueError(f"invalid sender number {raw!r}: {exc}") from None
+            raise TextError(
+                N_(
+                    "invalid sender number %(number)s: %(reason)s",
+                    number=repr(raw),
+                    reason=exc.text,
+                )
+            ) from None
         if number is not None and number not in numbers:
             numbers.append(number)
     return numbers
@@ -167,8 +189,11 @@ def check_messaging_service_sid(value: object) -> str | None:
         return None
     text = str(value).strip()
     if not _MESSAGING_SERVICE_SID.match(text[:2].upper() + text[2:].lower()):
-        raise ValueError(
-            f"invalid Messaging Service SID {text!r}: it is MG followed by 32 hexadecimal digits"
+        raise TextError(
+            N_(
+                "invalid Messaging Service SID %(sid)s: it is MG followed by 32 hexadecimal digits",
+                sid=repr(text),
+            )
         )
     return "MG" + text[2:].lower()
 

@@ -260,7 +260,7 @@ def list_rounds(
 def _round(session: Session, organization_id: uuid.UUID, round_id: uuid.UUID) -> Round:
     round_ = session.get(Round, round_id)
     if round_ is None or round_.organization_id != organization_id:
-        raise NotFound("round not found")
+        raise NotFound(N_("round not found"))
     return round_
 
 
@@ -446,7 +446,7 @@ def _escalation(
 ) -> Escalation:
     escalation = session.get(Escalation, escalation_id)
     if escalation is None or escalation.organization_id != organization_id:
-        raise NotFound("escalation not found")
+        raise NotFound(N_("escalation not found"))
     return escalation
 
 
@@ -468,10 +468,10 @@ def acknowledge(
     """Acknowledge on a member's behalf (for example after a phone call with them)."""
     escalation = _escalation(session, user.organization_id, escalation_id)
     if escalation.state == EscalationState.resolved:
-        raise Invalid("this case is already resolved", field="escalation_id")
+        raise Invalid(N_("this case is already resolved"), field="escalation_id")
     member_id = data.member_id
     if member_id is None:
-        raise Invalid("say which member will visit", field="member_id")
+        raise Invalid(N_("say which member will visit"), field="member_id")
     registry.get_member(session=session, organization_id=user.organization_id, member_id=member_id)
     actor = actor_for(user)
     escalations.acknowledge(
@@ -503,7 +503,7 @@ def resolve(
 ) -> EscalationPublic:
     escalation = _escalation(session, user.organization_id, escalation_id)
     if escalation.state == EscalationState.resolved:
-        raise Invalid("this case is already resolved", field="escalation_id")
+        raise Invalid(N_("this case is already resolved"), field="escalation_id")
     if data.member_id is not None:
         registry.get_member(
             session=session, organization_id=user.organization_id, member_id=data.member_id
@@ -539,7 +539,7 @@ def reassign(
 ) -> EscalationPublic:
     escalation = _escalation(session, user.organization_id, escalation_id)
     if escalation.state == EscalationState.resolved:
-        raise Invalid("this case is already resolved", field="escalation_id")
+        raise Invalid(N_("this case is already resolved"), field="escalation_id")
     member = registry.get_member(
         session=session, organization_id=user.organization_id, member_id=data.member_id
     )
@@ -586,7 +586,7 @@ def close_task(
 ) -> StaffTaskPublic:
     task = session.get(StaffTask, task_id)
     if task is None or task.organization_id != user.organization_id:
-        raise NotFound("task not found")
+        raise NotFound(N_("task not found"))
     actor = actor_for(user)
     task.closed_at = get_clock().now()
     task.closed_by = actor.label
@@ -695,7 +695,7 @@ def add_note(
 ) -> dict[str, str]:
     text = data.text.strip()
     if not text:
-        raise Invalid("a note cannot be empty", field="text")
+        raise Invalid(N_("a note cannot be empty"), field="text")
     resident = registry.get_resident(
         session=session, organization_id=user.organization_id, resident_id=resident_id
     )

@@ -187,7 +187,7 @@ def _print_names(name: str, names: dict[str, str]) -> None:
 
     out.print(name, highlight=False, markup=False)
     for code, value in sorted(names.items()):
-        out.print(f"  {code}: {value}", highlight=False, markup=False)
+        say(N_("  %(language)s: %(name)s", language=code, name=value))
         if code in ("en", "fil", "id") and not is_gsm7(value):
             console.print(
                 text(

@@ -26,6 +26,7 @@ from service.registry.models import (
     ResidentStatus,
     ResidentUpdate,
 )
+from service.texts import N_
 
 # A rank above every real one (ranks are 1..20), used while ranks are swapped: the unique
 # (resident, rank) constraint holds at every step of a reorder.
@@ -89,7 +90,7 @@ def deactivate_resident(
 ) -> Resident:
     """Stop check-ins for a resident who moved out or opted out; the record is kept."""
     if status not in (ResidentStatus.moved_out, ResidentStatus.opted_out):
-        raise Invalid("a resident is deactivated as moved out or opted out", field="status")
+        raise Invalid(N_("a resident is deactivated as moved out or opted out"), field="status")
     return service.update_resident(
         session=session,
         organization_id=organization_id,
@@ -165,7 +166,7 @@ def reorder_assignments(
     by_id = {a.id: a for a in current}
     if len(assignment_ids) != len(set(assignment_ids)) or set(assignment_ids) != set(by_id):
         raise Invalid(
-            "the new order must list each of the resident's contacts exactly once",
+            N_("the new order must list each of the resident's contacts exactly once"),
             field="assignment_ids",
         )
     wanted = {assignment_id: rank for rank, assignment_id in enumerate(assignment_ids, 1)}

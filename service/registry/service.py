@@ -659,7 +659,10 @@ def create_assignment(
             raise Conflict(
                 N_("this member is already assigned to this resident"), field="member_id"
             )
-        raise Conflict(f"the resident already has a contact at rank {data.rank}", field="rank")
+        raise Conflict(
+                N_("the resident already has a contact at rank %(rank)s", rank=data.rank),
+                field="rank",
+            )
     assignment = Assignment.model_validate(data, update={"organization_id": organization_id})
     session.add(assignment)
     _flush_or_conflict(session, "rank", N_("conflicting assignment"))
@@ -723,7 +726,10 @@ def update_assignment(
             )
         ).first()
         if clash is not None:
-            raise Conflict(f"the resident already has a contact at rank {data.rank}", field="rank")
+            raise Conflict(
+                N_("the resident already has a contact at rank %(rank)s", rank=data.rank),
+                field="rank",
+            )
         assignment.rank = data.rank
         session.add(assignment)
         record(

@@ -158,6 +158,7 @@ def _resolve(
 
 
 def decide(case: Case, event: Event, now: datetime) -> Decision:
+    """What happens to ``case`` when ``event`` happens at ``now``."""
     plan = _Plan(case, now)
     if case.state == EscalationState.resolved:  # final: nothing changes it any more
         said = ("member.already_taken",) if isinstance(event, MemberAnswered) else ()

@@ -203,7 +203,7 @@ class SafetyModel(RuleBasedStateMachine):
         interpreter=st.booleans(),
         staff_on_duty=st.booleans(),
         orders=st.lists(st.booleans(), min_size=3, max_size=3),
-        plan=st.sampled_from(["one", "two"]),
+        plan=st.sampled_from(["one", "two", "sms_call"]),
         head_start=st.booleans(),
     )
     def build(self, three, foreign, interpreter, staff_on_duty, orders, plan, head_start):
@@ -250,11 +250,14 @@ class SafetyModel(RuleBasedStateMachine):
                 self.w.assign(key, member, rank)
         self.member_keys = {v: k for k, v in self.w.members.items()}
         self.resident_keys = {v: k for k, v in self.w.residents.items()}
-        self.plan = (
-            [{"channel": "sms", "message": "prompt", "wait_minutes": 60}]
-            if plan == "one"
-            else [{"channel": "sms", "message": "prompt", "wait_minutes": 30}] * 2
-        )
+        self.plan = {
+            "one": [{"channel": "sms", "message": "prompt", "wait_minutes": 60}],
+            "two": [{"channel": "sms", "message": "prompt", "wait_minutes": 30}] * 2,
+            "sms_call": [
+                {"channel": "sms", "message": "prompt", "wait_minutes": 30},
+                {"channel": "voice", "message": "prompt", "wait_minutes": 30},
+            ],
+        }[plan]
         # What residents said: (kind, sid, time), and members' last answers.
         self.said: dict[str, list[tuple[str, str, datetime]]] = {k: [] for k in self.languages}
         self.last_answer: dict[str, tuple[str, str | None, str]] = {}
@@ -594,7 +597,7 @@ class SafetyModel(RuleBasedStateMachine):
         self.start_step()
         dispatch_outbox(self.w.ctx)  # the dispatcher sends what is queued at once
         with self.w.session() as s:
-            query = select(OutboxMessage.sid, OutboxMessage.alert_id).where(
+            query = select(OutboxMessage.sid, OutboxMessage.alert_id, OutboxMessage.channel).where(
                 OutboxMessage.organization_id == self.w.org_id,
                 OutboxMessage.sid.is_not(None),
                 OutboxMessage.status.in_(["sent", "delivered"]),
@@ -611,7 +614,7 @@ class SafetyModel(RuleBasedStateMachine):
             rows = s.exec(query.order_by(*order)).all()
             if not rows:
                 return
-            sid, alert_id = rows[pick % len(rows)]
+            sid, alert_id, channel = rows[pick % len(rows)]
             failed = s.get(Alert, alert_id) if alert_id else None
             if failed is not None:
                 failed = (
@@ -622,15 +625,14 @@ class SafetyModel(RuleBasedStateMachine):
                 )
         before = self.cases()
         status, error = code
-        response = self.w.post(
-            "/twilio/status",
-            {
-                "MessageSid": sid,
-                "MessageStatus": status,
-                "ErrorCode": error,
-                "AccountSid": "AC" + "0" * 32,
-            },
-        )
+        SEEN[f"failed: {'alert' if alert_id else channel}"] += 1
+        if channel == "call":  # a check-in call nobody answers
+            path = "/twilio/voice/status"
+            form = {"CallSid": sid, "CallStatus": {"failed": "no-answer"}.get(status, "busy")}
+        else:
+            path = "/twilio/status"
+            form = {"MessageSid": sid, "MessageStatus": status, "ErrorCode": error}
+        response = self.w.post(path, {**form, "AccountSid": "AC" + "0" * 32})
         assert response.status_code in (200, 204), response.text
         self.no_case_closed_by_time_or_residents()
         after = self.cases()

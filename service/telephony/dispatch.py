@@ -56,7 +56,7 @@ from service.telephony.models import (
     OutboxStatus,
     is_alert_purpose,
 )
-from service.telephony.outbox import DEFAULT_DEADLINE, among, backoff_delay
+from service.telephony.outbox import DEFAULT_DEADLINE, among, backoff_delay, sms_cap
 from service.telephony.provider import (
     TelephonyProvider,
     call_status_callback_url,
@@ -323,7 +323,7 @@ def _defer_capped(
     Two caps, neither counting the other's messages: chatter's (against floods and reply
     loops) and the much higher one of alerts and members' answers (``ALERT_PURPOSES``).
     An alert held anyway is told to ``held_hook``: the chain waits for it to be sent."""
-    caps = {False: settings.sms_per_recipient_per_hour, True: settings.alert_sms_per_hour}
+    caps = {alerts: sms_cap(settings, alerts=alerts) for alerts in (False, True)}
     phones = {item.to_phone for item in claimed}
     counts = _sms_counts(session, phones, now)
     kinds = [(item.to_phone, is_alert_purpose(item.purpose)) for item in claimed]

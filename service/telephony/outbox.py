@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from service.common import aware
+from service.config import Settings
 from service.telephony.models import (
     ALERT_PURPOSES,
     CHATTER_PURPOSES,
@@ -162,6 +163,14 @@ _RECENT_SMS = {False: _recent_sms(CHATTER_PURPOSES), True: _recent_sms(ALERT_PUR
 def cap_purposes(alerts: bool) -> frozenset[str]:
     """The purposes counted against one per-recipient cap: the alerts' or the chatter's."""
     return ALERT_PURPOSES if alerts else CHATTER_PURPOSES
+
+
+def sms_cap(settings: Settings, *, alerts: bool) -> int:
+    """SMS of one cap's purposes to one number per hour: the chatter's
+    (``sms_per_recipient_per_hour``), or the alerts' (``alert_sms_per_hour``), which is
+    never lower than the chatter's: an alert is never held back where chatter would go."""
+    chatter = settings.sms_per_recipient_per_hour
+    return max(settings.alert_sms_per_hour, chatter) if alerts else chatter
 
 
 def recent_sms_count(

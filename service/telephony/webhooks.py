@@ -38,7 +38,7 @@ from service.telephony.models import (
     OutboxStatus,
     WebhookEvent,
 )
-from service.telephony.outbox import enqueue, recent_sms_count
+from service.telephony.outbox import enqueue, recent_sms_count, sms_cap
 from service.telephony.provider import gather_action_url
 from service.telephony.signature import TwilioForm
 
@@ -275,8 +275,7 @@ def _reply_allowed(
     took) against the alerts' cap, never the chatter's. An answer to an unrouted message
     has no outbox row (it has no organization): the earlier unrouted messages from the
     number, each answered, count instead."""
-    settings = get_settings()
-    cap = settings.alert_sms_per_hour if member else settings.sms_per_recipient_per_hour
+    cap = sms_cap(get_settings(), alerts=member)
     sent = recent_sms_count(session.connection(), phone, now, alerts=member)
     if unrouted:
         sent += routing.recent_unrouted_count(session, phone, now) - 1  # not this one

@@ -24,11 +24,11 @@ from sqlmodel import select
 from service.checkins.events import ALERT_HELD
 from service.checkins.models import TimelineEvent
 from service.common import aware
-from service.config import get_settings
+from service.config import Settings, get_settings
 from service.escalations.models import Alert, Escalation, EscalationState
 from service.telephony.dispatch import dispatch_once
 from service.telephony.models import OutboxChannel, OutboxMessage, OutboxPurpose, OutboxStatus
-from service.telephony.outbox import enqueue
+from service.telephony.outbox import enqueue, sms_cap
 from tests.conftest import TEST_PASSWORD
 
 from .conftest import ONE_MESSAGE
@@ -59,10 +59,12 @@ def _alerts(world) -> list:
 
 @pytest.fixture
 def alert_cap(monkeypatch: pytest.MonkeyPatch):
-    """Set the alert cap for one test (before the world's settings are read)."""
+    """Set the alert cap for one test (before the world's settings are read), and the
+    chatter's to the same: the alert cap is never lower than the chatter's."""
 
     def set_cap(value: int) -> None:
         monkeypatch.setenv("MIMAMORI_ALERT_SMS_PER_HOUR", str(value))
+        monkeypatch.setenv("MIMAMORI_SMS_PER_RECIPIENT_PER_HOUR", str(value))
         get_settings.cache_clear()
 
     return set_cap
@@ -71,6 +73,16 @@ def alert_cap(monkeypatch: pytest.MonkeyPatch):
 def test_the_default_alert_cap_is_sized_for_a_member_after_an_earthquake():
     assert get_settings().alert_sms_per_hour >= 120
     assert get_settings().sms_per_recipient_per_hour == 10
+    assert sms_cap(get_settings(), alerts=True) == get_settings().alert_sms_per_hour
+    assert sms_cap(get_settings(), alerts=False) == 10
+
+
+def test_the_alert_cap_is_never_lower_than_chatters():
+    """An installation that raised the chatter cap (a staff member on duty who gets every
+    exhausted case) never holds an alert back where a check-in would go."""
+    raised = Settings(_env_file=None, sms_per_recipient_per_hour=100_000)
+    assert sms_cap(raised, alerts=True) == 100_000
+    assert sms_cap(Settings(_env_file=None, alert_sms_per_hour=5), alerts=True) == 10
 
 
 def test_fourteen_help_alerts_to_one_member_all_go_out_at_once(world):

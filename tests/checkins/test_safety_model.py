@@ -286,7 +286,9 @@ class SafetyModel(RuleBasedStateMachine):
     def cases(self) -> dict[uuid.UUID, CaseView]:
         with self.w.session() as s:
             rows = s.exec(
-                select(Escalation).where(Escalation.organization_id == self.w.org_id)
+                select(Escalation)
+                .where(Escalation.organization_id == self.w.org_id)
+                .order_by(Escalation.created_at, Escalation.case_code)  # oldest first
             ).all()
             alerts = s.exec(select(Alert).where(Alert.organization_id == self.w.org_id)).all()
             waiting: dict[uuid.UUID, set] = {}
@@ -389,6 +391,23 @@ class SafetyModel(RuleBasedStateMachine):
     )
     def member_answers_about_their_case(self, member, digit, about, order, style, focus):
         self.member_answers(member, digit, about, order, style, focus)
+
+    @rule(
+        digit=st.sampled_from(["1", "2", "3", "4", "5"]),
+        order=st.sampled_from(["code", "code", "digit", "bare"]),
+        style=st.integers(0, 7),
+    )
+    def holder_answers(self, digit, order, style):
+        """The member who holds a case answers about it: mostly the visit's result."""
+        self.start_step()
+        before = self.cases()
+        held = sorted((c.code, c.holder) for c in before.values() if c.state == "acknowledged")
+        if not held:
+            return
+        code, member = held[style % len(held)]
+        if order == "bare":
+            code = None
+        self.answer(before, member, digit, code, order, style)
 
     @precondition(lambda self: bool(getattr(self, "last_answer", None)))
     @rule(member=st.sampled_from(["M1", "M2", "I1", "S1"]), style=st.integers(0, 7))

@@ -569,3 +569,41 @@ def test_python_dash_m_runs_the_same_command_line() -> None:
         timeout=60,
     )
     assert result.returncode == 0 and "安否確認を今すぐ始めます" in result.stdout
+
+
+# --- The service catalog is checked like the others ------------------------------------------------
+
+
+def test_the_service_catalog_is_complete_and_current() -> None:
+    from i18n.catalogs import SERVICE_DOMAIN, check_catalogs, check_dashboard_catalogs
+
+    assert check_dashboard_catalogs(domain=SERVICE_DOMAIN) == []
+    assert [p for p in check_catalogs() if p.catalog.startswith("service")] == []
+
+
+def test_check_fails_when_a_command_gains_an_untranslated_message(tmp_path: Path) -> None:
+    import shutil
+
+    from i18n.catalogs import (
+        LOCALES_DIR,
+        SERVICE_DOMAIN,
+        check_dashboard_catalogs,
+        update_dashboard_catalogs,
+    )
+
+    locales = tmp_path / "locales"
+    shutil.copytree(LOCALES_DIR, locales, ignore=shutil.ignore_patterns("*.mo"))
+    source = tmp_path / "service"
+    shutil.copytree(REPO / "service", source, ignore=shutil.ignore_patterns("__pycache__"))
+    users = source / "cli" / "users.py"
+    users.write_text(
+        users.read_text(encoding="utf-8") + '\nNEW = N_("A brand new line")\n', encoding="utf-8"
+    )
+    stale = check_dashboard_catalogs(locales, source, SERVICE_DOMAIN)
+    assert ("service.pot", "A brand new line") in {(p.catalog, p.msgid) for p in stale}
+    update_dashboard_catalogs(locales, source, SERVICE_DOMAIN)
+    problems = check_dashboard_catalogs(locales, source, SERVICE_DOMAIN)
+    # English is the source language and fills itself; Japanese waits for a translator.
+    assert [(p.catalog, p.msgid, p.problem) for p in problems] == [
+        ("service:ja", "A brand new line", "translation is empty")
+    ]

@@ -14,9 +14,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.texts import Text, accept_language
 from service.validation_text import localized_errors
@@ -74,8 +76,22 @@ def install_error_handlers(app: FastAPI, *, login: Callable[..., Any]) -> None:
         detail = localized_errors(list(exc.errors()), language)
         return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """An HTTP error whose detail is a text (401, 403, 429 from the auth layer) is said in
+        the request's language; any other detail is FastAPI's answer, unchanged."""
+        assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc.detail, Text):
+            language = accept_language(request.headers.get("accept-language"))
+            return JSONResponse(
+                {"detail": exc.detail.render(language)},
+                status_code=exc.status_code,
+                headers=exc.headers,
+            )
+        return await http_exception_handler(request, exc)
+
     app.add_exception_handler(DomainError, handle)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
     generate = app.openapi
 

@@ -607,3 +607,27 @@ def test_check_fails_when_a_command_gains_an_untranslated_message(tmp_path: Path
     assert [(p.catalog, p.msgid, p.problem) for p in problems] == [
         ("service:ja", "A brand new line", "translation is empty")
     ]
+
+
+def test_api_login_and_role_refusals_follow_accept_language(client, viewer) -> None:
+    ja = {"Accept-Language": "ja"}
+    anonymous = client.get("/api/v1/residents", headers=ja)
+    assert anonymous.status_code == 401
+    assert anonymous.json() == {
+        "detail": "ログインしていません。/api/v1/auth/token でログインしてください"
+    }
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert client.get("/api/v1/residents").json() == {
+        "detail": "not authenticated: log in at /api/v1/auth/token"
+    }
+    refused = client.post("/api/v1/sites", headers={**viewer.headers, **ja}, json={"name": "A"})
+    assert refused.status_code == 403
+    assert refused.json()["detail"].startswith("この操作には coordinator の役割が必要です")
+    wrong = client.post(
+        "/api/v1/auth/token", data={"username": viewer.email, "password": "nope"}, headers=ja
+    )
+    assert wrong.status_code == 401 and wrong.json() == {
+        "detail": "ログイン名またはパスワードが違います"
+    }
+    unknown = client.get("/api/v1/no-such-thing", headers=ja)
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found"}

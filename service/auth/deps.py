@@ -14,12 +14,13 @@ from service.auth.security import decode_access_token
 from service.config import Settings, get_settings
 from service.db import SessionDep
 from service.registry.models import Organization
+from service.texts import N_
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 _UNAUTHORIZED = HTTPException(
     status_code=status.HTTP_401_UNAUTHORIZED,
-    detail="not authenticated: log in at /api/v1/auth/token",
+    detail=N_("not authenticated: log in at /api/v1/auth/token"),
     headers={"WWW-Authenticate": "Bearer"},
 )
 
@@ -79,7 +80,11 @@ def require_role(minimum: Role):  # type: ignore[no-untyped-def]
         if Role(user.role).level < minimum.level:
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN,
-                detail=f"this action needs the {minimum.value} role; you are {user.role}",
+                detail=N_(
+                    "this action needs the %(needed)s role; you are %(role)s",
+                    needed=minimum.value,
+                    role=str(user.role),
+                ),
             )
         return user
 

@@ -14,6 +14,7 @@ from service.auth.models import Token, UserCreate, UserPublic, UserUpdate
 from service.auth.security import create_access_token
 from service.common import utcnow
 from service.db import SessionDep
+from service.texts import N_
 
 router = APIRouter(tags=["auth"])
 
@@ -21,7 +22,7 @@ router = APIRouter(tags=["auth"])
 def too_many_attempts(seconds: int) -> HTTPException:
     return HTTPException(
         status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-        detail=f"too many failed logins: try again in {seconds} seconds",
+        detail=N_("too many failed logins: try again in %(seconds)s seconds", seconds=seconds),
         headers={"Retry-After": str(seconds)},
     )
 
@@ -54,7 +55,7 @@ def login(
     if user is None:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="wrong login or password",
+            detail=N_("wrong login or password"),
             headers={"WWW-Authenticate": "Bearer"},
         )
     token = create_access_token(

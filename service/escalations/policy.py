@@ -294,11 +294,12 @@ def _holder(plan: _Plan, reply: MemberReply, actor: str, member_id: uuid.UUID) -
 def _former(plan: _Plan, reply: MemberReply, actor: str, member_id: uuid.UUID) -> Decision:
     """A reply about an open case that no longer waits for this member: never dropped as
     unclear, never closing the case. "1" takes it if nobody holds it (as it would have in
-    time); any other digit may be a result, perhaps of an earlier run of the chain: it goes
-    on the case's timeline for staff, who record the outcome."""
+    time); any other digit, and any result written code first ("A7 1" after the case was
+    handed on), may be a result, perhaps of an earlier run of the chain: it goes on the
+    case's timeline for staff, who record the outcome."""
     case = plan.case
     held_by_other = case.state == EscalationState.acknowledged and case.holder != member_id
-    if reply.digit != "1":
+    if reply.digit != "1" or reply.order == Order.CODE_FIRST:
         detail = {
             "digit": reply.digit,
             "outcome": OUTCOME_BY_DIGIT[reply.digit].value,
@@ -306,7 +307,8 @@ def _former(plan: _Plan, reply: MemberReply, actor: str, member_id: uuid.UUID) -
         }
         plan.timeline.append(Entry("escalation.outcome_reported", member_id, detail=detail))
         audit = Audit(actor, "report", {"via": "sms", "digit": reply.digit})
-        said = "member.declined" if reply.digit == "2" else "member.outcome_recorded"
+        cannot_go = reply.digit == "2" and reply.order == Order.DIGIT_FIRST
+        said = "member.declined" if cannot_go else "member.outcome_recorded"
         return plan.done((said,), audit)
     if held_by_other:
         return plan.done(("member.already_taken",))

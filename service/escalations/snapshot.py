@@ -160,12 +160,14 @@ class MemberReply:
     order: Order
 
 
+_BIDI_MARKS: Final = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _REPLY: Final = re.compile(r"^(?:([a-z]\d{1,3})\s*)?([1-5])(?:\s*([a-z]\d{1,3}))?$")
 
 
 def parse_reply(text: str) -> MemberReply | None:
     """ "1", "1 A7", "１　ａ７", "1-A7" (digit first); "A7 1", "A7:1" (code first)."""
-    normalized = unicodedata.normalize("NFKC", text).strip().lower()
+    # Direction marks (a reply copied from a right-to-left text, e.g. Urdu) are not words.
+    normalized = _BIDI_MARKS.sub("", unicodedata.normalize("NFKC", text)).strip().lower()
     normalized = re.sub(r"[\s,.、。:;!！-]+", " ", normalized).strip()
     match = _REPLY.match(normalized)
     if not match:

@@ -85,11 +85,11 @@ def _help_with_interpreter(world, *members: tuple[str, str]) -> Escalation:
 
 
 def test_a_member_handed_on_who_says_1_takes_the_case_back_and_is_asked_for_the_result(world):
-    """M1 took the case, sent no result, and it was handed on to M2. M1's "1" could be
-    "I'll go" or "safe": it is read as "I'll go". M1 holds the case again and is asked for
-    the result, which then closes it. A "1" from a former member never closes a case."""
+    """M1 took the case, sent no result, and it was handed on to M2. M1's "1", written as an
+    answer to an alert (digit first), takes the case back: M1 is asked for the result,
+    which then closes it. A "1" from a former member never closes a case."""
     case = _handed_on(world)
-    answer = world.sms(M1, f"{case.case_code} 1")
+    answer = world.sms(M1, f"1 {case.case_code}")
     assert RECORDED not in answer and case.case_code in answer
     case = _case(world)
     assert (case.state, case.outcome) == ("acknowledged", None)
@@ -128,7 +128,7 @@ def test_what_the_member_handed_on_found_goes_to_staff_while_the_next_holds_it(w
     case = _handed_on(world)
     world.sms(M2, f"1 {case.case_code}")
     assert _case(world).acknowledged_by == world.members["M2"]
-    assert ALREADY_TAKEN in world.sms(M1, f"{case.case_code} 1")
+    assert ALREADY_TAKEN in world.sms(M1, f"1 {case.case_code}")
     assert RECORDED in world.sms(M1, f"{case.case_code} 3")
     case = _case(world)
     assert case.state == "acknowledged" and case.acknowledged_by == world.members["M2"]
@@ -138,6 +138,29 @@ def test_what_the_member_handed_on_found_goes_to_staff_while_the_next_holds_it(w
         ).all()
     assert reported.member_id == world.members["M1"]
     assert reported.detail["outcome"] == "hospitalised"
+
+
+def test_a_result_written_code_first_by_a_member_handed_on_is_kept_for_staff(world):
+    """"A7 1" is how a visit's result is written (safe). From M1, whose case was handed on,
+    it is never lost and never closes or takes anything: it goes on the case's timeline for
+    staff, whether M2 is still asked or has taken the case."""
+    case = _handed_on(world)
+    assert RECORDED in world.sms(M1, f"{case.case_code} 1")
+    assert (_case(world).state, _case(world).acknowledged_by) == ("alerting", None)
+    assert _waiting(world) == {("M2", 1)}
+    world.sms(M2, f"1 {case.case_code}")
+    assert RECORDED in world.sms(M1, f"{case.case_code} 1")
+    case = _case(world)
+    assert (case.state, case.outcome) == ("acknowledged", None)
+    assert case.acknowledged_by == world.members["M2"]
+    with world.session() as s:
+        reported = s.exec(
+            select(TimelineEvent).where(TimelineEvent.kind == "escalation.outcome_reported")
+        ).all()
+    assert [(r.member_id, r.detail["outcome"]) for r in reported] == [
+        (world.members["M1"], "safe"),
+        (world.members["M1"], "safe"),
+    ]
 
 
 def test_a_former_members_1_never_closes_a_new_call_for_help(world):

@@ -143,6 +143,10 @@ def run(case: Case, *events) -> tuple[Case, list[Decision]]:  # type: ignore[no-
         ("0 A7", None),
         ("A7", None),
         ("A7 1 B3", None),  # two codes: which one?
+        # Direction marks from a right-to-left text (Urdu) are not part of the reply.
+        ("\u200f1 A7", ("1", "A7", Order.DIGIT_FIRST)),
+        ("\u200eA7\u200e 1\u061c", ("1", "A7", Order.CODE_FIRST)),
+        ("\u20661\u2069 \u2066A7\u2069", ("1", "A7", Order.DIGIT_FIRST)),
         ("A1234 1", None),
         ("はい", None),
         ("", None),
@@ -323,7 +327,7 @@ def test_holder_bare_3_to_5_asks_for_the_result_with_its_case(text):
 
 def test_former_1_takes_the_case_nobody_holds_and_marks_their_latest_alert():
     """M1's window passed; M2 is asked. M1's "1" takes the case, as in time."""
-    decision, case = outcome_of(alerting(1), says(M1, "A7 1"))
+    decision, case = outcome_of(alerting(1), says(M1, "1 A7"))
     assert (case.state, case.holder) == (S.acknowledged, M1)
     assert decision.alert_states == {A_M2: AlertState.withdrawn, A_M1: AlertState.acknowledged}
     assert decision.answer == ("member.ack", "member.outcome_request")
@@ -340,7 +344,12 @@ def test_former_1_when_someone_else_holds_it_is_told_so(case):
     [
         (held(M2, step=1), "A7 3", "member.outcome_recorded", str(M2)),
         (held(M2, step=1), "2", "member.declined", str(M2)),
-        (alerting(1), "A7 2", "member.declined", None),
+        (alerting(1), "2 A7", "member.declined", None),
+        # Written code first, a former member's digit is a result, "A7 1" (safe) included:
+        # kept for staff, never taking the case back or closing it.
+        (alerting(1), "A7 2", "member.outcome_recorded", None),
+        (held(M2, step=1), "A7 1", "member.outcome_recorded", str(M2)),
+        (exhausted(), "A7 1", "member.outcome_recorded", None),
         (exhausted(), "5", "member.outcome_recorded", None),
     ],
 )

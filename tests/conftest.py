@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,11 @@ def _template_database(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("template") / "template.db"
     url = f"sqlite:///{path}"
     migrate.upgrade(url)
+    # The last migrations may still be in the write-ahead log (a checkpointer thread may hold
+    # the database open): fold them into the file, which each test copies on its own.
+    with closing(sqlite3.connect(path)) as connection:
+        busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0, "the template database's log could not be folded into it"
     return url
 
 

@@ -33,7 +33,8 @@ was sent, by whom, about which case:
    holder (digit first or bare) moves the chain on at once (unless another alert of the
    last step still waits);
 7. an answer changes only the case it names (a bare one, only the member's single case),
-   and exactly as protocol v2 says for the member's relation to it.
+   and exactly as protocol v2 says for the member's relation to it (with 457d6bc: a former
+   member's result written code first, "A7 1", goes to staff and takes nothing back).
 
 The seed is fixed (``derandomize``) and the run bounded: 40 worlds of up to 50 steps on
 SQLite (1,639 steps, 77 s on 2 cores shared with other work at load average 9; 128 s at 16),
@@ -493,7 +494,9 @@ class SafetyModel(RuleBasedStateMachine):
                 assert now.outcome == OUTCOME[digit], (why, now)
                 assert now.state == ("exhausted" if digit == "5" else "resolved"), (why, now)
         elif relation == "former":
-            if digit == "1" and was.state in ("alerting", "exhausted"):
+            # "1" (digit first) takes a case nobody holds; anything else, and a result
+            # written code first ("A7 1" after the case was handed on), goes to staff.
+            if digit == "1" and order != "code" and was.state in ("alerting", "exhausted"):
                 assert (now.state, now.holder) == ("acknowledged", member), (why, now)
             else:
                 assert now.key == was.key, (why, now)

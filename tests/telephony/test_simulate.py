@@ -84,6 +84,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         {
             "MIMAMORI_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "MIMAMORI_DATABASE_URL": f"sqlite:///{database}",
+            "MIMAMORI_LANGUAGE": "en",  # the assertions read the English output
             "COLUMNS": "200",
         }
     )

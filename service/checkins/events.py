@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from i18n.classifier import ReplyKind, classify
 from i18n.names import LocalizedName
+from service.checkins import routing
 from service.checkins import service as checkins
 from service.checkins.models import (
     Attempt,
@@ -36,7 +37,6 @@ from service.checkins.policy import (
 from service.common import aware
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
 from service.registry.models import Member, Organization, Resident, ResidentStatus
-from service.telephony import routing
 from service.telephony.models import InboundMessage, OutboxMessage, OutboxPurpose, OutboxStatus
 
 ATTEMPT_STATUS = {
@@ -338,7 +338,7 @@ def _stranger_message(
     session: Session, inbound: InboundMessage, now: datetime
 ) -> tuple[str | None, str]:
     """An SMS from a number in no registry: the inbox of the organization that owns the
-    number it was sent to, or every inbox as unrouted (``telephony.routing``). It is read
+    number it was sent to, or every inbox as unrouted (``checkins.routing``). It is read
     as a resident's would be, without a language, so that a cry for help stands out; the
     sender is answered in Japanese and English."""
     inbound.organization_id = routing.organization_for_stranger(

@@ -141,7 +141,7 @@ class OrganizationSender(SQLModel, table=True):
     """A sender number or Messaging Service SID, and the organization that owns it.
 
     Unique across organizations: an inbound SMS belongs to the organization that owns the
-    number (or service) it was sent to (``service.telephony.routing``).
+    number (or service) it was sent to (``service.checkins.routing``).
     """
 
     __tablename__ = "organization_sender"

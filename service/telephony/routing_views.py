@@ -10,10 +10,10 @@ from fastapi import APIRouter
 from sqlmodel import SQLModel
 
 from service.auth.deps import Coordinator, CurrentUser, actor_for
+from service.checkins.routing import UnroutedMessage, claim, unrouted_messages
 from service.clock import get_clock
 from service.db import SessionDep
 from service.telephony.models import InboundMessage
-from service.telephony.routing import UnroutedMessage, claim, unrouted_messages
 
 router = APIRouter(tags=["tasks"])
 

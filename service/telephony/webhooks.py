@@ -19,7 +19,7 @@ from sqlmodel import Session
 from i18n.names import LocalizedName
 from i18n.voice import VoicePrompt
 from i18n.voice import voice_prompt as _voice_prompt
-from service.checkins import events
+from service.checkins import events, routing
 from service.checkins import service as checkins
 from service.clock import get_clock
 from service.config import get_settings
@@ -28,7 +28,7 @@ from service.escalations import service as escalations
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
 from service.privacy import mask_phone
 from service.registry.models import Member, Organization, Resident
-from service.telephony import routing, twiml
+from service.telephony import twiml
 from service.telephony.errors import classify_twilio_error_code
 from service.telephony.models import (
     InboundMessage,

@@ -13,11 +13,11 @@ from sqlalchemy import and_, func, select
 from sqlmodel import Session
 
 from service.checkins.models import CheckIn, CheckInState, Round, StaffTask
+from service.checkins.routing import unrouted_tasks_filter
 from service.common import aware
 from service.escalations.models import Escalation, EscalationState
 from service.escalations.service import OPEN_STATES, urgency
 from service.registry.models import Resident, Site
-from service.telephony.routing import unrouted_tasks_filter
 from service.web.labels import BOARD_BUCKETS
 
 RECENT_ROUNDS = 6

@@ -24,6 +24,7 @@ from i18n.messages import READY_ANSWER_IDS
 from i18n.render import render
 from service.audit.service import record
 from service.auth.deps import actor_for
+from service.checkins import routing
 from service.checkins import views as checkin_api
 from service.checkins.models import StaffTask
 from service.clock import get_clock
@@ -32,7 +33,6 @@ from service.errors import DomainError, NotFound
 from service.escalations import service as escalations
 from service.registry import service as registry
 from service.registry.models import Member, Resident
-from service.telephony import routing
 from service.telephony.models import InboundMessage
 from service.translation import answers
 from service.translation import service as translations

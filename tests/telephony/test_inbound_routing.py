@@ -25,10 +25,10 @@ from i18n.render import render
 from scheduler.jobs import process_replies
 from service.audit.models import AuditEntry
 from service.auth.models import Role
+from service.checkins import routing
 from service.checkins.models import CheckInState, StaffTask, TaskKind
 from service.config import get_settings
 from service.registry.models import OrganizationSender
-from service.telephony import routing
 from service.telephony.models import InboundMessage
 from service.translation.models import Translation
 from service.web.board import open_task_count

@@ -96,7 +96,7 @@ def test_a_bom_before_cp932_in_the_dashboard_is_a_message(
     assert response.status_code == 303
     page = client.get(response.headers["location"])
     assert page.status_code == 200
-    assert "byte order mark" in page.text
+    assert "UTF-8 の BOM があります" in page.text  # in the staff member's language (issue 19)
 
 
 def test_the_cli_reports_a_bom_before_cp932_without_a_traceback(

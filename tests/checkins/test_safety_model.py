@@ -37,12 +37,13 @@ was sent, by whom, about which case:
    member's result written code first, "A7 1", goes to staff and takes nothing back).
 
 The seed is fixed (``derandomize``) and the run bounded: 40 worlds of up to 50 steps on
-SQLite (1,639 steps, 77 s on 2 cores shared with other work at load average 9; 128 s at 16),
-20 on PostgreSQL (934 steps, 105 s). Unseeded runs while writing it (80 worlds x 60 steps,
-15 x 200 on SQLite, 30 x 80 on PostgreSQL) found nothing more. Against the code before
-protocol v2 it fails at once: "M98 2" from the holder a few minutes after taking the case
-was read as "I cannot go", not "needs support" (issue 17, item 8), and a bare "2" after
-"1" did not hand the case on (item 1).
+SQLite (1,600-2,000 steps: 46-77 s on 2 cores shared with other work, load average 8-10;
+128 s at 16), 20 on PostgreSQL (934 steps, 49-105 s). Unseeded runs while writing it
+(SQLite: 80 x 60, 15 x 200, 60 x 80, 60 x 100, 100 x 100 worlds x steps; PostgreSQL: 30 x 80,
+25 x 100, 40 x 100) found no violation in the code; one found the model behind 457d6bc.
+Against the code before protocol v2 it fails at once: "M98 2" from the holder a few minutes
+after taking the case was read as "I cannot go", not "needs support" (issue 17, item 8),
+and the holder's bare "2" did not hand the case on (item 1).
 """
 
 from __future__ import annotations

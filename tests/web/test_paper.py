@@ -295,6 +295,12 @@ def test_no_page_shows_a_utc_or_iso_time(forms: FormClient, morning: Morning, en
         "/visits",
         f"/visits/{morning.world.members['M1']}",
         "/audit",
+        "/registry/residents",
+        f"/residents/{morning.help_resident}/edit",
+        "/registry/members",
+        f"/registry/members/{morning.world.members['M1']}",
+        "/registry/sites",
+        "/people",
     ]
     for language in ("ja", "en"):
         forms.post("/language", {"language": language, "next": "/"})

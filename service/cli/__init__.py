@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from service.cli import csv_files, names, rounds, simulate, users
+from service.cli.chrome import TranslatedGroup
 from service.cli.common import _, fail, note, upgrade_schema, warn
 from service.cli.simulate import _twiml_text
 from service.config import get_settings
@@ -26,6 +27,7 @@ app = typer.Typer(
     help=_("Mimamori: disaster-time welfare checks (見守り) by SMS and voice call."),
     no_args_is_help=True,
     add_completion=False,
+    cls=TranslatedGroup,
 )
 db_app = typer.Typer(help=_("Database schema."), no_args_is_help=True)
 app.add_typer(db_app, name="db")

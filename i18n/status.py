@@ -1,5 +1,8 @@
 """Data behind ``mimamori i18n status``: how ready each language is.
 
+The table people read is drawn by :mod:`service.cli.language_status`, in the command line's
+language; this module knows no reader and prints nothing.
+
 Staff deciding whether to register residents in a language need to see, in one table,
 whether every text is translated, whether a native speaker has reviewed it, whether
 calls can speak it, and what a worst-case SMS costs.
@@ -7,10 +10,8 @@ calls can speak it, and what a worst-case SMS costs.
 
 from __future__ import annotations
 
-import json as json_module
-import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from i18n import audio
 from i18n.catalogs import load_catalogs
@@ -97,35 +98,6 @@ def call_voice(
     }
 
 
-def _voice_cell(row: dict[str, Any]) -> str:
-    """The voice column: what the call is spoken with, and the fallback for the rest."""
-    sources: dict[str, str] = row["call_prompts"]
-    total = len(sources)
-    labels = {
-        "twilio_voice": row["voice"] or "Twilio",
-        "recording_url": "recordings (URL)",
-        "recording": "recordings",
-        "engine": "espeak-ng prompts",
-    }
-    counts: dict[str, int] = {}
-    for source in sources.values():
-        counts[source] = counts.get(source, 0) + 1
-    parts = [
-        labels[source] if count == total else f"{labels[source]} {count}/{total}"
-        for source, count in counts.items()
-        if source != "easy_japanese"
-    ]
-    fallback = counts.get("easy_japanese", 0)
-    if fallback:
-        if fallback == total:
-            parts.append("none: Easy Japanese")
-        else:
-            parts.append(f"Easy Japanese {fallback}/{total}")
-        if row["call_engine"] and "engine" not in counts:
-            parts.append("espeak-ng prompts not built (mimamori i18n build-audio)")
-    return "; ".join(parts)
-
-
 def status_rows(
     locales_dir: Path | None = None,
     org: LocalizedName | None = None,
@@ -169,87 +141,3 @@ def status_rows(
             }
         )
     return rows
-
-
-_SOURCE_LABELS = {
-    "own": "own name",
-    "english": "English name",
-    "reading": "kana reading",
-    "japanese": "Japanese name",
-    "romanised": "romanised reading",
-    "generic": "generic phrase",
-}
-
-
-def _names_note(org: LocalizedName | None, org_label: str | None) -> str:
-    if org is None:
-        sample = SAMPLE_ORG
-        return (
-            f"Organization name: a sample ({sample.japanese}, English "
-            f"{sample.names['en']!r}, reading {sample.names['easy_ja']!r}): Latin-script "
-            "languages get the Latin name, the others the kanji one. "
-            "--org NAME counts with your organization's own names."
-        )
-    others = ", ".join(sorted(org.names)) or "none"
-    return (
-        f"Organization name: {org_label or org.japanese} from the database "
-        f"(names in other languages: {others})."
-    )
-
-
-def print_status(
-    json: bool = False,
-    file: TextIO | None = None,
-    org: LocalizedName | None = None,
-    org_label: str | None = None,
-    *,
-    recordings_dir: Path | None = None,
-    prompts_dir: Path | None = None,
-) -> None:
-    """Print the status table for people, or a JSON list for scripts (``--json``). With
-    ``org`` (``--org``), segments are counted with that organization's real names."""
-    out = file or sys.stdout
-    rows = status_rows(org=org, recordings_dir=recordings_dir, prompts_dir=prompts_dir)
-    if json:
-        out.write(json_module.dumps(rows, ensure_ascii=False, indent=2) + "\n")
-        return
-
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="Mimamori languages")
-    for column in (
-        "code",
-        "language",
-        "complete",
-        "review",
-        "voice",
-        "encoding",
-        "max segments",
-        "org name: SMS",
-        "org name: call",
-    ):
-        table.add_column(column, no_wrap=column == "code")
-    for row in rows:
-        voice = _voice_cell(row)
-        table.add_row(
-            row["code"],
-            f"{row['native_name']} / {row['english_name']}",
-            f"{row['completeness']:.0f}%",
-            row["review_status"],
-            voice,
-            row["sms_encoding"],
-            str(row["max_segments"]),
-            _SOURCE_LABELS[row["org_name_source"]],
-            _SOURCE_LABELS[row["org_name_spoken_source"]],
-        )
-    console = Console(file=out)
-    if not console.is_terminal:
-        console.width = max(console.width, 160)  # a file or a pipe: no need to squeeze
-    console.print(table)
-    console.print(
-        "max segments: the longest resident SMS, rendered with the organization name each "
-        "language gets and a long resident name; encoding: what those texts need (one kanji "
-        "makes a whole SMS UCS-2). Per-message counts and the names: --json."
-    )
-    console.print(_names_note(org, org_label))

@@ -45,6 +45,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from service.texts import N_, cli_language
+from service.texts import Text as Message
+
 ORG_NAME = "能登町社会福祉協議会（デモ）"
 # What residents read and hear instead of the kanji: the kana reading for Easy Japanese, and
 # Latin names, so English, Filipino and Indonesian check-ins stay GSM-7 and one segment.
@@ -299,23 +302,24 @@ SPECIAL_RESIDENTS: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
     ),
 )
 
+# What the summary prints: catalog texts, rendered in the command line's language.
 STATE_LABELS = {
-    "ok": "fine",
-    "needs_help": "help",
-    "wants_talk": "wants to talk",
-    "no_reply": "silent (no reply)",
-    "unreachable": "unreachable",
-    "visit_list": "visit list (opted out)",
-    "opted_out": "opted out during the round",
-    "superseded": "away (not contacted)",
-    "waiting": "still waiting",
+    "ok": N_("fine"),
+    "needs_help": N_("help"),
+    "wants_talk": N_("wants to talk"),
+    "no_reply": N_("silent (no reply)"),
+    "unreachable": N_("unreachable"),
+    "visit_list": N_("visit list (opted out)"),
+    "opted_out": N_("opted out during the round"),
+    "superseded": N_("away (not contacted)"),
+    "waiting": N_("still waiting"),
 }
 OUTCOME_LABELS = {
-    "safe": "safe",
-    "needs_support": "needs support",
-    "hospitalised": "in hospital",
-    "moved": "moved",
-    "not_found": "not found",
+    "safe": N_("safe"),
+    "needs_support": N_("needs support"),
+    "hospitalised": N_("in hospital"),
+    "moved": N_("moved"),
+    "not_found": N_("not found"),
 }
 
 
@@ -954,36 +958,48 @@ class Director:
             alerts=alerts,
             settled=total - checkins.get(CheckInState.waiting.value, 0),
             total=total,
-            clock=local.strftime("%H:%M"),
+            clock=local.strftime("%H:%M %Z"),
         )
 
 
-def render_progress(p: Progress) -> Group:
+PROGRESS_HEADINGS = (
+    N_("sent"),
+    N_("delivered"),
+    N_("replied"),
+    N_("escalated"),
+    N_("resolved"),
+    N_("member alerts"),
+)
+
+
+def render_progress(p: Progress, language: str = "en") -> Group:
+    """The live display, in ``language``; the clock is the organization's local time."""
     grid = Table.grid(padding=(0, 2))
     for _ in range(6):
         grid.add_column(justify="right")
-    grid.add_row(
-        Text("sent", style="bold"),
-        Text("delivered", style="bold"),
-        Text("replied", style="bold"),
-        Text("escalated", style="bold"),
-        Text("resolved", style="bold"),
-        Text("member alerts", style="bold"),
-    )
+    grid.add_row(*(Text(h.render(language), style="bold") for h in PROGRESS_HEADINGS))
+    failed = N_("%(delivered)s (%(failed)s failed)", delivered=p.delivered, failed=p.failed)
     grid.add_row(
         str(p.sent),
-        f"{p.delivered} ({p.failed} failed)",
+        failed.render(language),
         str(p.replied),
         str(p.escalated),
         str(p.resolved),
         str(p.alerts),
     )
     header = Text.assemble(
-        ("Simulated morning ", "bold"),
-        (f"{p.clock} JST", "cyan"),
-        f"  (minute {p.minute} of {SIMULATED_MINUTES})",
+        (N_("Simulated morning").render(language) + " ", "bold"),
+        (p.clock, "cyan"),
+        "  "
+        + N_("(minute %(minute)s of %(total)s)", minute=p.minute, total=SIMULATED_MINUTES).render(
+            language
+        ),
     )
-    settled = Text(f"check-ins settled {p.settled}/{p.total}")
+    settled = Text(
+        N_("check-ins settled %(settled)s/%(total)s", settled=p.settled, total=p.total).render(
+            language
+        )
+    )
     bar = ProgressBar(total=max(p.total, 1), completed=p.settled, width=40)
     return Group(header, grid, Text.assemble(settled, " "), bar)
 
@@ -998,11 +1014,11 @@ class Summary:
     keypad: int
     undelivered_numbers: int
     by_language: dict[str, Counter[str]]
-    stories: list[dict[str, str]]
+    # code, resident, where, language (a code), state; story and who: lists of texts.
+    stories: list[dict[str, Any]]
 
 
 def summarize(engine: Engine, round_id: uuid.UUID) -> Summary:
-    from i18n.languages import get_language
     from service.checkins.models import CheckIn
     from service.escalations.models import Alert, Escalation
     from service.registry.models import Member, Resident, Site
@@ -1052,13 +1068,12 @@ def summarize(engine: Engine, round_id: uuid.UUID) -> Summary:
             path, who = escalation_story(
                 escalation, alerts, escalation.checkin_id in flagged_checkins, members
             )
-            language = get_language(resident.language)
             stories.append(
                 {
                     "code": escalation.case_code,
                     "resident": resident.name,
                     "where": f"{sites.get(resident.site_id, '')} {resident.unit or ''}".strip(),  # type: ignore[arg-type]
-                    "language": language.english_name if language else resident.language,
+                    "language": resident.language,
                     "story": path,
                     "who": who,
                     "state": str(escalation.state),
@@ -1069,16 +1084,18 @@ def summarize(engine: Engine, round_id: uuid.UUID) -> Summary:
 
 def escalation_story(
     escalation: Any, alerts: list[Any], unclear: bool, members: dict[uuid.UUID, str]
-) -> tuple[str, str]:
-    """What an escalation did, in one line: silent→escalated→declined→next member→…"""
-    start = {
-        "no_reply": "unclear→silent" if unclear else "silent",
-        "unreachable": "unreachable",
-        "needs_help": "help",
-        "visit_list": "visit list",
-    }.get(str(escalation.reason), str(escalation.reason))
-    parts = [start, "escalated"]
-    who: list[str] = []
+) -> tuple[list[Message], list[Message]]:
+    """What an escalation did, step by step (printed joined by arrows:
+    silent→escalated→declined→next member→…), and who did it."""
+    reasons = {
+        "no_reply": N_("unclear→silent") if unclear else N_("silent"),
+        "unreachable": N_("unreachable"),
+        "needs_help": N_("help"),
+        "visit_list": N_("visit list"),
+    }
+    reason = str(escalation.reason)
+    parts = [reasons.get(reason, Message("%(reason)s", {"reason": reason})), N_("escalated")]
+    who: list[Message] = []
     steps: dict[int, list[Any]] = defaultdict(list)
     for alert in alerts:
         steps[alert.step_index].append(alert)
@@ -1088,41 +1105,57 @@ def escalation_story(
         last = step == ordered[-1]
         if "acknowledged" in states:
             holder = next(a for a in steps[step] if str(a.state) == "acknowledged")
-            parts.append("acknowledged")
-            who.append(f"acknowledged by {members.get(holder.member_id, '?')}")
+            parts.append(N_("acknowledged"))
+            who.append(N_("acknowledged by %(name)s", name=members.get(holder.member_id, "?")))
             if not last:
-                parts.append("no outcome→next member")
+                parts.append(N_("no outcome→next member"))
         elif "sent" in states:
-            parts.append("alerted (waiting for an answer)")
+            parts.append(N_("alerted (waiting for an answer)"))
         elif all(s == "declined" for s in states):
-            parts.append("declined→next member" if not last else "declined")
-            who.append(
-                "declined by " + ", ".join(members.get(a.member_id, "?") for a in steps[step])
-            )
+            parts.append(N_("declined→next member") if not last else N_("declined"))
+            names = ", ".join(members.get(a.member_id, "?") for a in steps[step])
+            who.append(N_("declined by %(names)s", names=names))
         elif all(s == "withdrawn" for s in states):
             continue
         else:
-            parts.append("no answer→next member" if not last else "no answer")
-            who.append(
-                "no answer from " + ", ".join(members.get(a.member_id, "?") for a in steps[step])
-            )
+            parts.append(N_("no answer→next member") if not last else N_("no answer"))
+            names = ", ".join(members.get(a.member_id, "?") for a in steps[step])
+            who.append(N_("no answer from %(names)s", names=names))
     state = str(escalation.state)
     if state == "resolved":
-        outcome = OUTCOME_LABELS.get(str(escalation.outcome), str(escalation.outcome))
-        parts.append(f"resolved ({outcome})")
+        outcome = str(escalation.outcome)
+        label = OUTCOME_LABELS.get(outcome, Message("%(outcome)s", {"outcome": outcome}))
+        parts.append(N_("resolved (%(outcome)s)", outcome=label))
     elif state == "exhausted":
-        parts.append("chain exhausted→on staff's list")
+        parts.append(N_("chain exhausted→on staff's list"))
     elif state == "acknowledged":
-        parts[-1] += " (visit in progress)"
-    return "→".join(parts), "; ".join(who)
+        parts[-1] = N_("%(step)s (visit in progress)", step=parts[-1])
+    return parts, who
 
 
-def print_summary(out: Console, summary: Summary, elapsed: float, webhooks: int) -> None:
+LANGUAGE_HEADINGS = (
+    N_("people"),
+    N_("fine"),
+    N_("help"),
+    N_("talk"),
+    N_("unclear"),
+    N_("silent"),
+    N_("unreach"),
+)
+
+
+def print_summary(
+    out: Console, summary: Summary, elapsed: float, webhooks: int, language: str = "en"
+) -> None:
+    """The simulated morning's summary, in ``language``; names, codes and counts as they are."""
     from i18n.languages import get_language
 
-    states = Table(title="Check-ins by state", box=box.SIMPLE_HEAD)
-    states.add_column("state")
-    states.add_column("residents", justify="right")
+    def _(message: Message) -> str:
+        return message.render(language)
+
+    states = Table(title=_(N_("Check-ins by state")), box=box.SIMPLE_HEAD)
+    states.add_column(_(N_("state")))
+    states.add_column(_(N_("residents")), justify="right")
     order = [
         "ok",
         "needs_help",
@@ -1137,18 +1170,19 @@ def print_summary(out: Console, summary: Summary, elapsed: float, webhooks: int)
     for state in order:
         count = summary.states.get(state, 0)
         if count or state in ("ok", "needs_help", "no_reply", "unreachable"):
-            states.add_row(STATE_LABELS[state], str(count))
-    states.add_row("unclear (asked again, flagged for staff)", str(summary.unclear))
-    states.add_row("total", str(sum(summary.states.values())), style="bold")
+            states.add_row(_(STATE_LABELS[state]), str(count))
+    states.add_row(_(N_("unclear (asked again, flagged for staff)")), str(summary.unclear))
+    states.add_row(_(N_("total")), str(sum(summary.states.values())), style="bold")
     out.print(states)
 
-    languages = Table(title="Check-ins by language", box=box.SIMPLE_HEAD, padding=(0, 1))
-    languages.add_column("language", no_wrap=True, overflow="ellipsis", max_width=16)
-    for heading in ("people", "fine", "help", "talk", "unclear", "silent", "unreach"):
-        languages.add_column(heading, justify="right", no_wrap=True, min_width=len(heading))
+    languages = Table(title=_(N_("Check-ins by language")), box=box.SIMPLE_HEAD, padding=(0, 1))
+    languages.add_column(_(N_("language")), no_wrap=True, overflow="ellipsis", max_width=16)
+    for heading in (_(h) for h in LANGUAGE_HEADINGS):
+        width = sum(2 if ord(c) > 0x2E80 else 1 for c in heading)
+        languages.add_column(heading, justify="right", no_wrap=True, min_width=width)
     for code, counts in sorted(summary.by_language.items(), key=lambda kv: -kv[1]["residents"]):
-        language = get_language(code)
-        name = f"{code} {language.native_name}" if language else code
+        known = get_language(code)
+        name = f"{code} {known.native_name}" if known else code
         languages.add_row(
             name,
             *(
@@ -1166,26 +1200,35 @@ def print_summary(out: Console, summary: Summary, elapsed: float, webhooks: int)
         )
     out.print(languages)
 
-    out.print(f"[bold]What each escalation did[/] ({len(summary.stories)} escalations)")
+    heading = N_("What each escalation did (%(count)s escalations)", count=len(summary.stories))
+    out.print(_(heading), style="bold", markup=False, highlight=False)
     for story in summary.stories:
-        line = (
-            f"  {story['code']:<4} {story['resident']} ({story['where']}, {story['language']}): "
-            f"{story['story']}"
-        )
+        known = get_language(story["language"])
+        spoken = story["language"]
+        if known is not None:
+            spoken = known.japanese_name if language == "ja" else known.english_name
+        path = "→".join(_(step) for step in story["story"])
+        line = f"  {story['code']:<4} {story['resident']} ({story['where']}, {spoken}): {path}"
         if story["who"]:
-            line += f"  [{story['who']}]"
+            line += "  [" + "; ".join(_(who) for who in story["who"]) + "]"
         out.print(line, soft_wrap=True, markup=False, highlight=False)
-    out.print(
-        f"\n{summary.keypad} residents answered a call by keypad; "
-        f"{summary.undelivered_numbers} number(s) failed delivery "
-        f"(Twilio error {UNDELIVERABLE_ERROR_CODE}); {webhooks} signed webhooks were posted.",
-        highlight=False,
+    out.print()
+    counts = N_(
+        "%(keypad)s residents answered a call by keypad; %(failed)s number(s) failed delivery "
+        "(Twilio error %(code)s); %(webhooks)s signed webhooks were posted.",
+        keypad=summary.keypad,
+        failed=summary.undelivered_numbers,
+        code=UNDELIVERABLE_ERROR_CODE,
+        webhooks=webhooks,
     )
-    out.print(
-        f"[bold green]The demo round completed in {elapsed:.1f} s[/] "
-        f"({SIMULATED_MINUTES} simulated minutes).",
-        highlight=False,
+    out.print(_(counts), markup=False, highlight=False)
+    seconds = f"{elapsed:.1f}"
+    done = N_(
+        "The demo round completed in %(seconds)s s (%(minutes)s simulated minutes).",
+        seconds=seconds,
+        minutes=SIMULATED_MINUTES,
     )
+    out.print(_(done), style="bold green", markup=False, highlight=False)
 
 
 # --- Running it -----------------------------------------------------------------------------------
@@ -1201,7 +1244,12 @@ class DemoOptions:
 
 
 class DemoError(Exception):
-    """Something the person running the demo can fix (a used port, an existing file)."""
+    """Something the person running the demo can fix (a used port, an existing file),
+    said as a catalog text (``text``); ``str()`` is the English one."""
+
+    def __init__(self, text: Message) -> None:
+        self.text = text
+        super().__init__(str(text))
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -1238,13 +1286,21 @@ def run_demo(options: DemoOptions, *, out: Console, err: Console) -> int:
     if options.database is not None:
         path = options.database.expanduser().resolve()
         if path.exists():
-            raise DemoError(f"{path} already exists: the demo needs a fresh database file.")
+            raise DemoError(
+                N_("%(path)s already exists: the demo needs a fresh database file.", path=path)
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
     else:
         temporary = Path(tempfile.mkdtemp(prefix="mimamori-demo-"))
         path = temporary / "demo.db"
     if options.serve and not _port_free(options.host, options.port):
-        raise DemoError(f"port {options.port} is in use: choose another with --port.")
+        raise DemoError(
+            N_(
+                "port %(port)s is in use: choose another with %(option)s.",
+                port=options.port,
+                option="--port",
+            )
+        )
     try:
         return _run(options, path, temporary is not None, started, out, err)
     finally:
@@ -1282,24 +1338,8 @@ def _run(
     cast = seed(engine, rng, start)
     dashboard = f"http://localhost:{options.port}"
 
-    languages = Counter(r.language for r in cast.residents)
-    out.print(f"[bold]Mimamori demo[/]: {ORG_NAME}", highlight=False)
-    out.print(
-        f"  {len(SITES)} temporary housing sites in 石川県能登 (JMA area {JMA_AREA_NOTO}), "
-        f"{len(cast.residents)} residents in {len(languages)} languages, "
-        f"{len(cast.members)} welfare committee members and supporters.",
-        highlight=False,
-    )
-    out.print(f"  Database: {path}" + (" (temporary)" if temporary else ""), highlight=False)
-    out.print(
-        f"  Staff login: [bold]{cast.email}[/] / password [bold]{cast.password}[/]"
-        + (f"  (dashboard {dashboard}/ after the round)" if options.serve else ""),
-        highlight=False,
-    )
-    out.print(
-        "  All names and phone numbers are fictional; nothing is sent (console provider).\n",
-        highlight=False,
-    )
+    language = cli_language()
+    print_header(out, cast, path, temporary, dashboard if options.serve else None, language)
 
     clock = FakeClock(start)
     set_clock(clock)
@@ -1308,27 +1348,77 @@ def _run(
     pace = SECONDS_PER_SIMULATED_MINUTE * STEP_MINUTES if err.is_terminal else 0.0
     try:
         round_id, webhooks = asyncio.run(
-            _play(engine, clock, ctx, provider, cast, rng, start, pace, err)
+            _play(engine, clock, ctx, provider, cast, rng, start, pace, err, language)
         )
     finally:
         ctx.close()
         set_clock(SystemClock())
 
     summary = summarize(engine, round_id)
-    print_summary(out, summary, time.monotonic() - started, webhooks)
+    print_summary(out, summary, time.monotonic() - started, webhooks, language)
 
     if not options.serve:
         if temporary:
-            out.print("The temporary database is removed; keep one with --database PATH.")
-        else:
-            out.print(
-                f"Serve it again with: MIMAMORI_DATABASE_URL={url} mimamori serve "
-                "(without Twilio settings: the demo's phone numbers are fictional).",
-                highlight=False,
-                soft_wrap=True,
+            done = N_(
+                "The temporary database is removed; keep one with %(option)s.",
+                option="--database PATH",
             )
+        else:
+            command = f"MIMAMORI_DATABASE_URL={url} mimamori serve"
+            done = N_(
+                "Serve it again with: %(command)s (without Twilio settings: the demo's phone "
+                "numbers are fictional).",
+                command=command,
+            )
+        out.print(done.render(language), markup=False, highlight=False, soft_wrap=True)
         return 0
-    return _serve(options, cast, dashboard, out)
+    return _serve(options, cast, dashboard, out, language)
+
+
+def print_header(
+    out: Console,
+    cast: Cast,
+    path: Path,
+    temporary: bool,
+    dashboard: str | None,
+    language: str,
+) -> None:
+    """What the demo is, where it lives and how to log in, in ``language``."""
+    languages = Counter(r.language for r in cast.residents)
+    lines = [
+        N_("Mimamori demo: %(org)s", org=ORG_NAME),
+        N_(
+            "  %(sites)s temporary housing sites in %(area)s (JMA area %(code)s), %(residents)s "
+            "residents in %(languages)s languages, %(members)s welfare committee members and "
+            "supporters.",
+            sites=len(SITES),
+            area="石川県能登",
+            code=JMA_AREA_NOTO,
+            residents=len(cast.residents),
+            languages=len(languages),
+            members=len(cast.members),
+        ),
+        N_("  Database: %(path)s (temporary)", path=path)
+        if temporary
+        else N_("  Database: %(path)s", path=path),
+        N_(
+            "  Staff login: %(email)s / password %(password)s  (dashboard %(url)s/ after the "
+            "round)",
+            email=cast.email,
+            password=cast.password,
+            url=dashboard,
+        )
+        if dashboard
+        else N_(
+            "  Staff login: %(email)s / password %(password)s",
+            email=cast.email,
+            password=cast.password,
+        ),
+        N_("  All names and phone numbers are fictional; nothing is sent (console provider)."),
+    ]
+    for line in lines:
+        out.print(line.render(language), markup=False, highlight=False)
+    out.print()
 
 
 async def _play(
@@ -1341,6 +1431,7 @@ async def _play(
     start: datetime,
     pace: float,
     err: Console,
+    language: str = "en",
 ) -> tuple[uuid.UUID, int]:
     """The morning, step by step, with the live progress display. Webhooks go to the real
     app in-process (httpx's ASGI transport): the full stack, without a socket."""
@@ -1361,24 +1452,26 @@ async def _play(
             start=start,
         )
         with Live(
-            render_progress(director.progress()),
+            render_progress(director.progress(), language),
             console=err,
             auto_refresh=False,
             transient=False,
         ) as live:
             round_id = await director.start_round()
-            live.update(render_progress(director.progress()), refresh=True)
+            live.update(render_progress(director.progress(), language), refresh=True)
             while director.minute < SIMULATED_MINUTES:
                 tick_started = time.monotonic()
                 await director.advance(STEP_MINUTES)
-                live.update(render_progress(director.progress()), refresh=True)
+                live.update(render_progress(director.progress(), language), refresh=True)
                 spare = pace - (time.monotonic() - tick_started)
                 if spare > 0:
                     await asyncio.sleep(spare)
         return round_id, director.webhooks
 
 
-def _serve(options: DemoOptions, cast: Cast, dashboard: str, out: Console) -> int:
+def _serve(
+    options: DemoOptions, cast: Cast, dashboard: str, out: Console, language: str = "en"
+) -> int:
     """`mimamori serve` on the demo database, on the real clock, with the console provider."""
     import phonenumbers
     import uvicorn
@@ -1398,12 +1491,15 @@ def _serve(options: DemoOptions, cast: Cast, dashboard: str, out: Console) -> in
         phonenumbers.parse(example.phone), phonenumbers.PhoneNumberFormat.NATIONAL
     )
     prefix = "" if options.port == 8000 else f"MIMAMORI_PUBLIC_URL={dashboard} "
-    out.print(
-        f"\nServing the dashboard at [bold]{dashboard}/[/] (API docs at {dashboard}/docs) "
-        "until Ctrl-C. To text the service as a resident from another terminal:\n"
-        f'  {prefix}mimamori simulate sms --from {national} "元気です" --url {dashboard}',
-        highlight=False,
+    serving = N_(
+        "Serving the dashboard at %(url)s/ (API docs at %(url)s/docs) until Ctrl-C. To text "
+        "the service as a resident from another terminal:",
+        url=dashboard,
     )
+    out.print()
+    out.print(serving.render(language), markup=False, highlight=False)
+    command = f'  {prefix}mimamori simulate sms --from {national} "元気です" --url {dashboard}'
+    out.print(command, markup=False, highlight=False)  # a command: the same in every language
     # Requests and jobs would scroll the summary away: problems only, unless asked for more.
     configure_logging(os.environ.get("MIMAMORI_LOG_LEVEL", "WARNING"), settings.log_json)
     ctx = JobContext(

@@ -384,6 +384,154 @@ def test_export_with_two_organizations_names_them_and_the_option(
     assert target.exists()
 
 
+def _flat(text: str) -> str:
+    """Output with Rich's wrapping undone (a long name or note may break over two lines)."""
+    return " ".join(text.split())
+
+
+def test_i18n_status_table_and_notes_are_japanese(ja_env: dict[str, str]) -> None:
+    """`mimamori i18n status`: headings, voice cells (the Easy Japanese fallback of Khmer and
+    Mongolian calls), name sources and notes; the sample council's English name is a value."""
+    from i18n.status import SAMPLE_ORG
+
+    table = run("i18n", "status", env=ja_env)
+    assert table.returncode == 0, table.stderr
+    text = _flat(table.stdout)
+    assert english_sentences(text, typed=(SAMPLE_ORG.names["en"],)) == []
+    assert "見守りの言語" in text and "最大分割数" in text and "組織名: 見本" in text
+    rows = {line.split("│")[1].strip(): line for line in table.stdout.splitlines() if "│" in line}
+    assert "やさしい日本語" in rows["km"] and "やさしい日本語" in rows["mn"]
+    assert "ベトナム語" in rows["vi"] and "Easy Japanese" not in text
+    english = _flat(run("i18n", "status", env={**ja_env, "MIMAMORI_LANGUAGE": "en"}).stdout)
+    assert "Mimamori languages" in english and "Organization name: a sample" in english
+    assert "Easy Japanese" in english
+    _user(ja_env, "admin@wajima.example", ORG)
+    real = _flat(run("i18n", "status", "--org", ORG, env=ja_env).stdout)
+    assert f"組織名: データベースの {ORG}" in real and english_sentences(real) == []
+
+
+def _demo_output(language: str, tmp_path: Path) -> str:
+    """The demo's header, live progress and summary, from made-up numbers and three real
+    escalation stories (the whole morning runs in tests/test_demo.py, in English)."""
+    import io
+    import random
+    import uuid
+    from collections import Counter
+    from types import SimpleNamespace as Row
+
+    from rich.console import Console
+
+    from service import demo
+
+    residents, members = demo.plan_cast(random.Random(7))
+    cast = demo.Cast(uuid.uuid4(), demo.STAFF_EMAIL, "pw-0123", residents, members)
+    sato, suzuki = uuid.uuid4(), uuid.uuid4()
+    names = {sato: "佐藤 和子", suzuki: "鈴木 茂"}
+
+    def story(reason: str, state: str, outcome: str | None, *alerts: tuple[int, str, uuid.UUID]):
+        escalation = Row(reason=reason, state=state, outcome=outcome)
+        rows = [Row(step_index=i, state=s, member_id=m) for i, s, m in alerts]
+        return demo.escalation_story(escalation, rows, False, names)
+
+    stories = []
+    for code, (path, who) in (
+        (
+            "A1",
+            story(
+                "no_reply", "resolved", "safe", (0, "declined", sato), (1, "acknowledged", suzuki)
+            ),
+        ),
+        (
+            "B2",
+            story(
+                "unreachable",
+                "acknowledged",
+                None,
+                (0, "expired", sato),
+                (1, "acknowledged", suzuki),
+            ),
+        ),
+        ("C3", story("needs_help", "exhausted", None, (0, "sent", sato))),
+    ):
+        stories.append(
+            {
+                "code": code,
+                "resident": "能登 花子",
+                "where": "さくら団地（デモ） 1-101",
+                "language": "vi",
+                "story": path,
+                "who": who,
+                "state": "resolved",
+            }
+        )
+    summary = demo.Summary(
+        states={
+            "ok": 150,
+            "needs_help": 5,
+            "wants_talk": 2,
+            "no_reply": 3,
+            "unreachable": 1,
+            "visit_list": 1,
+            "opted_out": 1,
+            "superseded": 1,
+            "waiting": 2,
+        },
+        unclear=2,
+        keypad=4,
+        undelivered_numbers=1,
+        by_language={
+            "ja": Counter(residents=120, ok=110, needs_help=3),
+            "vi": Counter(residents=20, ok=18, no_reply=2),
+        },
+        stories=stories,
+    )
+    out = Console(file=io.StringIO(), width=200, record=True)
+    demo.print_header(out, cast, tmp_path / "demo.db", True, "http://localhost:8000", language)
+    progress = demo.Progress(
+        minute=42,
+        sent=210,
+        delivered=200,
+        failed=1,
+        replied=150,
+        escalated=6,
+        resolved=3,
+        alerts=9,
+        settled=160,
+        total=200,
+        clock="08:42 JST",
+    )
+    out.print(demo.render_progress(progress, language))
+    demo.print_summary(out, summary, 12.3, 456, language)
+    return out.export_text()
+
+
+def test_the_demo_prints_its_morning_in_japanese(tmp_path: Path) -> None:
+    from service import demo
+
+    japanese = _demo_output("ja", tmp_path)
+    assert english_sentences(japanese, typed=(demo.STAFF_EMAIL,)) == []
+    assert "職員のログイン: demo-staff@example.jp / パスワード pw-0123" in japanese
+    assert "模擬の朝 08:42 JST" in japanese and "確認済み 160/200" in japanese
+    assert "状態ごとの安否確認" in japanese and "言語ごとの安否確認" in japanese
+    assert "応答なし→エスカレーション→辞退→次の担当者→引き受け→解決（無事）" in japanese
+    assert "[佐藤 和子 さんが辞退; 鈴木 茂 さんが引き受け]" in japanese
+    assert "ベトナム語" in japanese and "デモの安否確認が 12.3 秒で終わりました" in japanese
+    english = _demo_output("en", tmp_path)
+    assert "Staff login: demo-staff@example.jp / password pw-0123" in english
+    assert "silent→escalated→declined→next member→acknowledged→resolved (safe)" in english
+    assert "no answer→next member→acknowledged (visit in progress)" in english
+    assert "Vietnamese" in english and "completed in 12.3 s" in english
+
+
+def test_the_demo_refusal_is_japanese(tmp_path: Path, ja_env: dict[str, str]) -> None:
+    existing = tmp_path / "mine.db"
+    existing.write_bytes(b"precious")
+    refused = run("demo", "--no-serve", "--database", str(existing), env=ja_env)
+    assert refused.returncode == 1 and existing.read_bytes() == b"precious"
+    assert "すでにあります" in refused.stderr
+    assert english_sentences(refused.stderr, typed=(str(existing),)) == []
+
+
 # --- CSV row errors -----------------------------------------------------------------------------
 
 
@@ -503,25 +651,66 @@ def _literal(node: ast.AST) -> bool:
     )
 
 
+# Modules outside service/cli that print to the operator: the demo and the language table.
+_PRINTING_MODULES = (REPO / "service" / "demo.py", REPO / "i18n" / "status.py")
+# What the table, progress and summary builders take as the words people read.
+_WORDS = {"Table", "add_column", "add_row", "assemble"}
+
+
+def _wordy(node: ast.AST) -> bool:
+    """A literal with words in it (f"{count}%" or " / " between values is no sentence)."""
+    parts = node.values if isinstance(node, ast.JoinedStr) else [node]
+    return any(
+        isinstance(part, ast.Constant)
+        and isinstance(part.value, str)
+        and re.search(r"[A-Za-z]{2}", part.value) is not None
+        for part in parts
+    )
+
+
+def _printed_literals(path: Path, *, raises: bool) -> list[str]:
+    problems = []
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in _PRINTERS and node.args and _literal(node.args[0]):
+                problems.append(f"{path.name}:{node.lineno} {name}() of a literal")
+            for keyword in node.keywords:
+                if keyword.arg in ("help", "title") and _literal(keyword.value):
+                    problems.append(f"{path.name}:{node.lineno} {keyword.arg}= literal")
+            if name in _WORDS and any(_literal(arg) and _wordy(arg) for arg in node.args):
+                problems.append(f"{path.name}:{node.lineno} {name}() of a literal")
+        if raises and isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            if any(_literal(arg) for arg in node.exc.args):
+                problems.append(f"{path.name}:{node.lineno} raise with a literal")
+    return problems
+
+
 def test_command_line_modules_print_only_catalog_texts() -> None:
-    """print/echo/say/fail and help= never take a string literal in service/cli: every line a
-    user reads is a catalog text (N_ or _), rendered in their language."""
+    """print/echo/say/fail and help= never take a string literal in service/cli, nor do the
+    demo's and the language table's prints, tables and headings: every line a user reads is
+    a catalog text (N_ or _), rendered in their language."""
     problems = []
     for path in sorted(CLI_DIR.glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                func = node.func
-                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-                if name in _PRINTERS and node.args and _literal(node.args[0]):
-                    problems.append(f"{path.name}:{node.lineno} {name}() of a literal")
-                for keyword in node.keywords:
-                    if keyword.arg == "help" and _literal(keyword.value):
-                        problems.append(f"{path.name}:{node.lineno} help= literal")
-            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
-                if any(_literal(arg) for arg in node.exc.args):
-                    problems.append(f"{path.name}:{node.lineno} raise with a literal")
+        problems += _printed_literals(path, raises=True)
+    for path in _PRINTING_MODULES:
+        problems += _printed_literals(path, raises=False)
     assert problems == []
+
+
+def test_the_printed_literal_check_sees_a_demo_line(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        'out.print(f"Serving at {url}")\n'
+        'table.add_column("state")\n'
+        'Table(title="Check-ins by state")\n'
+        "out.print(N_('fine').render(language))\n"
+        'table.add_row(f"{done:.0f}%", f"{a} / {b}")\n',
+        encoding="utf-8",
+    )
+    assert len(_printed_literals(sample, raises=False)) == 3
 
 
 _DOMAIN_ERRORS = {

@@ -36,7 +36,9 @@ MIMAMORI = str(Path(sys.executable).parent / "mimamori")
 def run_demo(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """No MIMAMORI_* variable reaches the demo: it must need no configuration."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")}
-    env["COLUMNS"] = "200"
+    env = {k: v for k, v in env.items() if k not in ("LC_ALL", "LC_MESSAGES")}
+    # These assertions read English: an English locale, as an operator's shell would have.
+    env.update({"COLUMNS": "200", "LANG": "en_US.UTF-8"})
     return subprocess.run(
         [MIMAMORI, "demo", *args],
         capture_output=True,

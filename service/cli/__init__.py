@@ -201,7 +201,7 @@ def demo(
     try:
         code = run_demo(options, out=out, err=console)
     except DemoError as exc:
-        fail(N_("The demo stopped: %(reason)s", reason=str(exc)))
+        fail(N_("The demo stopped: %(reason)s", reason=exc.text))
     if code:
         raise typer.Exit(code)
 

@@ -65,7 +65,7 @@ def i18n_status(
         ),
     ] = None,
 ) -> None:
-    from i18n.status import print_status
+    from service.cli.language_status import print_status
 
     settings = get_settings()
     names, label = _org_names(org) if org is not None else (None, None)

@@ -7,7 +7,8 @@ import io
 
 from i18n.languages import LANGUAGES
 from i18n.names import LocalizedName, is_latin_script
-from i18n.status import SAMPLE_ORG, print_status, status_rows
+from i18n.status import SAMPLE_ORG, status_rows
+from service.cli.language_status import print_status
 
 JA = "輪島市社会福祉協議会"
 GSM7_LANGUAGES = [language.code for language in LANGUAGES if language.sms_encoding == "GSM-7"]

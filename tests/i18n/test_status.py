@@ -9,7 +9,8 @@ from i18n.languages import LANGUAGES, SUPPORTED_CODES, get_language
 from i18n.messages import RESIDENT_SMS_IDS
 from i18n.render import render
 from i18n.segments import is_gsm7, sms_segments
-from i18n.status import print_status, status_rows, worst_case_values
+from i18n.status import status_rows, worst_case_values
+from service.cli.language_status import print_status
 
 MAX_RESIDENT_SEGMENTS = 3
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import ast
+import enum
+import json
 import os
 import re
 import socket
@@ -12,8 +14,10 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+import typer
 
 from service.clock import FakeClock, SystemClock, set_clock
 from service.registry import csv_io
@@ -26,23 +30,22 @@ ORG = "輪島市社会福祉協議会"
 OTHER_ORG = "七尾市社会福祉協議会"
 PASSWORD = "a long enough password"
 
-# What may stay ASCII in Japanese output: option names, commands, codes and what the user
-# typed. Click's own "--help" chrome is English in every language (it is not ours to translate).
+# What may stay ASCII in Japanese output: option names, commands, codes, placeholders of a
+# usage line and what the user typed. Typer's own words ("Usage:", "Options", "Show this message
+# and exit.", its usage errors) are Japanese too (service/cli/chrome.py).
 CLICK_CHROME = (
-    "Show this message and exit.",
-    "Usage:",
     "[OPTIONS] COMMAND [ARGS]...",
     "[OPTIONS]",
     "[ARGS]",
-    "Options",
-    "Commands",
-    "Arguments",
     "TEXT",
     "INTEGER",
     "PATH",
-    "required",
-    "default:",
     "--help",
+)
+# Typer's chrome in single words, which the sentence pattern below does not see.
+_CHROME_WORDS = re.compile(
+    r"\b(?:Usage|Options|Commands|Arguments|Error|Aborted)\b|\[(?:default|required|env var)\b"
+    r"|\bTry '"
 )
 # Three or more English words in a row (a sentence fragment), not inside an option or code.
 _SENTENCE = re.compile(r"(?<![-\w./`'])[A-Za-z][a-z]+(?:[ ,;:]+[A-Za-z][a-z]+){2,}")
@@ -60,7 +63,7 @@ def english_sentences(text: str, typed: tuple[str, ...] = ()) -> list[str]:
     for chrome in (*CLICK_CHROME, *typed):
         text = text.replace(chrome, " ")
     text = re.sub(r"mimamori(?: [a-z][a-z-]*)+", " ", text)
-    found = []
+    found = _CHROME_WORDS.findall(text)
     for match in _SENTENCE.finditer(text):
         phrase = match.group(0)
         if not any(len(word) >= 4 for word in re.findall(r"[A-Za-z]+", phrase)):
@@ -76,6 +79,11 @@ def test_the_sentence_detector_finds_english_and_passes_japanese() -> None:
         english_sentences("組織 'x' はありません。--org を指定してください（例: --org A）。") == []
     )
     assert english_sentences("予定 3f2a-… を作りました。次回: 2026/12/08 10:00。") == []
+    assert english_sentences("Usage: mimamori user [OPTIONS]\n╭─ Options ─╮") == [
+        "Usage",
+        "Options",
+    ]
+    assert english_sentences("使い方: mimamori user [OPTIONS]\n╭─ オプション ─╮") == []
 
 
 # --- Choosing the language ---------------------------------------------------------------------
@@ -758,6 +766,155 @@ def test_python_dash_m_runs_the_same_command_line() -> None:
         timeout=60,
     )
     assert result.returncode == 0 and "安否確認を今すぐ始めます" in result.stdout
+
+
+# --- Typer's own words: help headings, usage lines and usage errors ---------------------------
+
+# Run in a child process, so the help texts are built in the child's language: every command's
+# --help, then the usage errors given as JSON (argv[1]); prints {call: [exit code, output]}.
+_CHROME_SCRIPT = """
+import json, sys
+import typer
+from typer.testing import CliRunner
+from service.cli import app
+
+def paths(command, prefix):
+    yield prefix
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        yield from paths(sub, (*prefix, name))
+
+calls = [[*path, "--help"] for path in paths(typer.main.get_command(app), ())]
+calls += json.loads(sys.argv[1])
+runner = CliRunner()
+print(json.dumps({
+    " ".join(call): [result.exit_code, result.output]
+    for call in calls
+    for result in [runner.invoke(app, call, prog_name="mimamori")]
+}))
+"""
+USAGE_ERRORS = {
+    "missing required option": ["user", "create", "--name", "管理 者"],
+    "unknown option": ["user", "create", "--email", "a@wajima.example", "--bogus"],
+    "option without its value": ["user", "create", "--email"],
+    "bad choice of command": ["export", "bogus"],
+    "unknown command": ["nosuch"],
+    "bad integer": ["serve", "--port", "abc"],
+    "extra argument": ["serve", "extra"],
+}
+
+
+def _chrome_run(language: str) -> dict[str, tuple[int, str]]:
+    result = subprocess.run(
+        [sys.executable, "-c", _CHROME_SCRIPT, json.dumps(list(USAGE_ERRORS.values()))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200", "MIMAMORI_LANGUAGE": language},
+    )
+    assert result.returncode == 0, result.stderr
+    return {call: (code, output) for call, (code, output) in json.loads(result.stdout).items()}
+
+
+def test_every_help_and_usage_error_is_japanese_typers_words_included() -> None:
+    runs = _chrome_run("ja")
+    helps = {call: found for call, found in runs.items() if call.endswith("--help")}
+    assert len(helps) > 30 and "--help" in helps and "org senders add --help" in helps
+    failures = {}
+    for call, (code, output) in runs.items():
+        expected_code = 0 if call in helps else 2
+        assert code == expected_code and "Traceback" not in output, (call, output)
+        found = english_sentences(output, typed=("a@wajima.example",))
+        if found:
+            failures[call] = found
+    assert failures == {}, "\n".join(f"{call}: {found}" for call, found in failures.items())
+    for call in USAGE_ERRORS.values():
+        output = runs[" ".join(call)][1]
+        assert "エラー" in output, output
+    # What the user typed is still named, inside the Japanese sentence.
+    assert "'--email'" in runs["user create --name 管理 者"][1]
+    assert "--bogus" in runs["user create --email a@wajima.example --bogus"][1]
+    assert "'--port'" in runs["serve --port abc"][1]
+
+
+def test_typers_words_stay_english_in_english() -> None:
+    runs = _chrome_run("en")
+    help_text = runs["user create --help"][1]
+    assert "Usage: mimamori user create" in help_text
+    assert "Show this message and exit." in help_text and "Options" in help_text
+    expected = {
+        "missing required option": "Missing option '--email'.",
+        "unknown option": "No such option: --bogus",
+        "option without its value": "Option '--email' requires an argument.",
+        "bad choice of command": "No such command 'bogus'.",
+        "bad integer": "Invalid value for '--port'",
+        "extra argument": "Got unexpected extra argument(s) (extra)",
+    }
+    for name, sentence in expected.items():
+        assert sentence in runs[" ".join(USAGE_ERRORS[name])][1], name
+
+
+class Colour(enum.StrEnum):
+    red = "red"
+    blue = "blue"
+
+
+def _tiny_app(cls: type | None) -> typer.Typer:
+    """A command with a choice and an integer, built like ours (or with Typer's plain group)."""
+    app = typer.Typer(**({"cls": cls} if cls else {}))
+
+    @app.command()
+    def paint(
+        colour: Annotated[Colour, typer.Option(help="色。")],
+        times: Annotated[int, typer.Option(help="回数。")] = 1,
+    ) -> None:
+        """塗ります。"""
+
+    @app.command()
+    def wash() -> None:
+        """洗います。"""
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["paint", "--colour", "green"],
+        ["paint", "--colour", "red", "--times", "many"],
+        ["paint"],
+        ["pain"],
+        ["paint", "--help"],
+    ],
+)
+def test_a_choice_and_an_integer_are_refused_in_japanese_and_nothing_leaks(
+    args: list[str],
+) -> None:
+    from typer import rich_utils
+    from typer.testing import CliRunner
+
+    from service.cli.chrome import TranslatedGroup
+
+    before = {name: getattr(rich_utils, name) for name in dir(rich_utils) if name.isupper()}
+    highlighter = rich_utils.highlighter
+    runner = CliRunner()
+    env = {"COLUMNS": "200"}
+    japanese = runner.invoke(
+        _tiny_app(TranslatedGroup), args, env={**env, "MIMAMORI_LANGUAGE": "ja"}
+    )
+    # Nothing of the Japanese stays behind for other Typer or Rich users of the process.
+    assert {name: getattr(rich_utils, name) for name in before} == before
+    assert rich_utils.highlighter is highlighter
+    # English is Typer's own output, word for word.
+    english = runner.invoke(
+        _tiny_app(TranslatedGroup), args, env={**env, "MIMAMORI_LANGUAGE": "en"}
+    )
+    plain = runner.invoke(_tiny_app(None), args, env={**env, "MIMAMORI_LANGUAGE": "en"})
+    assert english.output == plain.output and english.exit_code == plain.exit_code
+    # Japanese says the same thing: same exit code, the same values named, no English words.
+    assert japanese.exit_code == plain.exit_code and "使い方:" in japanese.output
+    assert english_sentences(japanese.output, typed=("green",)) == []
+    for named in re.findall(r"'[^']+'", plain.output.split("\n", 2)[-1]):
+        assert named in japanese.output, (named, japanese.output)
 
 
 # --- The service catalog is checked like the others ------------------------------------------------

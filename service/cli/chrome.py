@@ -52,6 +52,9 @@ _CONVERSIONS: tuple[tuple[re.Pattern[str], Text], ...] = (
 )
 
 
+_PYDANTIC_VALUE_ERROR = "Value error, "
+
+
 def _kind(name: str, language: str) -> str:
     found = _KINDS.get(name)
     return found.render(language) if found else name
@@ -158,7 +161,7 @@ _RULES: tuple[_Rule, ...] = (
         ),
     ),
     (
-        re.compile(r"(?:Value )?(?P<value>.+?) is not one of (?P<choices>.+)\.", re.S),
+        re.compile(r"(?P<value>'.*?'|\S+) is not one of (?P<choices>.+)\.", re.S),
         lambda m, lang: N_(
             "%(value)s is not one of %(choices)s.",
             value=m.group("value"),
@@ -179,6 +182,8 @@ def translate(text: str, language: str) -> str:
     texts, what the user typed) comes back as it is."""
     if language == "en" or not text:
         return text
+    if text.startswith(_PYDANTIC_VALUE_ERROR):  # a validator's ValueError, as Pydantic words it
+        return translate(text.removeprefix(_PYDANTIC_VALUE_ERROR), language)
     fixed = _FIXED.get(text)
     if fixed is not None:
         return fixed.render(language)

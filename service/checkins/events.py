@@ -272,9 +272,13 @@ def on_outbox_status(
         )
 
 
-def find_sender(session: Session, phone: str) -> tuple[Resident | None, Member | None]:
+def find_sender(
+    session: Session, phone: str, to_phone: str | None = None
+) -> tuple[Resident | None, Member | None]:
     """Who sent this? A household may share one phone: prefer the resident whose check-in
-    is waiting for an answer, the most recent first."""
+    is waiting for an answer; else one who still lives here (not moved out), registered
+    with the organization that owns the number the message was sent to, the most recent
+    first."""
     from service.checkins.models import CheckIn, CheckInState
 
     residents = list(
@@ -282,6 +286,7 @@ def find_sender(session: Session, phone: str) -> tuple[Resident | None, Member |
             select(Resident).where(or_(Resident.phone == phone, Resident.phone2 == phone))
         ).scalars()
     )
+    to_owner = _to_owner(session, to_phone) if len(residents) > 1 else None
     if len(residents) > 1:
         waiting = (
             session.execute(
@@ -297,29 +302,84 @@ def find_sender(session: Session, phone: str) -> tuple[Resident | None, Member |
             .first()
         )
         chosen = next((r for r in residents if r.id == waiting), None)
-        residents = (
-            [chosen] if chosen else sorted(residents, key=lambda r: r.updated_at, reverse=True)
-        )
+        residents = [chosen] if chosen else sorted(residents, key=_resident_rank(to_owner))
     if residents:
         return residents[0], None
-    member = (
-        session.execute(
-            select(Member).where(Member.phone == phone, Member.active.is_(True)).limit(1)
+    return None, _member_sender(session, phone)
+
+
+def _to_owner(session: Session, to_phone: str | None) -> uuid.UUID | None:
+    return routing.sender_owners(session, [to_phone]).get(to_phone) if to_phone else None
+
+
+def _resident_rank(to_owner: uuid.UUID | None) -> Any:
+    def rank(resident: Resident) -> tuple[bool, bool, float]:
+        updated = aware(resident.updated_at)
+        return (
+            resident.status == ResidentStatus.moved_out,
+            to_owner is not None and resident.organization_id != to_owner,
+            -(updated.timestamp() if updated else 0.0),
         )
-        .scalars()
-        .first()
-    )  # type: ignore[attr-defined]
-    return None, member
+
+    return rank
+
+
+def _member_sender(session: Session, phone: str) -> Member | None:
+    """The active member with this phone; of one person registered with several
+    organizations, the record an open case is waiting on or held by."""
+    members = list(
+        session.execute(
+            select(Member).where(Member.phone == phone, Member.active.is_(True))  # type: ignore[arg-type]
+        ).scalars()
+    )
+    if len(members) <= 1:
+        return members[0] if members else None
+    busy = set(_members_with_open_cases(session, [m.id for m in members]))
+    return next((m for m in members if m.id in busy), members[0])
+
+
+def _members_with_open_cases(session: Session, member_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Of these members, those an alert is waiting on or who hold a case."""
+    if not member_ids:
+        return []
+    waiting = select(Alert.member_id).where(
+        Alert.member_id.in_(member_ids),  # type: ignore[attr-defined]
+        Alert.state == AlertState.sent,
+    )
+    holding = select(Escalation.acknowledged_by).where(
+        Escalation.acknowledged_by.in_(member_ids),  # type: ignore[union-attr]
+        Escalation.state == EscalationState.acknowledged,
+    )
+    found = set(session.execute(waiting).scalars()) | set(session.execute(holding).scalars())
+    return [m for m in member_ids if m in found]
+
+
+def _answering_as_member(session: Session, inbound: InboundMessage) -> Member | None:
+    """A member who is also registered as a resident (a daughter's phone, or a member who
+    lives in the same housing): while an alert waits on them or they hold a case, a reply
+    in the member protocol's form is their answer as a member. Read as the resident's, a
+    "1" would close a check-in nobody answered and a "2" open a case about the member."""
+    from service.escalations.snapshot import parse_reply
+
+    if parse_reply(inbound.body or "") is None:
+        return None
+    member = _member_sender(session, inbound.from_phone)
+    if member is None or not _members_with_open_cases(session, [member.id]):
+        return None
+    return member
 
 
 def on_inbound_sms(
     session: Session, inbound: InboundMessage, now: datetime
 ) -> tuple[str | None, str]:
     """Route an inbound SMS. Returns (reply text or None, the reply's locale)."""
-    household = _household_waiting(session, inbound.from_phone)
-    if len(household) > 1:
-        return _household_reply(session, inbound, household, now)
-    resident, member = find_sender(session, inbound.from_phone)
+    member = _answering_as_member(session, inbound)
+    resident = None
+    if member is None:
+        household = _household_waiting(session, inbound.from_phone)
+        if len(household) > 1:
+            return _household_reply(session, inbound, household, now)
+        resident, member = find_sender(session, inbound.from_phone, inbound.to_phone)
     if resident is not None:
         reply = _act_on_resident_reply(session, inbound, resident, now)
         return reply, resident.language
@@ -425,8 +485,17 @@ def sole_resident_senders(
             )
             for phone in {row.phone, row.phone2} & set(chunk):
                 found.setdefault(phone, []).append(sender)
+        # A number a member answers alerts from is read inside the request, which knows
+        # whether the message is their answer as a member (``on_inbound_sms``).
+        for phone in connection.execute(_MEMBER_PHONES, {"phones": chunk}).scalars():
+            found.pop(phone, None)
     return {phone: rows[0] for phone, rows in found.items() if len(rows) == 1}
 
+
+_MEMBER_PHONES = select(Member.phone).where(
+    Member.phone.in_(bindparam("phones", expanding=True)),  # type: ignore[attr-defined]
+    Member.active.is_(True),  # type: ignore[attr-defined]
+)
 
 _SENDERS = (
     select(

@@ -260,6 +260,11 @@ def _member(plan: _Plan, event: MemberAnswered) -> Decision:
         case Relation.ALERTED:
             alerts = [a for a in plan.case.waiting if a.member_id == member_id]
             alert = max(alerts, key=lambda a: a.step)
+            is_result = reply.digit in "345" or reply.order == Order.CODE_FIRST
+            if reply.code is not None and reply.digit != "1" and is_result:
+                # A result before taking the case ("A7 2", "3 A7"): the member went
+                # already. Kept for staff; the alert still waits for their "1" or "2".
+                return _report(plan, reply, actor, member_id)
             if reply.digit not in ("1", "2"):
                 return plan.done(("member.unclear",))
             return _answer_alert(plan, alert, reply.digit, actor, "sms")
@@ -299,17 +304,13 @@ def _former(plan: _Plan, reply: MemberReply, actor: str, member_id: uuid.UUID) -
     case's timeline for staff, who record the outcome."""
     case = plan.case
     held_by_other = case.state == EscalationState.acknowledged and case.holder != member_id
+    if reply.digit == "2" and reply.order == Order.DIGIT_FIRST:
+        # "I cannot go", late: noted as such, never as a result ("needs support").
+        plan.timeline.append(Entry("escalation.declined", member_id, detail={"late": True}))
+        audit = Audit(actor, "decline", {"via": "sms", "late": True})
+        return plan.done(("member.declined",), audit)
     if reply.digit != "1" or reply.order == Order.CODE_FIRST:
-        detail = {
-            "digit": reply.digit,
-            "outcome": OUTCOME_BY_DIGIT[reply.digit].value,
-            "held_by": str(case.holder) if held_by_other else None,
-        }
-        plan.timeline.append(Entry("escalation.outcome_reported", member_id, detail=detail))
-        audit = Audit(actor, "report", {"via": "sms", "digit": reply.digit})
-        cannot_go = reply.digit == "2" and reply.order == Order.DIGIT_FIRST
-        said = "member.declined" if cannot_go else "member.outcome_recorded"
-        return plan.done((said,), audit)
+        return _report(plan, reply, actor, member_id)
     if held_by_other:
         return plan.done(("member.already_taken",))
     _acknowledge(plan, member_id, actor)
@@ -317,3 +318,18 @@ def _former(plan: _Plan, reply: MemberReply, actor: str, member_id: uuid.UUID) -
     if theirs:  # their latest alert is the one answered
         plan.alert_states[theirs[-1].alert_id] = AlertState.acknowledged
     return plan.done(ACK, Audit(actor, "acknowledge", {"via": "sms", "late": True}))
+
+
+def _report(plan: _Plan, reply: MemberReply, actor: str, member_id: uuid.UUID) -> Decision:
+    """A result from a member who does not hold the case: on its timeline for staff, who
+    record the outcome; it changes nothing else."""
+    case = plan.case
+    held_by_other = case.state == EscalationState.acknowledged and case.holder != member_id
+    detail = {
+        "digit": reply.digit,
+        "outcome": OUTCOME_BY_DIGIT[reply.digit].value,
+        "held_by": str(case.holder) if held_by_other else None,
+    }
+    plan.timeline.append(Entry("escalation.outcome_reported", member_id, detail=detail))
+    audit = Audit(actor, "report", {"via": "sms", "digit": reply.digit})
+    return plan.done(("member.outcome_recorded",), audit)

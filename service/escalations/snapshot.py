@@ -161,7 +161,8 @@ class MemberReply:
 
 
 _BIDI_MARKS: Final = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_REPLY: Final = re.compile(r"^(?:([a-z]\d{1,3})\s*)?([1-5])(?:\s*([a-z]\d{1,3}))?$")
+# Code first needs a space (or ":", "-") before the digit: "A71" is case A71, never "A7 1".
+_REPLY: Final = re.compile(r"^(?:([a-z]\d{1,3})\s+)?([1-5])(?:\s*([a-z]\d{1,3}))?$")
 
 
 def parse_reply(text: str) -> MemberReply | None:

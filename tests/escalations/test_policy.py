@@ -261,8 +261,8 @@ def test_alerted_1_in_any_order_takes_the_case(text):
     assert kinds(decision) == ["escalation.acknowledged"]
 
 
-@pytest.mark.parametrize("text", ["2", "2 A7", "A7 2"])
-def test_alerted_2_in_any_order_declines_and_the_chain_moves_on_at_once(text):
+@pytest.mark.parametrize("text", ["2", "2 A7", "２　ａ７"])
+def test_alerted_2_digit_first_declines_and_the_chain_moves_on_at_once(text):
     decision, case = outcome_of(alerting(0), says(M1, text))
     assert (case.state, case.step, case.holder) == (S.alerting, 1, None)
     assert decision.alert_states == {A_M1: AlertState.declined}  # the interpreter's stays
@@ -271,10 +271,28 @@ def test_alerted_2_in_any_order_declines_and_the_chain_moves_on_at_once(text):
     assert decision.audit is not None and decision.audit.action == "decline"
 
 
-@pytest.mark.parametrize("text", ["3", "4 A7", "A7 5"])
-def test_alerted_3_to_5_changes_nothing_and_is_unclear(text):
+@pytest.mark.parametrize("text", ["3", "5"])
+def test_alerted_bare_3_to_5_changes_nothing_and_is_unclear(text):
     decision = decide(alerting(0), says(M1, text), NOW)
     assert decision == Decision(answer=("member.unclear",))
+
+
+@pytest.mark.parametrize(
+    ("text", "outcome"),
+    [("A7 2", "needs_support"), ("4 A7", "moved"), ("A7 5", "not_found"), ("3 A7", "hospitalised")],
+)
+def test_alerted_result_naming_the_case_goes_to_staff_and_the_alert_still_waits(text, outcome):
+    """A member who went before answering the alert sends a result: it is kept for staff,
+    never lost as unclear and never read as "I cannot go"; their alert still waits."""
+    decision = decide(alerting(0), says(M1, text), NOW)
+    assert decision.case is None and not decision.alert_states and not decision.alerts
+    assert decision.answer == ("member.outcome_recorded",)
+    [entry] = decision.timeline
+    assert (entry.kind, entry.member_id, entry.detail["outcome"]) == (
+        "escalation.outcome_reported",
+        M1,
+        outcome,
+    )
 
 
 @pytest.mark.parametrize("text", ["1", "1 A7", "１ Ａ７", "1-A7", "1A7"])
@@ -343,8 +361,6 @@ def test_former_1_when_someone_else_holds_it_is_told_so(case):
     ("case", "text", "said", "held_by"),
     [
         (held(M2, step=1), "A7 3", "member.outcome_recorded", str(M2)),
-        (held(M2, step=1), "2", "member.declined", str(M2)),
-        (alerting(1), "2 A7", "member.declined", None),
         # Written code first, a former member's digit is a result, "A7 1" (safe) included:
         # kept for staff, never taking the case back or closing it.
         (alerting(1), "A7 2", "member.outcome_recorded", None),
@@ -653,3 +669,27 @@ def test_every_event_in_every_state_closes_only_by_a_person_naming_the_case(stat
         assert decision.answer, "a member is always answered"
     for new_alert in decision.alerts:
         assert new_alert.step == new.step and new.state == S.alerting
+
+
+@pytest.mark.parametrize(
+    "case", [held(M2, step=1), alerting(1), exhausted()], ids=["held", "alerting", "exhausted"]
+)
+@pytest.mark.parametrize("text", ["2", "2 A7"])
+def test_former_2_digit_first_is_a_late_decline_never_a_result(case, text):
+    """M1's window passed: their "2" says they cannot go. Staff see that, not "needs
+    support" from someone who never visited; nothing else changes."""
+    decision = decide(case, says(M1, text), NOW)
+    assert decision.case is None and not decision.alert_states and not decision.alerts
+    assert decision.answer == ("member.declined",)
+    [entry] = decision.timeline
+    assert (entry.kind, entry.member_id, entry.detail) == (
+        "escalation.declined",
+        M1,
+        {"late": True},
+    )
+
+
+@pytest.mark.parametrize("text", ["A71", "a71", "Ａ７１", "M981"])
+def test_a_code_alone_is_never_read_as_another_code_and_a_digit(text):
+    """ "A71" is case A71 without an answer, not "A7 1" (safe for case A7)."""
+    assert parse_reply(text) is None

@@ -1,0 +1,69 @@
+"""A member's phone may also be a resident's: her mother's second number, or her own, when
+she lives in the same temporary housing. While an alert waits on her or she holds a case,
+a reply in the member protocol's form is her answer as a member: read as the resident's, a
+"1" would close a check-in nobody answered, and a "2" open a case about the member herself.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from service.checkins.models import CheckIn
+from service.escalations.models import Escalation
+
+M1 = "+818030000001"
+
+
+def _cases(world) -> dict[str, Escalation]:
+    names = {v: k for k, v in world.residents.items()}
+    with world.session() as s:
+        return {names[e.resident_id]: e for e in s.exec(select(Escalation)).all()}
+
+
+def _checkin_states(world, key: str) -> list[str]:
+    with world.session() as s:
+        rows = s.exec(select(CheckIn).where(CheckIn.resident_id == world.residents[key])).all()
+    return sorted(str(c.state) for c in rows)
+
+
+def _member_also_resident(world, phone2: bool):
+    """R1 stayed silent: her case alerts M1. R2's check-in is waiting, and R2's phone (or
+    second phone) is M1's."""
+    world.silent_case()
+    if phone2:
+        world.resident("R2", "090-1000-0002", phone2="080-3000-0001")
+    else:
+        world.resident("R2", "080-3000-0001")  # M1 herself lives here
+    world.broadcast()
+    world.tick()
+    return _cases(world)["R1"]
+
+
+def test_a_members_1_takes_the_case_and_closes_no_residents_check_in(world):
+    case = _member_also_resident(world, phone2=True)
+    before = _checkin_states(world, "R2")
+    world.sms(M1, "1")
+    taken = _cases(world)["R1"]
+    assert (taken.state, taken.acknowledged_by) == ("acknowledged", world.members["M1"])
+    assert _checkin_states(world, "R2") == before  # R2 never answered
+    assert "R2" not in _cases(world)
+    assert "記録しました" in world.sms(M1, f"{case.case_code} 2")  # R1 needs support
+    done = _cases(world)["R1"]
+    assert (done.state, done.outcome) == ("resolved", "needs_support")
+    assert "R2" not in _cases(world)  # no case about the member's own household
+
+
+def test_a_member_who_lives_here_can_hand_a_case_back_without_asking_for_help(world):
+    _member_also_resident(world, phone2=False)
+    world.sms(M1, "1")
+    world.sms(M1, "2")  # cannot go after all
+    case = _cases(world)["R1"]
+    assert (case.state, case.acknowledged_by, case.step_index) == ("alerting", None, 1)
+    assert "R2" not in _cases(world)  # "2" was her answer as a member, not a call for help
+
+
+def test_her_own_words_are_still_hers_as_a_resident(world):
+    """Free words are no member answer: they are read as the resident's reply."""
+    _member_also_resident(world, phone2=False)
+    world.sms(M1, "助けてください")
+    assert "R2" in _cases(world)

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from i18n.render import render
 from scheduler.jobs import process_replies
 from service.audit.models import AuditEntry
+from service.audit.service import Actor
 from service.auth.models import Role
 from service.checkins import routing
 from service.checkins.models import CheckInState, StaffTask, TaskKind
@@ -490,3 +491,37 @@ def test_an_unrouted_cry_counts_in_every_boards_inbox_until_claimed(two: TwoOrgs
     with two.world.session() as s:
         assert open_task_count(s, two.world.org_id) == before[two.world.org_id] + 1
         assert open_task_count(s, two.org_b) == before[two.org_b]
+
+
+def test_a_call_for_help_from_someone_who_moved_reaches_the_council_they_live_in(two: TwoOrgs):
+    """The same phone is registered with A, who marked the resident moved out, and with B,
+    where they live now. Their call for help opens a case in B, never at A's old address;
+    so does one sent to A's old number."""
+    from datetime import timedelta
+
+    from service.escalations.models import Escalation
+    from service.registry import service as registry
+    from service.registry.models import Resident, ResidentCreate, ResidentStatus
+
+    phone = "+819011112222"
+    world = two.world
+    old = world.resident("RA", "090-1111-2222")
+    with world.session() as s:
+        new = registry.create_resident(
+            session=s,
+            organization_id=two.org_b,
+            data=ResidentCreate(external_id="RB", name="住民 RB", phone=phone, language="ja"),
+            actor=Actor(label="test"),
+        ).id
+        s.commit()
+        resident = s.get(Resident, old)
+        resident.status = ResidentStatus.moved_out  # the latest change of the two records
+        resident.updated_at = s.get(Resident, new).updated_at + timedelta(seconds=1)
+        s.add(resident)
+        s.commit()
+    for n, to in enumerate((NUMBER_B, NUMBER_A)):
+        two.sms(f"助けてください。家が傾いています {n}", to=to, sender=phone)
+        process_replies(world.ctx)
+        with world.session() as s:
+            cases = s.execute(select(Escalation.resident_id)).scalars().all()
+        assert set(cases) == {new}, (to, cases)

@@ -36,6 +36,7 @@ from service.checkins.policy import (
 )
 from service.common import aware
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
+from service.escalations.snapshot import parse_reply
 from service.registry.models import Member, Organization, Resident, ResidentStatus
 from service.telephony.models import InboundMessage, OutboxMessage, OutboxPurpose, OutboxStatus
 
@@ -359,8 +360,6 @@ def _answering_as_member(session: Session, inbound: InboundMessage) -> Member | 
     lives in the same housing): while an alert waits on them or they hold a case, a reply
     in the member protocol's form is their answer as a member. Read as the resident's, a
     "1" would close a check-in nobody answered and a "2" open a case about the member."""
-    from service.escalations.snapshot import parse_reply
-
     if parse_reply(inbound.body or "") is None:
         return None
     member = _member_sender(session, inbound.from_phone)
@@ -389,9 +388,27 @@ def on_inbound_sms(
         inbound.organization_id = member.organization_id
         inbound.member_id = member.id
         session.add(inbound)
+        if parse_reply(inbound.body or "") is None:
+            _member_words_for_staff(session, inbound, now)
         reply = escalations.handle_member_reply(session, member=member, text=inbound.body, now=now)
         return reply, (member.languages or ["ja"])[0]
     return _stranger_message(session, inbound, now)
+
+
+def _member_words_for_staff(session: Session, inbound: InboundMessage, now: datetime) -> None:
+    """A member's words that are no answer in the protocol ("R1さんが倒れていました。
+    救急車を呼びました"): read by staff in the inbox, never only answered "unclear"."""
+    inbound.classification = classify(inbound.body, None).kind.value
+    inbound.needs_staff = True
+    session.add(inbound)
+    session.add(
+        StaffTask(
+            organization_id=inbound.organization_id,
+            kind=TaskKind.member_message,
+            inbound_id=inbound.id,
+            created_at=now,
+        )
+    )
 
 
 def _stranger_message(

@@ -366,6 +366,7 @@ class TaskKind(StrEnum):
     opt_out = "opt_out"  # the resident replied STOP
     unknown_sender = "unknown_sender"  # an SMS from a number not in the registry
     late_reply = "late_reply"
+    member_message = "member_message"  # a member's words that answer no alert: for staff
 
 
 class StaffTask(SQLModel, table=True):

@@ -62,6 +62,7 @@ TASK_KINDS: dict[str, str] = {
     "opt_out": N_("Stopped messages"),
     "unknown_sender": N_("Unknown number"),
     "late_reply": N_("Late reply"),
+    "member_message": N_("Message from a member"),
 }
 
 RESIDENT_STATUSES: dict[str, str] = {

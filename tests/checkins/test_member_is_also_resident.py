@@ -67,3 +67,27 @@ def test_her_own_words_are_still_hers_as_a_resident(world):
     _member_also_resident(world, phone2=False)
     world.sms(M1, "助けてください")
     assert "R2" in _cases(world)
+
+
+def test_a_members_own_words_reach_staff_and_change_no_case(world):
+    """"R1さんが倒れていました。救急車を呼びました" is no answer in the protocol: the member
+    is asked again in its terms, and staff find the words in the inbox."""
+    from service.checkins.models import StaffTask, TaskKind
+    from service.telephony.models import InboundMessage
+
+    world.silent_case()
+    world.sms(M1, "1")
+    words = "R1さんが倒れていました。救急車を呼びました"
+    world.sms(M1, words)
+    case = _cases(world)["R1"]
+    assert (case.state, case.acknowledged_by) == ("acknowledged", world.members["M1"])
+    with world.session() as s:
+        inbound = s.exec(select(InboundMessage).where(InboundMessage.body == words)).one()
+        task = s.exec(select(StaffTask).where(StaffTask.inbound_id == inbound.id)).one()
+    assert inbound.needs_staff and inbound.member_id == world.members["M1"]
+    assert (task.kind, task.organization_id, task.closed_at) == (
+        TaskKind.member_message,
+        world.org_id,
+        None,
+    )
+    assert not world.sms(M1, "1 " + case.case_code).startswith("R1")  # protocol still works

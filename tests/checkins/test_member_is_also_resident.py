@@ -91,3 +91,33 @@ def test_a_members_own_words_reach_staff_and_change_no_case(world):
         None,
     )
     assert not world.sms(M1, "1 " + case.case_code).startswith("R1")  # protocol still works
+
+
+def test_a_member_registered_with_two_councils_answers_the_one_that_alerted_her(world):
+    """M1 is also an interpreter for another council, registered there first: her "1"
+    answers the alert that waits on her, never "unclear"."""
+    from service.audit.service import Actor
+    from service.auth.service import get_or_create_organization
+    from service.registry import service as registry
+    from service.registry.models import MemberCreate, MemberKind
+
+    with world.session() as s:
+        other = get_or_create_organization(session=s, name="珠洲市社会福祉協議会")
+        registry.create_member(
+            session=s,
+            organization_id=other.id,
+            data=MemberCreate(
+                external_id="I-1",
+                name="委員 M1",
+                phone="080-3000-0001",
+                languages=["ja", "vi"],
+                kind=MemberKind.interpreter,
+            ),
+            actor=Actor(label="test"),
+        )
+        s.commit()
+    world.silent_case()
+    case = _cases(world)["R1"]
+    world.sms(M1, f"1 {case.case_code}")
+    taken = _cases(world)["R1"]
+    assert (taken.state, taken.acknowledged_by) == ("acknowledged", world.members["M1"])

@@ -24,8 +24,7 @@ from i18n.messages import READY_ANSWER_IDS
 from i18n.render import render
 from service.audit.service import record
 from service.auth.deps import actor_for
-from service.checkins import routing
-from service.checkins import views as checkin_api
+from service.checkins import commands, routing
 from service.checkins.models import StaffTask
 from service.clock import get_clock
 from service.db import SessionDep
@@ -388,11 +387,11 @@ def close_task(
             message.needs_staff = False  # handled: it no longer counts as unanswered
             session.add(message)
     try:
-        checkin_api.close_task(
+        commands.close_task(
             session=session,
             user=staff.user,
             task_id=task_id,
-            data=checkin_api.CloseTask(note=note.strip() or None),
+            data=commands.CloseTask(note=note.strip() or None),
         )
     except DomainError as error:
         session.rollback()

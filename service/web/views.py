@@ -25,8 +25,8 @@ from sqlmodel import Session
 from i18n.languages import LANGUAGES
 from service.auth import service as auth_service
 from service.auth.deps import actor_for
+from service.checkins import commands
 from service.checkins import service as checkins
-from service.checkins import views as checkin_api
 from service.checkins.models import (
     DEFAULT_PLAN,
     TARGET_FLAGS,
@@ -43,7 +43,14 @@ from service.common import utcnow
 from service.config import get_settings
 from service.db import SessionDep
 from service.errors import DomainError, NotFound
-from service.escalations.models import Escalation, EscalationState, Outcome
+from service.escalations.models import (
+    AcknowledgeRequest,
+    Escalation,
+    EscalationState,
+    Outcome,
+    ReassignRequest,
+    ResolveRequest,
+)
 from service.registry import csv_io
 from service.registry import service as registry
 from service.registry.models import (
@@ -270,7 +277,7 @@ def round_page(
     chart = board_data.response_chart(session, round_, summary.counts.total, get_clock().now())
     chosen_state = state if state in {s.value for s in CheckInState} else None
     page_number = _page_number(page)
-    listing = checkin_api.list_round_checkins(
+    listing = commands.list_round_checkins(
         session=session,
         user=staff.user,
         round_id=round_id,
@@ -348,7 +355,7 @@ def start_broadcast(
         flash(request, "error", N_("Choose at least one site."))
         return _see_other("/rounds")
     try:
-        started = checkin_api.start_broadcast(
+        started = commands.start_broadcast(
             session=session,
             user=staff.user,
             data=RoundStart(
@@ -449,7 +456,7 @@ def create_schedule(
         active,
     )
     try:
-        created = checkin_api.create_schedule(
+        created = commands.create_schedule(
             session=session, user=staff.user, data=ScheduleCreate.model_validate(data)
         )
     except DomainError as error:
@@ -503,7 +510,7 @@ def update_schedule(
     try:
         # The same checks as creating one, so an edit cannot leave a schedule unusable.
         ScheduleCreate.model_validate(data)
-        checkin_api.update_schedule(
+        commands.update_schedule(
             session=session,
             user=staff.user,
             schedule_id=schedule_id,
@@ -523,7 +530,7 @@ def delete_schedule(
     request: Request, session: SessionDep, staff: ActingStaff, schedule_id: uuid.UUID
 ) -> RedirectResponse:
     try:
-        checkin_api.delete_schedule(session=session, user=staff.user, schedule_id=schedule_id)
+        commands.delete_schedule(session=session, user=staff.user, schedule_id=schedule_id)
     except DomainError as error:
         _domain_error(request, error)
         return _see_other("/rounds")
@@ -562,7 +569,7 @@ def resident_page(
     members = _members_by_id(session, staff)
     open_items = checkins.resident_open_items(session, resident.id)
     latest = latest_word(session, resident.id, open_items["checkin"])
-    timeline = checkin_api.build_timeline(session, resident.id)
+    timeline = commands.build_timeline(session, resident.id)
     timeline.reverse()  # newest first: what happened last is what staff look for
     return render_page(
         request,
@@ -616,11 +623,11 @@ def add_note(
     text: FormStr = "",
 ) -> RedirectResponse:
     try:
-        checkin_api.add_note(
+        commands.add_note(
             session=session,
             user=staff.user,
             resident_id=resident_id,
-            data=checkin_api.NoteCreate(text=text),
+            data=commands.NoteCreate(text=text),
         )
     except DomainError as error:
         _domain_error(request, error)
@@ -693,7 +700,7 @@ def check_in_now(
     override_quiet_hours: FormStr = "",
 ) -> RedirectResponse:
     try:
-        checkin_api.start_broadcast(
+        commands.start_broadcast(
             session=session,
             user=staff.user,
             data=RoundStart(
@@ -760,7 +767,7 @@ def case_page(
     members = _members_by_id(session, staff)
     events = [
         item
-        for item in checkin_api.build_timeline(session, resident.id)
+        for item in commands.build_timeline(session, resident.id)
         if item.escalation_id == escalation.id
     ]
     events.reverse()
@@ -796,13 +803,11 @@ def acknowledge_case(
     note: FormStr = "",
 ) -> RedirectResponse:
     def act() -> None:
-        checkin_api.acknowledge(
+        commands.acknowledge(
             session=session,
             user=staff.user,
             escalation_id=escalation_id,
-            data=checkin_api.AcknowledgeRequest(
-                member_id=_uuid(member_id), note=note.strip() or None
-            ),
+            data=AcknowledgeRequest(member_id=_uuid(member_id), note=note.strip() or None),
         )
         flash(request, "ok", N_("Acknowledged on the member's behalf."))
 
@@ -823,11 +828,11 @@ def reassign_case(
         return _see_other(f"/cases/{escalation_id}")
 
     def act() -> None:
-        checkin_api.reassign(
+        commands.reassign(
             session=session,
             user=staff.user,
             escalation_id=escalation_id,
-            data=checkin_api.ReassignRequest(member_id=member),
+            data=ReassignRequest(member_id=member),
         )
         flash(request, "ok", N_("Reassigned: the member is being alerted."))
 
@@ -849,11 +854,11 @@ def resolve_case(
         return _see_other(f"/cases/{escalation_id}")
 
     def act() -> None:
-        checkin_api.resolve(
+        commands.resolve(
             session=session,
             user=staff.user,
             escalation_id=escalation_id,
-            data=checkin_api.ResolveRequest(
+            data=ResolveRequest(
                 outcome=Outcome(outcome), member_id=_uuid(member_id), note=note.strip() or None
             ),
         )

@@ -26,6 +26,7 @@ from service.web.registry_forms import (
     domain_errors,
     fields_of,
     member_data,
+    render_form,
     validation_errors,
 )
 from service.web.registry_screens import PAGE_SIZE, not_found, see_other
@@ -82,14 +83,13 @@ def _member_form(
     values: dict[str, Any],
     errors: FormErrors | None = None,
 ) -> HTMLResponse:
-    return render_page(
+    return render_form(
         request,
+        staff,
         "member_form.html",
-        staff=staff,
-        status_code=422 if errors else 200,
-        member=member,
         values=values,
-        errors=errors or FormErrors(),
+        errors=errors,
+        member=member,
         kinds=[k.value for k in MemberKind],
         languages=LANGUAGES,
     )

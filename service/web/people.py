@@ -29,7 +29,13 @@ from service.web.core import (
     flash,
     render_page,
 )
-from service.web.registry_forms import FormErrors, domain_errors, fields_of, validation_errors
+from service.web.registry_forms import (
+    FormErrors,
+    domain_errors,
+    fields_of,
+    render_form,
+    validation_errors,
+)
 from service.web.registry_screens import not_found, see_other
 from service.web.translation import N_
 
@@ -85,14 +91,13 @@ def person_form(
     reset_code: str | None = None,
     reset_expires: Any = None,
 ) -> HTMLResponse:
-    return render_page(
+    return render_form(
         request,
+        staff,
         "person_form.html",
-        staff=staff,
-        status_code=422 if errors else 200,
-        person=person,
         values=values,
-        errors=errors or FormErrors(),
+        errors=errors,
+        person=person,
         roles=ROLES,
         reset_code=reset_code,
         reset_expires=reset_expires,

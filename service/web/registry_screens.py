@@ -42,6 +42,7 @@ from service.web.registry_forms import (
     domain_errors,
     fields_of,
     local_day,
+    render_form,
     resident_data,
     site_data,
     validation_errors,
@@ -145,14 +146,13 @@ def _resident_form(
     values: dict[str, Any],
     errors: FormErrors | None = None,
 ) -> HTMLResponse:
-    return render_page(
+    return render_form(
         request,
+        staff,
         "resident_form.html",
-        staff=staff,
-        status_code=422 if errors else 200,
-        resident=resident,
         values=values,
-        errors=errors or FormErrors(),
+        errors=errors,
+        resident=resident,
         sites=sites_of(session, staff),
         languages=LANGUAGES,
         channels=[c.value for c in Channel],
@@ -425,14 +425,13 @@ def _site_form(
     values: dict[str, Any],
     errors: FormErrors | None = None,
 ) -> HTMLResponse:
-    return render_page(
+    return render_form(
         request,
+        staff,
         "site_form.html",
-        staff=staff,
-        status_code=422 if errors else 200,
-        site=site,
         values=values,
-        errors=errors or FormErrors(),
+        errors=errors,
+        site=site,
     )
 
 

@@ -1,0 +1,1 @@
+"""Partnerships between organizations on one installation (issue 21)."""

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from service import bootstrap, migrate
+from service.announcements.views import router as announcements_router
 from service.audit.views import router as audit_router
 from service.auth.deps import get_current_user
 from service.auth.views import router as auth_router
@@ -59,6 +60,7 @@ def create_app() -> FastAPI:
     api.include_router(jma_router)
     api.include_router(translation_router)
     api.include_router(routing_router)
+    api.include_router(announcements_router)
     app.include_router(api)
     install_dashboard(app)  # the staff dashboard under / (service/web)
 

@@ -1,5 +1,6 @@
 """Import every table module so that SQLModel.metadata is complete (Alembic, tests)."""
 
+from service.announcements import models as announcement_models  # noqa: F401
 from service.audit import models as audit_models  # noqa: F401
 from service.auth import models as auth_models  # noqa: F401
 from service.checkins import models as checkin_models  # noqa: F401

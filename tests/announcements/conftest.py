@@ -1,0 +1,28 @@
+"""Fixtures for announcement tests: the check-in world, the dashboard's form client, and
+DeepL's wire mocked (its official client speaks ``requests``, so ``responses`` mocks it)."""
+
+from __future__ import annotations
+
+from tests.translation.conftest import (
+    DEEPL_URL,
+    FormClient,
+    World,
+    add_staff,
+    deepl,
+    deepl_wire,
+    e164,
+    forms,
+    world,
+)
+
+__all__ = [
+    "DEEPL_URL",
+    "FormClient",
+    "World",
+    "add_staff",
+    "deepl",
+    "deepl_wire",
+    "e164",
+    "forms",
+    "world",
+]

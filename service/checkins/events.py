@@ -274,7 +274,7 @@ def on_outbox_status(
 
 
 def find_sender(
-    session: Session, phone: str, to_phone: str | None = None
+    session: Session, phone: str, to_phone: str | None = None, body: str | None = None
 ) -> tuple[Resident | None, Member | None]:
     """Who sent this? A household may share one phone: prefer the resident whose check-in
     is waiting for an answer; else one who still lives here (not moved out), registered
@@ -306,7 +306,7 @@ def find_sender(
         residents = [chosen] if chosen else sorted(residents, key=_resident_rank(to_owner))
     if residents:
         return residents[0], None
-    return None, _member_sender(session, phone)
+    return None, _member_sender(session, phone, body)
 
 
 def _to_owner(session: Session, to_phone: str | None) -> uuid.UUID | None:
@@ -325,9 +325,12 @@ def _resident_rank(to_owner: uuid.UUID | None) -> Any:
     return rank
 
 
-def _member_sender(session: Session, phone: str) -> Member | None:
+def _member_sender(session: Session, phone: str, body: str | None = None) -> Member | None:
     """The active member with this phone; of one person registered with several
-    organizations, the record an open case is waiting on or held by."""
+    organizations, the record an open case is waiting on or held by, and of those, the
+    one whose case the reply names ("1 A7"): an interpreter a partner shares, alerted about
+    another organization's case while their own organization's case waits on them too,
+    answers the case they name, through the record it was sent to."""
     members = list(
         session.execute(
             select(Member).where(Member.phone == phone, Member.active.is_(True))  # type: ignore[arg-type]
@@ -336,7 +339,35 @@ def _member_sender(session: Session, phone: str) -> Member | None:
     if len(members) <= 1:
         return members[0] if members else None
     busy = set(_members_with_open_cases(session, [m.id for m in members]))
+    reply = parse_reply(body) if body else None
+    if reply is not None and reply.code is not None and len(busy) > 1:
+        naming = _members_with_open_code(session, list(busy), reply.code)
+        if naming:
+            return next(m for m in members if m.id in naming)
     return next((m for m in members if m.id in busy), members[0])
+
+
+def _members_with_open_code(
+    session: Session, member_ids: list[uuid.UUID], code: str
+) -> set[uuid.UUID]:
+    """Of these members, those alerted about, or holding, an open case of this code."""
+    from service.escalations.models import OPEN_STATES
+
+    alerted = (
+        select(Alert.member_id)
+        .join(Escalation, Escalation.id == Alert.escalation_id)  # type: ignore[arg-type]
+        .where(
+            Alert.member_id.in_(member_ids),  # type: ignore[attr-defined]
+            Escalation.case_code == code,
+            Escalation.state.in_(OPEN_STATES),  # type: ignore[attr-defined]
+        )
+    )
+    holding = select(Escalation.acknowledged_by).where(
+        Escalation.acknowledged_by.in_(member_ids),  # type: ignore[union-attr]
+        Escalation.case_code == code,
+        Escalation.state == EscalationState.acknowledged,
+    )
+    return set(session.execute(alerted).scalars()) | set(session.execute(holding).scalars())
 
 
 def _members_with_open_cases(session: Session, member_ids: list[uuid.UUID]) -> list[uuid.UUID]:
@@ -362,7 +393,7 @@ def _answering_as_member(session: Session, inbound: InboundMessage) -> Member | 
     "1" would close a check-in nobody answered and a "2" open a case about the member."""
     if parse_reply(inbound.body or "") is None:
         return None
-    member = _member_sender(session, inbound.from_phone)
+    member = _member_sender(session, inbound.from_phone, inbound.body)
     if member is None or not _members_with_open_cases(session, [member.id]):
         return None
     return member
@@ -378,7 +409,7 @@ def on_inbound_sms(
         household = _household_waiting(session, inbound.from_phone)
         if len(household) > 1:
             return _household_reply(session, inbound, household, now)
-        resident, member = find_sender(session, inbound.from_phone, inbound.to_phone)
+        resident, member = find_sender(session, inbound.from_phone, inbound.to_phone, inbound.body)
     if resident is not None:
         reply = _act_on_resident_reply(session, inbound, resident, now)
         return reply, resident.language
@@ -914,6 +945,4 @@ def _household_reply(
     from i18n.render import render
 
     org_name = LocalizedName.of(org).for_reader(first.language) if org else ""
-    return render(decision.answer_id, first.language, org=org_name), (
-        first.language
-    )
+    return render(decision.answer_id, first.language, org=org_name), (first.language)

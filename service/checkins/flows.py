@@ -18,6 +18,7 @@ from service.checkins import service as checkins
 from service.checkins.models import CheckIn, CheckInState, Round, RoundKind
 from service.escalations import service as escalations
 from service.escalations.models import Escalation, EscalationState
+from service.escalations.partner_release import release_ended_partnerships
 from service.telephony.models import InboundMessage
 
 log = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ def sweep_checkins(
 def sweep_escalations(
     engine: Engine, now_fn: Callable[[], datetime], batch: int = SWEEP_BATCH, max_batches: int = 100
 ) -> int:
-    done = 0
+    done = _release_ended_partnerships(engine, now_fn())
     for _ in range(max_batches):
         now = now_fn()
         with Session(engine) as session:
@@ -257,6 +258,19 @@ def sweep_escalations(
             except Exception:
                 log.exception("escalation %s could not advance; it stays due", escalation_id)
     return done
+
+
+def _release_ended_partnerships(engine: Engine, now: datetime) -> int:
+    """A partner's interpreter whose partnership ended lets go of the other organization's
+    cases (``escalations.partner_release``) before the due steps are taken."""
+    try:
+        with Session(engine) as session:
+            released = release_ended_partnerships(session, now)
+            session.commit()
+            return released
+    except Exception:
+        log.exception("cases of ended partnerships could not be released; the next sweep retries")
+        return 0
 
 
 def _one_by_one(

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from i18n.languages import display_name
 from i18n.names import LocalizedName
 from i18n.render import format_datetime, render
+from service.audit.service import Actor, record
 from service.common import aware
 from service.config import get_settings
 from service.escalations.chains import transaction_cache
@@ -131,6 +132,8 @@ def send_alert(
             now=now,
             deadline=timedelta(minutes=escalation.ack_minutes),
         )
+    detail = {"step": step + 1, "member": recipient["name"], "language": recipient["language"]}
+    detail.update(partner_detail(recipient))
     timeline(
         session,
         resident_id=resident.id,
@@ -139,12 +142,63 @@ def send_alert(
         at=now,
         escalation_id=escalation.id,
         member_id=member_id,
-        detail={
-            "step": step + 1,
-            "member": recipient["name"],
-            "language": recipient["language"],
-        },
+        detail=detail,
     )
+    if recipient.get("organization_id"):
+        extra = {"alert_id": str(alert.id), "step": step + 1}
+        audit_partner(session, escalation, recipient, "partner_alert", "escalation", extra)
+
+
+# --- Shared interpreters: a partner organization's member on the chain ------------------------
+
+
+def partner_detail(recipient: dict[str, Any] | None) -> dict[str, Any]:
+    """For the timeline: "partner interpreter X (Org B)" (nothing for the organization's
+    own members)."""
+    if not recipient or not recipient.get("organization_id"):
+        return {}
+    return {"partner_member": recipient.get("name", ""), "partner_org": recipient["organization"]}
+
+
+def partner_recipient(escalation: Escalation, member_id: uuid.UUID | None) -> dict[str, Any] | None:
+    """The partner's member ``member_id`` as the case's chain holds them (None: not one)."""
+    if member_id is None:
+        return None
+    for step in escalation.chain:
+        for recipient in step:
+            if recipient.get("organization_id") and recipient["member_id"] == str(member_id):
+                return recipient
+    return None
+
+
+def audit_partner(
+    session: Session,
+    escalation: Escalation,
+    recipient: dict[str, Any],
+    action: str,
+    actor: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """A cross-organization alert or answer, in BOTH organizations' logs: the case's (with
+    the partner and its member) and the partner's (with the case's organization and code,
+    nothing about the resident)."""
+    detail = {
+        "member_id": recipient["member_id"],
+        "partner_org_id": recipient["organization_id"],
+        "referring_org_id": str(escalation.organization_id),
+        "case_code": escalation.case_code,
+        **(extra or {}),
+    }
+    for org_id in (escalation.organization_id, uuid.UUID(recipient["organization_id"])):
+        record(
+            session=session,
+            organization_id=org_id,
+            actor=Actor(label=actor),
+            action=action,
+            entity_type="escalation",
+            entity_id=escalation.id,
+            detail=detail,
+        )
 
 
 def _has_other_open_case(session: Session, member_id: uuid.UUID, exclude: uuid.UUID) -> bool:

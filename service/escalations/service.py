@@ -34,14 +34,18 @@ from service.escalations.alerts import (
     NOT_GIVEN,
     LastContact,
     alert_text,
+    audit_partner,
     known_last_contact,
     last_contacts,
     member_notice,
+    partner_detail,
+    partner_recipient,
     resident_values,
     send_alert,
 )
 from service.escalations.chains import (
     build_chain,
+    escalation_interpreter,
     interpreter_for,
     needs_interpreter,
     new_case_code,
@@ -167,7 +171,9 @@ def open_escalation(
         if reason == EscalationReason.needs_help and existing.state == EscalationState.exhausted:
             # Nobody holds an exhausted case: a new call for help starts the chain again,
             # rather than only changing its place on the board.
-            existing.chain = build_chain(session, resident, reason)
+            existing.chain = build_chain(
+                session, resident, reason, case_code=existing.case_code, escalation_id=existing.id
+            )
             _start_step(session, existing, resident, 0, now, last_contact)
         elif reason == EscalationReason.needs_help and existing.state == EscalationState.alerting:
             _add_interpreter(session, existing, resident, now, last_contact)
@@ -182,7 +188,7 @@ def open_escalation(
         reason=reason,
         priority=REASON_PRIORITY[reason],
         chain=chain,
-        case_code=new_case_code(session, resident.organization_id),
+        case_code=new_case_code(session, resident.organization_id, chain),
         cause=cause,
         ack_minutes=org.ack_minutes,
         outcome_hours=org.outcome_hours,
@@ -294,6 +300,8 @@ def _apply(
             alert.answered_at = alert.answered_at or now
             session.add(alert)
     for entry in decision.timeline:
+        detail = dict(entry.detail)
+        detail.update(partner_detail(partner_recipient(escalation, entry.member_id)))
         timeline(
             session,
             resident_id=escalation.resident_id,
@@ -303,7 +311,7 @@ def _apply(
             escalation_id=escalation.id,
             member_id=entry.member_id,
             actor=entry.actor,
-            detail=dict(entry.detail),
+            detail=detail,
         )
     if decision.notices:
         _notify(session, escalation, decision, now)
@@ -386,12 +394,13 @@ def _add_interpreter(
     beside the step's members, unless they are in the chain already."""
     if not needs_interpreter(resident):
         return
-    interpreter = interpreter_for(session, resident)
-    if interpreter is None or any(
-        r["member_id"] == str(interpreter.id) for step in escalation.chain for r in step
+    recipient = escalation_interpreter(
+        session, resident, case_code=escalation.case_code, escalation_id=escalation.id
+    )
+    if recipient is None or any(
+        r["member_id"] == recipient["member_id"] for step in escalation.chain for r in step
     ):
         return
-    recipient = recipient_of(interpreter)
     chain = [list(step) for step in escalation.chain]
     chain[escalation.step_index].append(recipient)
     escalation.chain = chain  # a new list: the JSON column is saved as changed
@@ -487,6 +496,7 @@ def answer_alert_by_keypad(
     if not decision.answer:
         return None
     _apply(session, escalation, decision, now)
+    _audit_partner_answer(session, escalation, member, decision)
     return _answer(session, escalation, decision, (member.languages or ["ja"])[0])
 
 
@@ -518,34 +528,82 @@ def handle_member_reply(
     event = MemberAnswered(member.id, reply, f"member:{member.name}")
     decision = policy.decide(_snapshot(session, escalation), event, now)
     _apply(session, escalation, decision, now)
+    _audit_partner_answer(session, escalation, member, decision)
     return _answer(session, escalation, decision, locale) or render("member.unclear", locale)
 
 
 def _member_cases(session: Session, member: Member) -> dict[str, tuple[uuid.UUID, Relation]]:
     """The member's open cases by code: those they were alerted about (an alert waiting for
-    them, or a former one) and those they hold."""
+    them, or a former one) and those they hold. A case of another organization (a partner's,
+    through a shared interpreter) counts only while the two are partners. Case codes are
+    chosen so that no two open cases of one member share one (``chains.new_case_code``);
+    should two ever do, a case waiting for them or held by them wins over a former one."""
     cases: dict[str, tuple[uuid.UUID, Relation]] = {}
     rows = session.execute(
-        select(Escalation.id, Escalation.case_code, Escalation.state, Alert.state)
+        select(
+            Escalation.id,
+            Escalation.case_code,
+            Escalation.state,
+            Alert.state,
+            Escalation.organization_id,
+        )
         .join(Alert, Alert.escalation_id == Escalation.id)
         .where(
             Alert.member_id == member.id,
             Escalation.state.in_(OPEN_STATES),  # type: ignore[attr-defined]
         )
+        .order_by(Alert.sent_at)
     ).all()
-    for escalation_id, code, state, alert_state in rows:
+    partners = _partners_of(session, member, {row[4] for row in rows})
+
+    def put(code: str, escalation_id: uuid.UUID, rel: Relation) -> None:
+        known = cases.get(code)
+        better = known is None or _RANK[rel] > _RANK[known[1]]
+        if better or (known[0] != escalation_id and _RANK[rel] == _RANK[known[1]]):
+            cases[code] = (escalation_id, rel)  # another case, as close to them: the latest
+
+    for escalation_id, code, state, alert_state, org_id in rows:
+        if org_id != member.organization_id and org_id not in partners:
+            continue
         waiting = state == EscalationState.alerting and alert_state == AlertState.sent
-        if waiting or code not in cases:
-            cases[code] = (escalation_id, Relation.ALERTED if waiting else Relation.FORMER)
+        put(code, escalation_id, Relation.ALERTED if waiting else Relation.FORMER)
     held = session.execute(
-        select(Escalation.id, Escalation.case_code).where(
+        select(Escalation.id, Escalation.case_code, Escalation.organization_id).where(
             Escalation.acknowledged_by == member.id,
             Escalation.state == EscalationState.acknowledged,
         )
     ).all()
-    for escalation_id, code in held:
-        cases[code] = (escalation_id, Relation.HOLDER)
+    partners |= _partners_of(session, member, {row[2] for row in held} - partners)
+    for escalation_id, code, org_id in held:
+        if org_id == member.organization_id or org_id in partners:
+            put(code, escalation_id, Relation.HOLDER)
     return cases
+
+
+_RANK = {Relation.FORMER: 0, Relation.ALERTED: 1, Relation.HOLDER: 2}
+
+
+def _partners_of(session: Session, member: Member, org_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Of ``org_ids``, those the member's organization is an active partner of (asked only
+    when the member has a case of another organization)."""
+    if not org_ids - {member.organization_id}:
+        return set()
+    from service.partners.service import partner_org_ids
+
+    return partner_org_ids(session, member.organization_id) & org_ids
+
+
+def _audit_partner_answer(
+    session: Session, escalation: Escalation, member: Member, decision: Decision
+) -> None:
+    """A partner's member answered a case of another organization: in both logs."""
+    if member.organization_id == escalation.organization_id or decision.audit is None:
+        return
+    recipient = partner_recipient(escalation, member.id)
+    if recipient is None:
+        return
+    extra = {"answer": decision.audit.action, **dict(decision.audit.detail)}
+    audit_partner(session, escalation, recipient, "partner_answer", f"member:{member.name}", extra)
 
 
 def _decide_and_apply(

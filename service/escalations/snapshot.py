@@ -29,7 +29,8 @@ REMINDER_GRACE: Final = timedelta(hours=1)
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """One member of a step, as copied when the escalation started."""
+    """One member of a step, as copied when the escalation started. A partner
+    organization's member (a shared interpreter) carries their organization's id and name."""
 
     member_id: uuid.UUID
     name: str
@@ -37,6 +38,8 @@ class Recipient:
     language: str = "ja"
     kind: str | None = None
     phone_kind: str | None = None
+    organization_id: str | None = None
+    organization: str | None = None
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> Recipient:
@@ -47,10 +50,12 @@ class Recipient:
             language=data.get("language") or "ja",
             kind=data.get("kind"),
             phone_kind=data.get("phone_kind"),
+            organization_id=data.get("organization_id"),
+            organization=data.get("organization"),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "member_id": str(self.member_id),
             "name": self.name,
             "phone": self.phone,
@@ -58,6 +63,10 @@ class Recipient:
             "kind": self.kind,
             "phone_kind": self.phone_kind,
         }
+        if self.organization_id is not None:  # a partner's member
+            data["organization_id"] = self.organization_id
+            data["organization"] = self.organization
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""Referrals of a resident's case, call-back or inbox item to a partner organization."""

@@ -1,0 +1,338 @@
+"""Referrals between partners over the API (issue 21's acceptance): a council refers a
+Vietnamese resident's call-back to a partner support group, with consent or anonymously."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from sqlmodel import Session, select
+
+from service.audit.models import AuditEntry
+from service.auth.models import Role
+from service.checkins.models import StaffTask, TaskKind
+from service.registry.models import Resident, Site
+from tests.conftest import Staff, make_staff
+
+COUNCIL = "輪島市社会福祉協議会"
+GROUP = "能登ベトナム人支援の会"
+NAME = "Nguyễn Thị Lan"
+PHONE = "+819012345678"
+NOTES = "夜勤明けは電話に出ない。腰痛で通院中。"
+UNIT = "B-12"
+
+
+@pytest.fixture
+def world(client, engine):
+    council_admin = make_staff(client, engine, org=COUNCIL, role=Role.admin)
+    council = make_staff(client, engine, org=COUNCIL, role=Role.coordinator)
+    group_admin = make_staff(client, engine, org=GROUP, role=Role.admin)
+    group = make_staff(client, engine, org=GROUP, role=Role.coordinator)
+    with Session(engine) as s:
+        site = Site(organization_id=council.org_id, name="宅田町第2団地")
+        s.add(site)
+        s.flush()
+        resident = Resident(
+            organization_id=council.org_id,
+            name=NAME,
+            phone=PHONE,
+            language="vi",
+            site_id=site.id,
+            unit=UNIT,
+            notes=NOTES,
+            disability=True,
+            pregnancy=True,
+        )
+        s.add(resident)
+        s.flush()
+        task = StaffTask(
+            organization_id=council.org_id,
+            kind=TaskKind.callback,
+            resident_id=resident.id,
+            language="vi",
+        )
+        s.add(task)
+        s.commit()
+        ids = {"resident": resident.id, "task": task.id, "site": site.id}
+    return council_admin, council, group_admin, group, ids
+
+
+def _partner_up(client, council_admin: Staff, group_admin: Staff) -> str:
+    r = client.post(
+        "/api/v1/partnerships",
+        json={"organization_name": GROUP},
+        headers=council_admin.headers,
+    )
+    assert r.status_code == 201, r.text
+    partnership_id = r.json()["id"]
+    r = client.post(f"/api/v1/partnerships/{partnership_id}/accept", headers=group_admin.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "active"
+    return partnership_id
+
+
+def _refer(client, council: Staff, group: Staff, ids, **extra) -> dict:
+    body = {
+        "partner_org_id": str(group.org_id),
+        "source_kind": "callback",
+        "source_id": str(ids["task"]),
+        "reason": "language_support",
+        **extra,
+    }
+    r = client.post("/api/v1/referrals", json=body, headers=council.headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _partner_audit_text(engine, org_id: uuid.UUID) -> str:
+    with Session(engine) as s:
+        rows = s.exec(select(AuditEntry).where(AuditEntry.organization_id == org_id)).all()
+        return json.dumps(
+            [[r.actor, r.action, r.entity_type, r.entity_id, r.fields, r.detail] for r in rows],
+            ensure_ascii=False,
+        )
+
+
+def test_consented_referral_shows_only_referred_fields_and_closes(client, engine, world):
+    council_admin, council, group_admin, group, ids = world
+    _partner_up(client, council_admin, group_admin)
+    r = client.post(
+        f"/api/v1/residents/{ids['resident']}/referral-consents",
+        json={"partner_org_id": str(group.org_id), "method": "verbal_phone"},
+        headers=council.headers,
+    )
+    assert r.status_code == 201, r.text
+    sent = _refer(client, council, group, ids)
+    assert sent["shared"] == {
+        "name": NAME,
+        "phone": PHONE,
+        "site": "宅田町第2団地",
+        "language": "vi",
+    }
+
+    inbox = client.get("/api/v1/referrals-received", headers=group.headers)
+    assert inbox.status_code == 200 and inbox.json()["count"] == 1
+    one = client.get(f"/api/v1/referrals-received/{sent['id']}", headers=group.headers)
+    assert one.status_code == 200
+    view = one.json()
+    assert view["person"] == {
+        "name": NAME,
+        "phone": PHONE,
+        "site": "宅田町第2団地",
+        "language": "vi",
+    }
+    assert view["language"] == "vi" and view["reason"] == "language_support"
+    for body in (one.text, inbox.text):
+        for secret in (NOTES, UNIT, "disability", "pregnancy", "notes", "health"):
+            assert secret not in body
+        for hidden in (str(ids["resident"]), str(ids["task"]), "resident_id", "task_id"):
+            assert hidden not in body
+
+    # The partner accepts, reaches the resident and records the outcome.
+    r = client.post(
+        f"/api/v1/referrals-received/{sent['id']}/accept",
+        json={"contact_name": "Trần Văn Minh", "contact_phone": "090-8765-4321"},
+        headers=group.headers,
+    )
+    assert r.status_code == 200, r.text
+    r = client.post(
+        f"/api/v1/referrals-received/{sent['id']}/contact",
+        json={"note": "電話で話した"},
+        headers=group.headers,
+    )
+    assert r.status_code == 200, r.text
+    r = client.post(
+        f"/api/v1/referrals-received/{sent['id']}/outcome",
+        json={"outcome": "helped", "note": "通訳付きで役所の手続きを済ませた"},
+        headers=group.headers,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "closed"
+
+    # The council sees every step on the resident's timeline and on the referral.
+    timeline = client.get(
+        f"/api/v1/residents/{ids['resident']}/timeline", headers=council.headers
+    ).json()
+    kinds = [e["kind"] for e in timeline if e["kind"].startswith("referral")]
+    for kind in (
+        "referral_consent",
+        "referral_sent",
+        "referral_accepted",
+        "referral_contact",
+        "referral_outcome",
+    ):
+        assert kind in kinds
+    outcome = next(e for e in timeline if e["kind"] == "referral_outcome")
+    assert outcome["detail"]["outcome"] == "helped"
+    mine = client.get(f"/api/v1/referrals/{sent['id']}", headers=council.headers).json()
+    assert mine["outcome"] == "helped" and mine["contact_name"] == "Trần Văn Minh"
+    assert mine["contact_phone"] == "+819087654321"
+
+    # Closed: the partner gets 404 for the referral and for the resident.
+    r = client.get(f"/api/v1/referrals-received/{sent['id']}", headers=group.headers)
+    assert r.status_code == 404
+    assert client.get("/api/v1/referrals-received", headers=group.headers).json()["count"] == 0
+    r = client.get(f"/api/v1/residents/{ids['resident']}", headers=group.headers)
+    assert r.status_code == 404
+    r = client.post(
+        f"/api/v1/referrals-received/{sent['id']}/contact", json={}, headers=group.headers
+    )
+    assert r.status_code == 404
+
+    # Both logs hold the partner's reads and changes.
+    for org_id in (council.org_id, group.org_id):
+        text = _partner_audit_text(engine, org_id)
+        for action in ("partner_read", "referral_accept", "referral_outcome"):
+            assert action in text
+    assert NOTES not in _partner_audit_text(engine, group.org_id)
+
+
+def test_without_consent_only_an_anonymous_request_reaches_the_partner(client, engine, world):
+    council_admin, council, group_admin, group, ids = world
+    _partner_up(client, council_admin, group_admin)
+    r = client.post(
+        "/api/v1/referrals",
+        json={
+            "partner_org_id": str(group.org_id),
+            "source_kind": "callback",
+            "source_id": str(ids["task"]),
+            "reason": "language_support",
+        },
+        headers={**council.headers, "Accept-Language": "ja"},
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "anonymous"]
+    assert "同意" in r.json()["detail"][0]["msg"]
+
+    sent = _refer(client, council, group, ids, anonymous=True, area="輪島市")
+    assert sent["shared"] == {} and sent["anonymous"] is True
+
+    bodies = [client.get("/api/v1/referrals-received", headers=group.headers).text]
+    bodies.append(
+        client.get(f"/api/v1/referrals-received/{sent['id']}", headers=group.headers).text
+    )
+    r = client.post(
+        f"/api/v1/referrals-received/{sent['id']}/accept",
+        json={"contact_name": "Trần Văn Minh", "contact_phone": "090-8765-4321"},
+        headers=group.headers,
+    )
+    assert r.status_code == 200
+    bodies.append(r.text)
+    bodies.append(client.get("/api/v1/audit?limit=500", headers=group_admin.headers).text)
+    bodies.append(_partner_audit_text(engine, group.org_id))
+    view = json.loads(bodies[1])
+    assert view["person"] is None and view["language"] == "vi" and view["area"] == "輪島市"
+    for body in bodies:
+        for secret in (NAME, PHONE, "9012345678", UNIT, NOTES, "宅田町", str(ids["resident"])):
+            assert secret not in body
+
+    # The council gets back the partner's person who can help.
+    mine = client.get(f"/api/v1/referrals/{sent['id']}", headers=council.headers).json()
+    assert mine["contact_name"] == "Trần Văn Minh"
+
+
+def test_non_partners_and_ended_partnerships_get_404(client, engine, world):
+    council_admin, council, group_admin, group, ids = world
+    stranger = make_staff(client, engine, org="天草市社会福祉協議会", role=Role.coordinator)
+    partnership_id = _partner_up(client, council_admin, group_admin)
+    client.post(
+        f"/api/v1/residents/{ids['resident']}/referral-consents",
+        json={"partner_org_id": str(group.org_id), "method": "written", "share_notes": True},
+        headers=council.headers,
+    )
+    sent = _refer(client, council, group, ids)
+    assert sent["shared"]["notes"] == NOTES  # consented to notes: carried
+
+    for path in (f"/api/v1/referrals-received/{sent['id']}", f"/api/v1/referrals/{sent['id']}"):
+        assert client.get(path, headers=stranger.headers).status_code == 404
+    # A referral to a non-partner is refused as if the organization were not there.
+    r = client.post(
+        "/api/v1/referrals",
+        json={
+            "partner_org_id": str(stranger.org_id),
+            "source_kind": "callback",
+            "source_id": str(ids["task"]),
+            "reason": "other",
+            "anonymous": True,
+        },
+        headers=council.headers,
+    )
+    assert r.status_code == 404
+
+    r = client.post(f"/api/v1/partnerships/{partnership_id}/end", headers=council_admin.headers)
+    assert r.status_code == 200 and r.json()["status"] == "ended"
+    r = client.get(f"/api/v1/referrals-received/{sent['id']}", headers=group.headers)
+    assert r.status_code == 404
+    assert client.get("/api/v1/referrals-received", headers=group.headers).json()["count"] == 0
+    r = client.post(
+        "/api/v1/referrals",
+        json={
+            "partner_org_id": str(group.org_id),
+            "source_kind": "callback",
+            "source_id": str(ids["task"]),
+            "reason": "other",
+            "anonymous": True,
+        },
+        headers=council.headers,
+    )
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"reason": "nonsense"},
+        {"source_kind": "parcel"},
+        {"language": "klingon"},
+        {"source_id": "not-a-uuid"},
+        {"anonymous": "yes"},
+        {"area": ["x"]},
+    ],
+)
+def test_bad_referral_input_is_a_named_422(client, engine, world, body):
+    council_admin, council, group_admin, group, ids = world
+    _partner_up(client, council_admin, group_admin)
+    full = {
+        "partner_org_id": str(group.org_id),
+        "source_kind": "callback",
+        "source_id": str(ids["task"]),
+        "reason": "language_support",
+        "anonymous": True,
+        **body,
+    }
+    r = client.post(
+        "/api/v1/referrals", json=full, headers={**council.headers, "Accept-Language": "ja"}
+    )
+    assert r.status_code == 422, r.text
+    [field] = body
+    assert any(d["loc"][-1] == field for d in r.json()["detail"])
+
+
+def test_partner_steps_are_checked_and_translated(client, engine, world):
+    council_admin, council, group_admin, group, ids = world
+    _partner_up(client, council_admin, group_admin)
+    sent = _refer(client, council, group, ids, anonymous=True)
+    ja = {**group.headers, "Accept-Language": "ja"}
+    r = client.post(
+        f"/api/v1/referrals-received/{sent['id']}/outcome", json={"outcome": "helped"}, headers=ja
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "status"]
+    r = client.post(
+        f"/api/v1/referrals-received/{sent['id']}/accept", json={"contact_name": " "}, headers=ja
+    )
+    assert r.status_code == 422
+    r = client.post(
+        f"/api/v1/referrals-received/{sent['id']}/accept",
+        json={"contact_name": "Minh", "contact_phone": "12"},
+        headers=ja,
+    )
+    assert r.status_code == 422
+    r = client.post(
+        "/api/v1/partnerships", json={"organization_name": GROUP}, headers=council.headers
+    )
+    assert r.status_code == 403
+    r = client.post(
+        "/api/v1/partnerships", json={"organization_name": GROUP}, headers=council_admin.headers
+    )
+    assert r.status_code == 409

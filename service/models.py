@@ -7,6 +7,7 @@ from service.checkins import models as checkin_models  # noqa: F401
 from service.escalations import models as escalation_models  # noqa: F401
 from service.jma import models as jma_models  # noqa: F401
 from service.ops import models as ops_models  # noqa: F401
+from service.partners import interpreters as partner_interpreters  # noqa: F401
 from service.partners import models as partner_models  # noqa: F401
 from service.referrals import models as referral_models  # noqa: F401
 from service.registry import models as registry_models  # noqa: F401

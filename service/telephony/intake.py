@@ -28,16 +28,19 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, Engine, insert
 from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 
+from i18n import classifier
 from service.checkins import events
 from service.checkins import service as checkins
 from service.clock import get_clock
@@ -91,7 +94,11 @@ class BatchResult:
 
 
 def take_replies(
-    forms: list[dict[str, str]], received: list[datetime] | None = None
+    forms: list[dict[str, str]],
+    received: list[datetime] | None = None,
+    *,
+    connection: Connection | None = None,
+    turn: Turn | None = None,
 ) -> BatchResult:
     """Store and answer the residents' replies among ``forms`` in one transaction.
 
@@ -103,58 +110,54 @@ def take_replies(
     for a MessageSid seen before, no text once the number's per-recipient cap is reached.
     A form from anyone but a sole resident gets ``None``, and so does every form if the
     transaction fails: nothing of the batch is then written, and the route takes each.
+
+    ``connection``: an idle connection to use (the intake's writers keep one each), else
+    one from the pool. ``turn``: this batch's place among overlapping batches (``Turn``).
     """
     now = get_clock().now()
     received = received or [now] * len(forms)
-    answers: list[str | None] = [None] * len(forms)
-    result = BatchResult(answers)
-    with Session(get_engine()) as session:
-        connection = session.connection()
-        senders = events.sole_resident_senders(connection, {form["From"] for form in forms})
-        mine = [i for i, form in enumerate(forms) if form["From"] in senders]
-        if not mine:
-            return result
-        # Keys in a fixed order, so two processes taking overlapping batches lock them in
-        # the same order on PostgreSQL and cannot deadlock.
-        keys = sorted({forms[i]["MessageSid"] for i in mine})
-        new = first_time_many(connection, "sms", keys, "received", now)
-        cap = get_settings().sms_per_recipient_per_hour
-        counts = recent_sms_counts(session, {forms[i]["From"] for i in mine}, now)
-        inbound_rows: list[dict[str, Any]] = []
-        outbox_rows: list[dict[str, Any]] = []
-        for i in mine:
-            form = forms[i]
-            sid, phone = form["MessageSid"], form["From"]
-            if sid not in new:
-                answers[i] = twiml.sms_reply(None)
-                result.duplicates += 1
-                continue
-            new.discard(sid)  # the same MessageSid twice in one batch: the second is a repeat
-            sender = senders[phone]
-            row, reply, locale = events.resident_reply_row(form, sender, received[i])
-            inbound_rows.append(row)
-            if counts[phone] >= cap:
-                result.capped.append(phone)
-                reply = None
-            else:
-                counts[phone] += 1
-                outbox_rows.append(
-                    checkins.reply_sent_row(
-                        organization_id=sender.organization_id,
-                        to_phone=phone,
-                        body=reply,
-                        locale=locale,
-                        resident_id=sender.resident_id,
-                        member_id=None,
-                        now=received[i],
-                    )
-                )
-            answers[i] = twiml.sms_reply(reply)
+    turn = turn or Turn.alone()
+    try:
+        if connection is not None:
+            return _take(connection, forms, received, now, turn)
+        with get_engine().connect() as own:
+            return _take(own, forms, received, now, turn)
+    finally:
+        turn.finish()
+
+
+def _take(
+    connection: Connection,
+    forms: list[dict[str, str]],
+    received: list[datetime],
+    now: datetime,
+    turn: Turn,
+) -> BatchResult:
+    result = BatchResult([None] * len(forms))
+    with Session(bind=connection) as session:
+        session.connection()  # the session begins (and so commits) the transaction
+        with turn.first_writes():
+            before = turn.answers_in_flight()
+            senders = events.sole_resident_senders(connection, {form["From"] for form in forms})
+            mine = [i for i, form in enumerate(forms) if form["From"] in senders]
+            if not mine:
+                return result
+            # Keys in a fixed order, so two processes taking overlapping batches lock them in
+            # the same order on PostgreSQL and cannot deadlock.
+            keys = sorted({forms[i]["MessageSid"] for i in mine})
+            new = first_time_many(connection, "sms", keys, "received", now)
+            counts = recent_sms_counts(session, {forms[i]["From"] for i in mine}, now)
+            for phone, answered in before.items():
+                if phone in counts:
+                    counts[phone] += answered
+            inbound_rows, outbox_rows = _decide(forms, received, mine, senders, new, counts, result)
+            turn.answering(Counter(row["to_phone"] for row in outbox_rows))
         if inbound_rows:
             connection.execute(insert(InboundMessage.__table__), inbound_rows)  # type: ignore[attr-defined]
         if outbox_rows:
             connection.execute(insert(OutboxMessage.__table__), outbox_rows)  # type: ignore[attr-defined]
-        session.commit()
+        with turn.commit():
+            session.commit()
     result.stored = len(inbound_rows)
     for row in inbound_rows:
         log.info(
@@ -167,35 +170,191 @@ def take_replies(
     return result
 
 
-class SmsIntake:
-    """The process's batch writer: one daemon thread, started on first use."""
+def _decide(
+    forms: list[dict[str, str]],
+    received: list[datetime],
+    mine: list[int],
+    senders: dict[str, events.SoleResident],
+    new: set[str],
+    counts: dict[str, int],
+    result: BatchResult,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows to write and each answer, in arrival order (``result`` is filled in)."""
+    answers = result.answers
+    cap = get_settings().sms_per_recipient_per_hour
+    inbound_rows: list[dict[str, Any]] = []
+    outbox_rows: list[dict[str, Any]] = []
+    for i in mine:
+        form = forms[i]
+        sid, phone = form["MessageSid"], form["From"]
+        if sid not in new:
+            answers[i] = twiml.sms_reply(None)
+            result.duplicates += 1
+            continue
+        new.discard(sid)  # the same MessageSid twice in one batch: the second is a repeat
+        sender = senders[phone]
+        row, reply, locale = events.resident_reply_row(form, sender, received[i])
+        inbound_rows.append(row)
+        if counts[phone] >= cap:
+            result.capped.append(phone)
+            reply = None
+        else:
+            counts[phone] += 1
+            outbox_rows.append(
+                checkins.reply_sent_row(
+                    organization_id=sender.organization_id,
+                    to_phone=phone,
+                    body=reply,
+                    locale=locale,
+                    resident_id=sender.resident_id,
+                    member_id=None,
+                    now=received[i],
+                )
+            )
+        answers[i] = twiml.sms_reply(reply)
+    return inbound_rows, outbox_rows
+
+
+class Order:
+    """The order of overlapping batches: each takes its first writes (the idempotency keys)
+    and its commit in the order the batches were taken, and knows the answers of those
+    before it that are not known to be committed yet.
+
+    So two writers overlap only the waiting: while one batch commits, the next reads and
+    writes its keys. Commits stay in arrival order (``process_replies`` never sees a later
+    reply of a resident without the earlier), a key is locked by the first batch to see it
+    (a retry in the next batch waits for that commit, never the other way round, so the
+    writers cannot deadlock), and the per-recipient cap counts every answer: an answer is in
+    ``in_flight`` until its commit has returned, and is in the database after.
+    """
 
     def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._next = 0
+        self._stage = {"first_writes": 0, "commit": 0}
+        self.in_flight: Counter[str] = Counter()
+
+    def next_turn(self) -> Turn:
+        with self._changed:
+            self._next += 1
+            return Turn(self, self._next - 1)
+
+    @contextmanager
+    def _stage_turn(self, stage: str, number: int) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: self._stage[stage] == number)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._stage[stage] = number + 1
+                self._changed.notify_all()
+
+
+class Turn:
+    """One batch's place in an ``Order``."""
+
+    def __init__(self, order: Order | None, number: int) -> None:
+        self._order = order
+        self._number = number
+        self._done: set[str] = set()
+        self._answers: Counter[str] = Counter()
+
+    @classmethod
+    def alone(cls) -> Turn:
+        """A batch that overlaps no other (``take_replies`` called on its own)."""
+        return cls(None, 0)
+
+    @contextmanager
+    def first_writes(self) -> Iterator[None]:
+        with self._stage("first_writes"):
+            yield
+
+    @contextmanager
+    def commit(self) -> Iterator[None]:
+        with self._stage("commit"):
+            yield
+
+    def answers_in_flight(self) -> Counter[str]:
+        """Answers of the batches before this one whose commit has not returned yet."""
+        if self._order is None:
+            return Counter()
+        with self._order._changed:
+            return Counter(self._order.in_flight)
+
+    def answering(self, answers: Counter[str]) -> None:
+        """This batch's answers per number, counted by later batches until it commits."""
+        if self._order is not None:
+            with self._order._changed:
+                self._order.in_flight.update(answers)
+            self._answers = answers
+
+    def finish(self) -> None:
+        """Give up the turns not taken yet (after a failure: later batches must go on)."""
+        for stage in ("first_writes", "commit"):
+            if stage not in self._done:
+                with self._stage(stage):
+                    pass
+        if self._order is not None and self._answers:
+            with self._order._changed:
+                self._order.in_flight.subtract(self._answers)
+                self._order.in_flight = +self._order.in_flight
+            self._answers = Counter()
+
+    @contextmanager
+    def _stage(self, stage: str) -> Iterator[None]:
+        self._done.add(stage)
+        if self._order is None:
+            yield
+            return
+        with self._order._stage_turn(stage, self._number):
+            yield
+
+
+class SmsIntake:
+    """The process's batch writers: daemon threads, started with the app or on first use.
+
+    On PostgreSQL two writers overlap their batches (``Order``), each on a connection of
+    its own kept open between batches; on SQLite, which has one writer at a time, one.
+    """
+
+    def __init__(self, writers: int | None = None) -> None:
         self._queue: queue.SimpleQueue[_Waiting] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._taking = threading.Lock()
+        self._writers = writers
+        self._threads: list[threading.Thread] = []
+        self._order = Order()
         self.batches = 0  # batches taken so far: how tests see that the intake answered
+
+    def start(self) -> None:
+        """Warm up and start the writers, at start-up: the classifier's tables are built
+        now (about half a second), not on the first resident's reply."""
+        classifier.prepare()
+        self._ensure_threads()
 
     async def take(self, form: dict[str, str]) -> str | None:
         """The TwiML answer once the reply is committed; ``None``: let the route take it."""
         loop = asyncio.get_running_loop()
         waiting = _Waiting(form, get_clock().now(), loop, loop.create_future())
-        self._ensure_thread()
+        self._ensure_threads()
         self._queue.put(waiting)
         return await waiting.future
 
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+    def _ensure_threads(self) -> None:
+        if self._threads and all(thread.is_alive() for thread in self._threads):
             return
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="mimamori-sms-intake", daemon=True
-                )
-                self._thread.start()
+            writers = self._writers or (1 if get_engine().dialect.name == "sqlite" else 2)
+            self._threads = [thread for thread in self._threads if thread.is_alive()]
+            while len(self._threads) < writers:
+                thread = threading.Thread(target=self._run, name="mimamori-sms-intake", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
-    def _run(self) -> None:
-        while True:
+    def _next_batch(self) -> tuple[list[_Waiting], Turn]:
+        """The requests waiting (up to ``MAX_BATCH``) and their turn, in arrival order."""
+        with self._taking:
             batch = [self._queue.get()]
             while len(batch) < MAX_BATCH:
                 try:
@@ -203,14 +362,33 @@ class SmsIntake:
                 except queue.Empty:
                     break
             self.batches += 1
+            return batch, self._order.next_turn()
+
+    def _run(self) -> None:
+        engine: Engine | None = None
+        connection: Connection | None = None
+        while True:
+            batch, turn = self._next_batch()
             try:
+                if engine is not get_engine():  # first use, or tests put in a new engine
+                    if connection is not None:
+                        connection.close()
+                    engine, connection = get_engine(), None
+                if connection is None:
+                    connection = engine.connect()
                 forms = [w.form for w in batch]
-                answers = take_replies(forms, [w.received_at for w in batch]).answers
+                received = [w.received_at for w in batch]
+                answers = take_replies(forms, received, connection=connection, turn=turn).answers
             except Exception:
                 log.exception(
                     "could not take a batch of %d SMS; each goes to the route", len(batch)
                 )
+                turn.finish()
                 answers = [None] * len(batch)
+                if connection is not None:
+                    connection.invalidate()  # a fresh one for the next batch
+                    connection.close()
+                    connection = None
             for waiting, answer in zip(batch, answers, strict=True):
                 try:
                     waiting.loop.call_soon_threadsafe(_settle, waiting.future, answer)
@@ -234,6 +412,9 @@ class SmsIntakeMiddleware:
         self.intake = intake
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._starting(receive), send)
+            return
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"
@@ -252,6 +433,18 @@ class SmsIntakeMiddleware:
         headers = [*_XML_HEADERS, (b"content-length", str(len(payload)).encode("latin-1"))]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+    def _starting(self, receive: Receive) -> Receive:
+        """``receive`` for the lifespan: at start-up the intake warms up and starts (a
+        broken keyword file then fails the start-up, as ``classifier.prepare`` says)."""
+
+        async def starting() -> MutableMapping[str, Any]:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await asyncio.to_thread(self.intake.start)
+            return message
+
+        return starting
 
 
 def _is_signed_form(scope: Scope) -> bool:

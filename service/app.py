@@ -21,6 +21,7 @@ from service.jma.views import router as jma_router
 from service.limits import BodyLimitMiddleware, NulRejectMiddleware
 from service.metrics import install_metrics
 from service.ops.models import Heartbeat
+from service.partners.interpreter_views import router as interpreter_offers_router
 from service.referrals.views import router as referrals_router
 from service.registry.views import router as registry_router
 from service.security_headers import SecurityHeadersMiddleware
@@ -62,6 +63,7 @@ def create_app() -> FastAPI:
     api.include_router(translation_router)
     api.include_router(routing_router)
     api.include_router(referrals_router)
+    api.include_router(interpreter_offers_router)
     api.include_router(announcements_router)
     app.include_router(api)
     install_dashboard(app)  # the staff dashboard under / (service/web)

@@ -34,7 +34,6 @@ from service.escalations.alerts import (
     NOT_GIVEN,
     LastContact,
     alert_text,
-    audit_partner,
     known_last_contact,
     last_contacts,
     member_notice,
@@ -51,6 +50,7 @@ from service.escalations.chains import (
     new_case_code,
     recipient_of,
 )
+from service.escalations.member_cases import audit_partner_answer, member_cases
 from service.escalations.models import (
     OPEN_STATES,
     REASON_PRIORITY,
@@ -73,7 +73,6 @@ from service.escalations.snapshot import (
     KeypadAnswered,
     MemberAnswered,
     Recipient,
-    Relation,
     ResidentReplied,
     StaffAcknowledged,
     StaffReassigned,
@@ -496,7 +495,7 @@ def answer_alert_by_keypad(
     if not decision.answer:
         return None
     _apply(session, escalation, decision, now)
-    _audit_partner_answer(session, escalation, member, decision)
+    audit_partner_answer(session, escalation, member, decision)
     return _answer(session, escalation, decision, (member.languages or ["ja"])[0])
 
 
@@ -516,7 +515,7 @@ def handle_member_reply(
     reply = parse_reply(text)
     if reply is None:
         return render("member.unclear", locale)
-    cases = _member_cases(session, member)
+    cases = member_cases(session, member)
     route = policy.route(reply, {code: rel for code, (_id, rel) in cases.items()})
     if route.code is None:
         assert route.ask is not None
@@ -528,82 +527,8 @@ def handle_member_reply(
     event = MemberAnswered(member.id, reply, f"member:{member.name}")
     decision = policy.decide(_snapshot(session, escalation), event, now)
     _apply(session, escalation, decision, now)
-    _audit_partner_answer(session, escalation, member, decision)
+    audit_partner_answer(session, escalation, member, decision)
     return _answer(session, escalation, decision, locale) or render("member.unclear", locale)
-
-
-def _member_cases(session: Session, member: Member) -> dict[str, tuple[uuid.UUID, Relation]]:
-    """The member's open cases by code: those they were alerted about (an alert waiting for
-    them, or a former one) and those they hold. A case of another organization (a partner's,
-    through a shared interpreter) counts only while the two are partners. Case codes are
-    chosen so that no two open cases of one member share one (``chains.new_case_code``);
-    should two ever do, a case waiting for them or held by them wins over a former one."""
-    cases: dict[str, tuple[uuid.UUID, Relation]] = {}
-    rows = session.execute(
-        select(
-            Escalation.id,
-            Escalation.case_code,
-            Escalation.state,
-            Alert.state,
-            Escalation.organization_id,
-        )
-        .join(Alert, Alert.escalation_id == Escalation.id)
-        .where(
-            Alert.member_id == member.id,
-            Escalation.state.in_(OPEN_STATES),  # type: ignore[attr-defined]
-        )
-        .order_by(Alert.sent_at)
-    ).all()
-    partners = _partners_of(session, member, {row[4] for row in rows})
-
-    def put(code: str, escalation_id: uuid.UUID, rel: Relation) -> None:
-        known = cases.get(code)
-        better = known is None or _RANK[rel] > _RANK[known[1]]
-        if better or (known[0] != escalation_id and _RANK[rel] == _RANK[known[1]]):
-            cases[code] = (escalation_id, rel)  # another case, as close to them: the latest
-
-    for escalation_id, code, state, alert_state, org_id in rows:
-        if org_id != member.organization_id and org_id not in partners:
-            continue
-        waiting = state == EscalationState.alerting and alert_state == AlertState.sent
-        put(code, escalation_id, Relation.ALERTED if waiting else Relation.FORMER)
-    held = session.execute(
-        select(Escalation.id, Escalation.case_code, Escalation.organization_id).where(
-            Escalation.acknowledged_by == member.id,
-            Escalation.state == EscalationState.acknowledged,
-        )
-    ).all()
-    partners |= _partners_of(session, member, {row[2] for row in held} - partners)
-    for escalation_id, code, org_id in held:
-        if org_id == member.organization_id or org_id in partners:
-            put(code, escalation_id, Relation.HOLDER)
-    return cases
-
-
-_RANK = {Relation.FORMER: 0, Relation.ALERTED: 1, Relation.HOLDER: 2}
-
-
-def _partners_of(session: Session, member: Member, org_ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """Of ``org_ids``, those the member's organization is an active partner of (asked only
-    when the member has a case of another organization)."""
-    if not org_ids - {member.organization_id}:
-        return set()
-    from service.partners.service import partner_org_ids
-
-    return partner_org_ids(session, member.organization_id) & org_ids
-
-
-def _audit_partner_answer(
-    session: Session, escalation: Escalation, member: Member, decision: Decision
-) -> None:
-    """A partner's member answered a case of another organization: in both logs."""
-    if member.organization_id == escalation.organization_id or decision.audit is None:
-        return
-    recipient = partner_recipient(escalation, member.id)
-    if recipient is None:
-        return
-    extra = {"answer": decision.audit.action, **dict(decision.audit.detail)}
-    audit_partner(session, escalation, recipient, "partner_answer", f"member:{member.name}", extra)
 
 
 def _decide_and_apply(

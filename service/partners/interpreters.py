@@ -315,7 +315,7 @@ def get_offer(
     return offer
 
 
-def _public(session: Session, offers: Sequence[InterpreterOffer]) -> InterpreterOffersPublic:
+def public_offers(session: Session, offers: Sequence[InterpreterOffer]) -> InterpreterOffersPublic:
     members = (
         {
             m.id: m
@@ -360,7 +360,7 @@ def list_own_offers(session: Session, *, organization_id: uuid.UUID) -> Interpre
         .where(InterpreterOffer.organization_id == organization_id)
         .order_by(col(InterpreterOffer.offered_at).desc())
     ).all()
-    return _public(session, offers)
+    return public_offers(session, offers)
 
 
 def list_partner_offers(session: Session, *, organization_id: uuid.UUID) -> InterpreterOffersPublic:
@@ -377,4 +377,4 @@ def list_partner_offers(session: Session, *, organization_id: uuid.UUID) -> Inte
         )
         .order_by(col(InterpreterOffer.offered_at).desc())
     ).all()
-    return _public(session, offers)
+    return public_offers(session, offers)

@@ -154,6 +154,7 @@ TIMELINE_KINDS: dict[str, str] = {
     "escalation.resolved": N_("Outcome recorded"),
     "escalation.unacknowledged": N_("Member did not report; chain resumed"),
     "escalation.outcome_reported": N_("Result reported by a member not on the case"),
+    "escalation.partner_ended": N_("Partnership ended: the partner's interpreter let go"),
     "reply.sms": N_("Reply understood (SMS)"),
     "reply.voice": N_("Reply understood (keypad)"),
     "sms.in": N_("SMS received"),

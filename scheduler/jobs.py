@@ -24,6 +24,7 @@ from service.jma import feed as jma_feed
 from service.jma import service as jma
 from service.ops.models import Heartbeat
 from service.telephony import dispatch, reconcile
+from service.telephony.messaging import close_channels_for
 from service.telephony.provider import TelephonyProvider
 from service.translation import flows as translation_flows
 from service.translation.provider import Translator, make_translator
@@ -117,6 +118,8 @@ class JobContext:
         if self.loop is not None:
             try:
                 self.run_async(self.provider.aclose())
+                # The messaging apps' clients (LINE's connection pool) live beside it.
+                self.run_async(close_channels_for(self.provider))
             except Exception:
                 pass
             self.loop.call_soon_threadsafe(self.loop.stop)

@@ -26,6 +26,8 @@ from service.referrals.views import router as referrals_router
 from service.registry.views import router as registry_router
 from service.security_headers import SecurityHeadersMiddleware
 from service.telephony.audio import router as voice_audio_router
+from service.telephony.channel_views import api_router as app_channels_router
+from service.telephony.channel_views import webhook_router as line_webhook_router
 from service.telephony.intake import SmsIntakeMiddleware
 from service.telephony.routing_views import router as routing_router
 from service.telephony.webhooks import router as webhooks_router
@@ -48,6 +50,7 @@ def create_app() -> FastAPI:
     # earthquake round) and the liveness probe come first, before a hundred API routes.
     app.include_router(webhooks_router)
     app.include_router(voice_audio_router)  # public: Twilio fetches <Play> URLs
+    app.include_router(line_webhook_router)  # signed by LINE (X-Line-Signature)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -62,6 +65,7 @@ def create_app() -> FastAPI:
     api.include_router(jma_router)
     api.include_router(translation_router)
     api.include_router(routing_router)
+    api.include_router(app_channels_router)
     api.include_router(referrals_router)
     api.include_router(interpreter_offers_router)
     api.include_router(announcements_router)

@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     # auto: Twilio when an account is configured, else the console provider. In production
     # "auto" without Twilio is refused: a service that silently sends nothing is dangerous.
     telephony_provider: Literal["auto", "twilio", "console"] = "auto"
+    # WhatsApp through Twilio: the WhatsApp sender (an E.164 number; "whatsapp:" is added)
+    # and the approved template (Content SID) that opens a conversation with a check-in.
+    whatsapp_from_number: str | None = None
+    whatsapp_checkin_content_sid: str | None = None
+    # LINE through its Messaging API (line-bot-sdk): the channel's secret signs webhooks.
+    line_channel_secret: str | None = None
+    line_channel_access_token: str | None = None
+    line_api_url: str = "https://api.line.me"
+    whatsapp_per_second: float = 50.0
+    line_per_second: float = 100.0
 
     # Dispatch limits: Twilio's account rate, and a cap per recipient against floods and
     # auto-reply loops (messages over the cap wait; they are never dropped).

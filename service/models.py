@@ -10,6 +10,7 @@ from service.ops import models as ops_models  # noqa: F401
 from service.partners import interpreters as partner_interpreters  # noqa: F401
 from service.partners import models as partner_models  # noqa: F401
 from service.referrals import models as referral_models  # noqa: F401
+from service.registry import channels as registry_channels  # noqa: F401
 from service.registry import models as registry_models  # noqa: F401
 from service.tables import metadata
 from service.telephony import models as telephony_models  # noqa: F401

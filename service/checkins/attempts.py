@@ -26,6 +26,7 @@ from service.checkins.models import (
     Round,
 )
 from service.common import aware
+from service.registry.channels import APP_CHANNELS, address_on
 from service.registry.models import (
     Organization,
     ResidentStatus,
@@ -67,7 +68,11 @@ def reachable_by(resident: Any, channel: str, dead: dict[str, int]) -> tuple[str
     """(channel, number) for a plan step of ``channel``, or None when the step cannot reach
     the resident. ``dead`` holds numbers an SMS failed to for good (Twilio's code): an SMS
     step never goes to one of them again; the resident gets a call instead if they have a
-    number that can be called (not one Twilio called invalid)."""
+    number that can be called (not one Twilio called invalid). A messaging app's step goes
+    to the resident's address there (``registry.channels``), or is skipped."""
+    if channel in APP_CHANNELS:
+        address = address_on(resident, channel)
+        return (channel, address) if address else None
     if channel == "sms":
         if pick_number(resident, "sms") is None:
             return None
@@ -141,7 +146,12 @@ def _attempt_rows(
     phone: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     channel = step["channel"]
-    phone = phone or pick_number(resident, channel)
+    if channel in APP_CHANNELS:
+        address = phone or address_on(resident, channel)
+        phone = _app_phone(resident, channel, address)
+    else:
+        address = None
+        phone = phone or pick_number(resident, channel)
     assert phone is not None
     attempt_id = uuid.uuid4()
     language = resident.language
@@ -152,7 +162,7 @@ def _attempt_rows(
     )
     body = (
         _checkin_body(message_id, language, org, resident.name, bodies)
-        if channel == "sms"
+        if channel == "sms" or channel in APP_CHANNELS
         else None
     )
     attempt = {
@@ -170,7 +180,8 @@ def _attempt_rows(
     }
     message = outbox_row(
         organization_id=round_.organization_id,
-        channel=OutboxChannel.sms if channel == "sms" else OutboxChannel.call,
+        channel=_OUTBOX_CHANNEL[channel],
+        address=address,
         purpose=OutboxPurpose.checkin,
         to_phone=phone,
         body=body,
@@ -185,6 +196,20 @@ def _attempt_rows(
 
 
 _NAME_SLOT = "\x00name\x00"
+# A plan step's channel, as the outbox names it.
+_OUTBOX_CHANNEL = {
+    "sms": OutboxChannel.sms,
+    "voice": OutboxChannel.call,
+    "whatsapp": OutboxChannel.whatsapp,
+    "line": OutboxChannel.line,
+}
+
+
+def _app_phone(resident: Any, channel: str, address: str | None) -> str:
+    """What an app attempt records as its number: the phone itself for WhatsApp; for an
+    app addressed otherwise (LINE), the app's name (the address is on the outbox row)."""
+    assert address is not None
+    return address if len(address) <= 20 and address.startswith("+") else channel
 
 
 def _checkin_body(

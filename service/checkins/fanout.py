@@ -50,6 +50,7 @@ from service.checkins.policy import in_quiet_hours, quiet_hours_end, resident_pl
 from service.checkins.sweep import _due, advance_checkins
 from service.escalations import service as escalations
 from service.escalations.models import EscalationReason
+from service.registry.channels import app_chain
 from service.registry.models import (
     Organization,
     Resident,
@@ -222,6 +223,8 @@ def _fan_out_chunk(
         Resident.phone2,
         Resident.phone2_kind,
         Resident.preferred_channel,
+        Resident.channels,
+        Resident.line_user_id,
         Resident.status,
         Resident.away_until,
         # Only whether it is set matters here (``eligible``); a timestamp would be parsed
@@ -341,7 +344,8 @@ def _fan_out_chunk(
                 continue
             # One plan object per kind of resident: shared by their rows (nothing changes a
             # plan after it is written), so it is also serialized once.
-            plan_key = (resident.preferred_channel, resident.phone_kind, resident.phone2_kind)
+            apps = tuple(c for c, _ in app_chain(resident.channels or (), resident))
+            plan_key = (resident.preferred_channel, resident.phone_kind, resident.phone2_kind, apps)
             plan = plans.get(plan_key)
             if plan is None:
                 plan = plans[plan_key] = resident_plan(round_.plan, *plan_key)

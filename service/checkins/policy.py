@@ -77,11 +77,17 @@ def resident_plan(
     resident_channel: str,
     phone_kind: str | None,
     phone2_kind: str | None,
+    apps: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Fit the schedule's plan to one resident: landlines and voice-preferring residents get
     calls where the plan says SMS; nobody is sent an SMS to a number that cannot take one.
     A resident who prefers SMS, or both, follows the plan as written: it already mixes the
-    two (SMS, an SMS reminder, then a call), and a call stays the fallback for silence."""
+    two (SMS, an SMS reminder, then a call), and a call stays the fallback for silence.
+
+    ``apps``: the messaging apps the resident asked for, in their order, that can reach
+    them (``registry.channels.app_chain``). The plan's first message then goes to the
+    first app; each later app, and the plan's own first step, is a fallback
+    (:func:`with_app_chain`)."""
     voice_only = reached_by_voice_only(resident_channel, phone_kind, phone2_kind)
     out = []
     for step in plan:
@@ -89,7 +95,57 @@ def resident_plan(
         if step["channel"] == "sms" and voice_only:
             step["channel"] = "voice"
         out.append(step)
-    return out
+    return with_app_chain(out, apps)
+
+
+# A plan step taken only when the attempt before it failed for good (an app message not
+# delivered): otherwise it is skipped, and the plan goes on as written.
+FALLBACK: Final = "fallback"
+
+
+def with_app_chain(plan: list[dict[str, Any]], apps: Sequence[str]) -> list[dict[str, Any]]:
+    """The plan with its first message sent on the resident's messaging apps first:
+    ``[app1, app2 (fallback), ..., first step (fallback), rest of the plan]``.
+
+    The first app gets the first step's wait. An app message that is not delivered (the
+    channel reports failure) moves the check-in on at once to the next app, and after
+    the last to the plan's own first step (SMS or a call): nobody falls silent because
+    an app failed. An app message that was delivered skips the fallbacks; silence then
+    meets the plan's reminders and call as written, in the same total time as before."""
+    if not apps or not plan:
+        return plan
+    first = plan[0]
+    chain = [
+        {
+            "channel": app,
+            "message": first.get("message", "prompt"),
+            "wait_minutes": first["wait_minutes"],
+        }
+        for app in apps
+    ]
+    for step in chain[1:]:
+        step[FALLBACK] = True
+    return [chain[0], *chain[1:], {**first, FALLBACK: True}, *plan[1:]]
+
+
+# An attempt whose message will not reach the resident: its fallbacks are taken.
+UNDELIVERED: Final = frozenset({AttemptStatus.failed.value})
+
+
+def fallback_reach(
+    plan: Sequence[Mapping[str, Any]],
+    step_index: int,
+    reach: list[tuple[str, str] | None],
+    current_failed: bool,
+) -> list[tuple[str, str] | None]:
+    """``reach`` with the fallback steps closed unless the current step's attempt failed
+    for good: a fallback is for an undelivered message, never for silence."""
+    if current_failed:
+        return reach
+    return [
+        None if index > step_index and plan[index].get(FALLBACK) else found
+        for index, found in enumerate(reach)
+    ]
 
 
 def reached_by_voice_only(

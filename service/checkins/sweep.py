@@ -201,6 +201,7 @@ def _next_steps(session: Session, locked: list[CheckIn], now: datetime) -> list[
     }
     # Numbers an SMS failed to for good are skipped (one indexed query; usually none).
     dead = dead_numbers_of(session, residents.values())
+    failed_now = _current_attempt_failed(session, locked)
     steps: list[_NextStep] = []
     bodies: dict[tuple[str, str], str] = {}
     for checkin in locked:
@@ -215,6 +216,8 @@ def _next_steps(session: Session, locked: list[CheckIn], now: datetime) -> list[
             reachable_by(resident, later["channel"], dead)
             for later in plan[checkin.step_index + 1 :]
         ]
+        # An app message's fallbacks only when it was not delivered, never for silence.
+        reach = policy.fallback_reach(plan, checkin.step_index, reach, checkin.id in failed_now)
         quiet = (
             None
             if round_.override_quiet_hours
@@ -249,6 +252,28 @@ def _next_steps(session: Session, locked: list[CheckIn], now: datetime) -> list[
             decision.phone,
         )
     return steps
+
+
+def _current_attempt_failed(session: Session, locked: list[CheckIn]) -> set[uuid.UUID]:
+    """The check-ins, among those with a fallback step still ahead, whose current step's
+    attempt failed for good (one query, and none for plans without fallbacks)."""
+    ahead = [
+        c
+        for c in locked
+        if any(step.get(policy.FALLBACK) for step in (c.plan or [])[c.step_index + 1 :])
+    ]
+    if not ahead:
+        return set()
+    current = {c.id: c.step_index for c in ahead}
+    return {
+        checkin_id
+        for checkin_id, step_index, status in session.execute(
+            select(Attempt.checkin_id, Attempt.step_index, Attempt.status).where(
+                Attempt.checkin_id.in_(list(current))  # type: ignore[attr-defined]
+            )
+        )
+        if step_index == current[checkin_id] and status in policy.UNDELIVERED
+    }
 
 
 def _escalate_exhausted_plans(

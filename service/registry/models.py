@@ -12,6 +12,7 @@ from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from service.common import StrictBody, UtcDateTime, id_field, timestamp_field
+from service.registry.channels import check_channels
 from service.registry.phones import PhoneError, PhoneKind, normalize_phone
 from service.texts import N_, Text, TextError
 
@@ -327,6 +328,9 @@ class ResidentBase(SQLModel):
     phone2: str | None = Field(default=None, max_length=20)
     language: str = Field(default="ja", max_length=16)
     preferred_channel: Channel = Field(default=Channel.sms, sa_type=String(8))
+    # The messaging apps and phone channels in the resident's order, e.g. ["line",
+    # "whatsapp", "sms", "voice"] (``registry.channels``); empty: SMS and voice as planned.
+    channels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     site_id: uuid.UUID | None = Field(default=None, foreign_key="site.id")
     unit: str | None = Field(default=None, max_length=50)
     household: str | None = Field(default=None, max_length=100)
@@ -368,6 +372,11 @@ class _ResidentValidators(StrictBody):
     def _language(cls, value: object) -> object:
         return _check_language(value)  # type: ignore[arg-type]
 
+    @field_validator("channels", mode="before", check_fields=False)
+    @classmethod
+    def _channels(cls, value: object) -> object:
+        return check_channels(value)
+
 
 class Resident(ResidentBase, table=True):
     __table_args__ = (
@@ -383,6 +392,8 @@ class Resident(ResidentBase, table=True):
     organization_id: uuid.UUID = Field(foreign_key="organization.id")
     phone_kind: PhoneKind | None = Field(default=None, sa_type=String(10))
     phone2_kind: PhoneKind | None = Field(default=None, sa_type=String(10))
+    # Set only from a signed LINE webhook (``registry.channels.LineLinkCode``), never by hand.
+    line_user_id: str | None = Field(default=None, max_length=64, index=True)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
 
@@ -404,6 +415,7 @@ class ResidentUpdate(_ResidentValidators):
     phone2: str | None = None
     language: str | None = None
     preferred_channel: Channel | None = None
+    channels: list[str] | None = None
     site_id: uuid.UUID | None = None
     unit: str | None = None
     household: str | None = None

@@ -49,6 +49,7 @@ from service.privacy import mask_phone
 from service.telephony.dispatch_metrics import observe_dispatch
 from service.telephony.errors import PermanentSendError, TransientSendError
 from service.telephony.hooks import FailedHook, HeldHook, outbox_hooks
+from service.telephony.messaging import channels_for
 from service.telephony.models import (
     OutboxChannel,
     OutboxMessage,
@@ -95,7 +96,13 @@ RECORD_MAX = 1000
 RECONCILE_EVERY_SECONDS = 2.0
 DEFER_FOR_CAP = timedelta(minutes=10)
 
-CHANNELS = (OutboxChannel.sms.value, OutboxChannel.call.value)
+CHANNELS = (
+    OutboxChannel.sms.value,
+    OutboxChannel.call.value,
+    # Messaging apps (``messaging.MESSAGING_CHANNELS``), each with its own rate cap.
+    OutboxChannel.whatsapp.value,
+    OutboxChannel.line.value,
+)
 
 
 class RateLimiter:
@@ -143,6 +150,8 @@ def make_limiters(settings: Settings) -> dict[str, RateLimiter]:
     return {
         OutboxChannel.sms.value: RateLimiter(settings.sms_per_second),
         OutboxChannel.call.value: RateLimiter(settings.calls_per_second),
+        OutboxChannel.whatsapp.value: RateLimiter(settings.whatsapp_per_second),
+        OutboxChannel.line.value: RateLimiter(settings.line_per_second),
     }
 
 
@@ -156,6 +165,8 @@ class Claimed:
     body: str | None
     tries: int
     give_up_at: datetime
+    # A messaging app's address, where it is not ``to_phone`` (a LINE user id).
+    address: str | None = None
     # time.monotonic() after which this dispatcher's lease on the row is no longer trusted.
     lease_deadline: float = 0.0
     # Its organization's own sender; None: the installation's (``senders.choose_sender``).
@@ -255,6 +266,7 @@ def claim_due(
                 OutboxMessage.body,
                 OutboxMessage.tries,
                 OutboxMessage.give_up_at,
+                OutboxMessage.address,
             )
             .execution_options(synchronize_session=False)
         ).all()
@@ -414,7 +426,16 @@ async def send_one(provider: TelephonyProvider, settings: Settings, claimed: Cla
         return Result(claimed, not_sent=True)
     started = time.perf_counter()
     try:
-        if claimed.channel == OutboxChannel.sms:
+        app = channels_for(settings, provider).get(claimed.channel)
+        if app is not None:
+            result = await app.send_text(
+                to=claimed.address or claimed.to_phone,
+                body=claimed.body or "",
+                status_callback=sms_status_callback_url(settings, attempt_id=claimed.id),
+                opening=claimed.purpose == OutboxPurpose.checkin,
+                key=str(claimed.id),
+            )
+        elif claimed.channel == OutboxChannel.sms:
             result = await provider.send_sms(
                 to=claimed.to_phone,
                 body=claimed.body or "",

@@ -16,6 +16,10 @@ from service.common import id_field, timestamp_field
 class OutboxChannel(StrEnum):
     sms = "sms"
     call = "call"
+    # Messaging apps (``service.telephony.messaging``): to_phone is the number for
+    # WhatsApp; a LINE message goes to its ``address`` (the LINE user id).
+    whatsapp = "whatsapp"
+    line = "line"
 
 
 class OutboxStatus(StrEnum):
@@ -138,6 +142,9 @@ class OutboxMessage(SQLModel, table=True):
     channel: OutboxChannel = Field(sa_type=String(8))
     purpose: OutboxPurpose = Field(sa_type=String(20))
     to_phone: str = Field(max_length=20)
+    # A messaging app's address where it is not the phone number (a LINE user id, 33
+    # characters); to_phone then names the app (``messaging.address_of``).
+    address: str | None = Field(default=None, max_length=64)
     body: str | None = Field(default=None, sa_type=Text)
     locale: str = Field(default="ja", max_length=16)
     resident_id: uuid.UUID | None = Field(

@@ -69,6 +69,7 @@ def enqueue(
     alert_id: uuid.UUID | None = None,
     not_before: datetime | None = None,
     deadline: timedelta = DEFAULT_DEADLINE,
+    address: str | None = None,
 ) -> OutboxMessage:
     """Add a message to the caller's transaction. It is sent only if that commits."""
     start = max(now, not_before) if not_before else now
@@ -77,6 +78,7 @@ def enqueue(
         channel=channel,
         purpose=purpose,
         to_phone=to_phone,
+        address=address,
         body=body,
         locale=locale,
         resident_id=resident_id,
@@ -105,6 +107,7 @@ def outbox_row(
     attempt_id: uuid.UUID | None = None,
     not_before: datetime | None = None,
     deadline: timedelta = DEFAULT_DEADLINE,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """The same row as a plain dict, for bulk inserts during fan-out."""
     start = max(now, not_before) if not_before else now
@@ -114,6 +117,7 @@ def outbox_row(
         "channel": channel.value,
         "purpose": purpose.value,
         "to_phone": to_phone,
+        "address": address,
         "body": body,
         "locale": locale,
         "resident_id": resident_id,

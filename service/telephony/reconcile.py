@@ -38,6 +38,7 @@ from service.common import aware
 from service.config import Settings
 from service.privacy import mask_phone
 from service.telephony.hooks import outbox_hooks
+from service.telephony.messaging import reconcile_address
 from service.telephony.models import (
     OutboxChannel,
     OutboxMessage,
@@ -199,9 +200,9 @@ async def _ask(
     assert since is not None
     async with gate:
         try:
-            records = await provider.sent_to(
-                channel=row.channel, to=row.to_phone, since=since, senders=senders
-            )
+            # A WhatsApp message is in Twilio's Messages list, to "whatsapp:+81…".
+            channel, to = reconcile_address(str(row.channel), row.to_phone)
+            records = await provider.sent_to(channel=channel, to=to, since=since, senders=senders)
         except ReconcileUnavailable as exc:
             return _Answer(row, reason=str(exc) or type(exc).__name__)
         except Exception as exc:  # a provider bug must not stop the pass

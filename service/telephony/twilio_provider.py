@@ -168,6 +168,11 @@ class TwilioProvider:
         form = self.sms_form(to=to, body=body, status_callback=status_callback, sender=sender)
         return await self._create("sms", to, self.messages_url, form)
 
+    async def create_message(self, form: list[tuple[str, str]], *, to: str) -> SendResult:
+        """A message with fields of the caller's own (WhatsApp: ``whatsapp:`` addresses and
+        a template's ``ContentSid``), through the same request and error handling."""
+        return await self._create("message", to, self.messages_url, form)
+
     async def place_call(
         self, *, to: str, twiml_url: str, status_callback: str, sender: Sender | None = None
     ) -> SendResult:

@@ -28,7 +28,7 @@ from service.escalations import service as escalations
 from service.escalations.models import Alert, AlertState, Escalation, EscalationState
 from service.privacy import mask_phone
 from service.registry.models import Member, Organization, Resident
-from service.telephony import twiml
+from service.telephony import app_inbound, twiml
 from service.telephony.errors import classify_twilio_error_code
 from service.telephony.models import (
     InboundMessage,
@@ -222,6 +222,11 @@ def _inbound_sms(form: dict[str, str], session: Session) -> Response:
     now = get_clock().now()
     if not _first_time(session, "sms", sid, "received"):
         return _xml(twiml.sms_reply(None))
+    if app_inbound.is_whatsapp(form["From"]):
+        # A WhatsApp reply: answered on WhatsApp by the same TwiML (``app_inbound``).
+        answer = app_inbound.accept_whatsapp(session, form, now)
+        session.commit()
+        return _xml(twiml.sms_reply(answer))
     reply: str | None
     sender = events.sole_resident_sender(session, form["From"])
     if sender is not None:

@@ -34,6 +34,7 @@ FIELD_LABELS: dict[str, str] = {
     "language": N_("Language"),
     "languages": N_("Languages"),
     "preferred_channel": N_("Contact by"),
+    "channels": N_("Channels, in order"),
     "site_id": N_("Site"),
     "unit": N_("Unit"),
     "household": N_("Household"),
@@ -74,6 +75,7 @@ _FIELD_MESSAGES: dict[str, str] = {
     "tsunami_area_code": N_("A JMA area code has 3 digits, for example 390."),
     "email": N_("Use an email address or a simple login name."),
     "away_until": N_("Someone who is away needs the date they come back."),
+    "channels": N_("Use these channels, in the order to try them: line, whatsapp, sms, voice."),
 }
 _TYPE_MESSAGES: dict[str, str] = {
     "missing": N_("This is required."),
@@ -242,6 +244,9 @@ def resident_data(form: FormData, timezone: str, errors: FormErrors) -> dict[str
     for name in ("language", "preferred_channel"):
         if data[name] is None:
             del data[name]  # the default on a new resident, unchanged on an edit
+    # "line, whatsapp, sms": the model checks each name (``registry.channels``).
+    typed = text(form, "channels").replace("、", ",").replace(";", ",")
+    data["channels"] = [name.strip() for name in typed.split(",") if name.strip()]
     for flag in RESIDENT_FLAGS:
         data[flag] = checked(form, flag)
     try:

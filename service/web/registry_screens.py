@@ -168,6 +168,7 @@ def _resident_values(resident: Resident, timezone: str) -> dict[str, Any]:
     values["away_until"] = resident.away_until.isoformat() if resident.away_until else ""
     values["phone"] = display_phone(resident.phone) if resident.phone else ""
     values["phone2"] = display_phone(resident.phone2) if resident.phone2 else ""
+    values["channels"] = ", ".join(resident.channels or [])
     return values
 
 

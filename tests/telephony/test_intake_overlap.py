@@ -39,7 +39,7 @@ from service.telephony.models import (
 from service.telephony.outbox import enqueue
 from tests.checkins.conftest import World, world  # noqa: F401
 from tests.telephony.test_intake import form, phone
-from tests.telephony.worlds import messages_in, signed_headers, start_round_for
+from tests.telephony.worlds import messages_in, start_round_for
 
 
 def stored_sids(world: World) -> set[str]:
@@ -251,28 +251,3 @@ def test_the_app_warms_the_classifier_and_starts_the_writers_at_start_up(engine:
     with TestClient(create_app()):
         assert classifier._tables.cache_info().currsize == 1
         assert intake.INTAKE._threads and all(t.is_alive() for t in intake.INTAKE._threads)
-
-
-@pytest.mark.parametrize("signature", [b"", b"not-base64", "s\u00e9gn\u00e9".encode("latin-1")])
-def test_a_bad_signature_header_is_refused_by_the_route(world: World, signature: bytes):
-    """The intake's quicker signature check still sends a bad signature (empty, wrong, or
-    not ASCII) to the route, which refuses it with 403; nothing is stored."""
-    residents(world, 1)
-    params = form("SM-a", phone(0)[1], "1")
-    response = world.client.post(
-        "/twilio/sms", data=params, headers={"X-Twilio-Signature": signature}
-    )
-    assert response.status_code == 403
-    assert stored_sids(world) == set()
-
-
-def test_a_genuine_signature_is_taken_by_the_intake(world: World):
-    residents(world, 1)
-    batches = intake.INTAKE.batches
-    params = form("SM-a", phone(0)[1], "1")
-    response = world.client.post(
-        "/twilio/sms", data=params, headers=signed_headers("/twilio/sms", params)
-    )
-    assert response.status_code == 200 and messages_in(response.text) != []
-    assert intake.INTAKE.batches == batches + 1  # the intake answered, not the route
-    assert stored_sids(world) == {"SM-a"}

@@ -1,0 +1,314 @@
+"""Replies that come by a messaging app: WhatsApp (on Twilio's SMS webhook, ``From`` is
+``whatsapp:+81…``) and LINE (its own signed webhook, ``line_webhook``).
+
+Each reply is stored, and a resident's goes through the same classifier, escalation and
+timeline as an SMS (``checkins.handle_resident_reply``, the timeline kind names the
+channel). A message from someone nobody knows is stored for staff, unrouted, as an SMS
+from an unknown number is.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from service.audit.service import Actor, record
+from service.checkins import events
+from service.checkins import service as checkins
+from service.privacy import mask_phone
+from service.registry.channels import LineLinkCode, code_usable, normalize_link_code
+from service.registry.models import Resident
+from service.telephony.messaging import WHATSAPP_PREFIX
+from service.telephony.models import (
+    InboundMessage,
+    OutboxChannel,
+    OutboxMessage,
+    OutboxPurpose,
+    OutboxStatus,
+)
+from service.telephony.outbox import enqueue
+from service.timeline.service import timeline
+
+log = logging.getLogger(__name__)
+LINE_WEBHOOK = Actor(label="line webhook")
+LINE = "line"
+
+
+def is_whatsapp(sender: str) -> bool:
+    return sender.startswith(WHATSAPP_PREFIX)
+
+
+def _resident_reply(
+    session: Session,
+    *,
+    resident: Resident,
+    channel: str,
+    sid: str,
+    from_address: str,
+    to: str | None,
+    text: str,
+    params: dict[str, Any],
+    now: datetime,
+) -> str | None:
+    inbound = InboundMessage(
+        message_sid=sid,
+        channel=channel,
+        from_phone=from_address[:32],
+        to_phone=to,
+        body=text,
+        received_at=now,
+        organization_id=resident.organization_id,
+        resident_id=resident.id,
+        params=params,
+        processed_at=now,  # acted on here, in this request
+    )
+    session.add(inbound)
+    session.flush()
+    return checkins.handle_resident_reply(
+        session, resident=resident, text=text, channel=channel, now=now, inbound_id=inbound.id
+    )
+
+
+def _stranger(
+    session: Session,
+    *,
+    channel: str,
+    sid: str,
+    sender: str,
+    to: str | None,
+    text: str,
+    params: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Stored for staff: every organization's inbox shows it as unrouted."""
+    session.add(
+        InboundMessage(
+            message_sid=sid,
+            channel=channel,
+            from_phone=sender[:32],
+            to_phone=to,
+            body=text,
+            received_at=now,
+            params=params,
+            needs_staff=True,
+            processed_at=now,
+        )
+    )
+
+
+# --- WhatsApp ----------------------------------------------------------------------------------
+
+
+def accept_whatsapp(session: Session, form: dict[str, str], now: datetime) -> str | None:
+    """A WhatsApp message on Twilio's signed SMS webhook (its event key already recorded).
+    Returns the answer, sent back by TwiML on WhatsApp, inside the session it opened."""
+    sender = form["From"]
+    phone = sender[len(WHATSAPP_PREFIX) :]
+    resident, _member = events.find_sender(session, phone, form.get("To"))
+    text = form.get("Body", "")
+    if resident is None:
+        _stranger(
+            session,
+            channel="whatsapp",
+            sid=form["MessageSid"],
+            sender=sender,
+            to=form.get("To"),
+            text=text,
+            params=form,
+            now=now,
+        )
+        log.info("whatsapp from an unknown sender %s", mask_phone(phone))
+        return None
+    return _resident_reply(
+        session,
+        resident=resident,
+        channel="whatsapp",
+        sid=form["MessageSid"],
+        from_address=sender,
+        to=form.get("To"),
+        text=text,
+        params=form,
+        now=now,
+    )
+
+
+# --- LINE --------------------------------------------------------------------------------------
+
+
+def line_text(session: Session, *, user_id: str, message_id: str, text: str, now: datetime) -> None:
+    """A text from a LINE user, as the signed webhook names them: a linked resident's reply
+    (answered by a LINE push through the outbox), a link code, or a stranger's message."""
+    sid = f"line:{message_id}"
+    if session.execute(select(InboundMessage.id).where(InboundMessage.message_sid == sid)).first():
+        return  # LINE's redelivery of an event already stored
+    params = {"line_user_id": user_id, "message_id": message_id}
+    resident = (
+        session.execute(
+            select(Resident)
+            .where(Resident.line_user_id == user_id)
+            .order_by(Resident.updated_at.desc())  # type: ignore[attr-defined]
+        )
+        .scalars()
+        .first()
+    )
+    if resident is not None:
+        answer = _resident_reply(
+            session,
+            resident=resident,
+            channel=LINE,
+            sid=sid,
+            from_address=LINE,
+            to=None,
+            text=text,
+            params=params,
+            now=now,
+        )
+        if answer:
+            enqueue(
+                session,
+                organization_id=resident.organization_id,
+                channel=OutboxChannel.line,
+                purpose=OutboxPurpose.resident_notice,
+                to_phone=LINE,
+                address=user_id,
+                body=answer,
+                locale=resident.language,
+                resident_id=resident.id,
+                now=now,
+            )
+        return
+    code = normalize_link_code(text)
+    if code is not None and link_line_user(session, code=code, user_id=user_id, now=now):
+        return
+    _stranger(
+        session, channel=LINE, sid=sid, sender=LINE, to=None, text=text, params=params, now=now
+    )
+
+
+def link_line_user(session: Session, *, code: str, user_id: str, now: datetime) -> bool:
+    """Link the LINE user who sent a valid, unused, unexpired code to its resident."""
+    link = (
+        session.execute(select(LineLinkCode).where(LineLinkCode.code == code).with_for_update())
+        .scalars()
+        .first()
+    )
+    if link is None or not code_usable(_aware(link.expires_at), link.used_at, now):
+        return False
+    resident = session.get(Resident, link.resident_id)
+    if resident is None or resident.organization_id != link.organization_id:
+        return False
+    link.used_at = now
+    resident.line_user_id = user_id
+    resident.updated_at = now
+    session.add_all([link, resident])
+    record(
+        session=session,
+        organization_id=resident.organization_id,
+        actor=LINE_WEBHOOK,
+        action="update",
+        entity_type="resident",
+        entity_id=resident.id,
+        fields=["line_user_id"],
+        detail={"via": "line link code"},
+    )
+    timeline(
+        session,
+        resident_id=resident.id,
+        organization_id=resident.organization_id,
+        kind="channel.line_linked",
+        at=now,
+    )
+    return True
+
+
+def line_unfollow(session: Session, *, user_id: str, now: datetime) -> int:
+    """The user blocked the account: unlinked, and a LINE check-in message still on its way
+    to them, or waiting for them, fails, so the check-in falls back to its next channel."""
+    residents = list(
+        session.execute(select(Resident).where(Resident.line_user_id == user_id)).scalars()
+    )
+    for resident in residents:
+        resident.line_user_id = None
+        resident.updated_at = now
+        session.add(resident)
+        record(
+            session=session,
+            organization_id=resident.organization_id,
+            actor=LINE_WEBHOOK,
+            action="update",
+            entity_type="resident",
+            entity_id=resident.id,
+            fields=["line_user_id"],
+            detail={"via": "line unfollow"},
+        )
+        timeline(
+            session,
+            resident_id=resident.id,
+            organization_id=resident.organization_id,
+            kind="channel.line_blocked",
+            at=now,
+        )
+    open_messages = session.execute(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.channel == OutboxChannel.line,
+            OutboxMessage.address == user_id,
+            OutboxMessage.attempt_id.is_not(None),  # type: ignore[union-attr]
+            OutboxMessage.status.in_([OutboxStatus.pending, OutboxStatus.sent]),  # type: ignore[attr-defined]
+        )
+        .with_for_update()
+    ).scalars()
+    for message in open_messages:
+        message.status = OutboxStatus.undelivered
+        message.final_at = now
+        message.updated_at = now
+        message.last_error = "LINE: the user blocked the account"
+        session.add(message)
+        session.flush()
+        events.on_outbox_failed(session, message, now)
+    return len(residents)
+
+
+def _aware(at: datetime) -> datetime:
+    from service.common import aware
+
+    result = aware(at)
+    assert result is not None
+    return result
+
+
+def new_line_link_code(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    resident_id: uuid.UUID,
+    actor: Actor,
+    now: datetime,
+) -> LineLinkCode:
+    """Issued by staff for one resident of their organization (checked by the caller)."""
+    from service.registry.channels import LINK_CODE_TTL, new_link_code
+
+    link = LineLinkCode(
+        organization_id=organization_id,
+        resident_id=resident_id,
+        code=new_link_code(),
+        created_by=actor.label,
+        created_at=now,
+        expires_at=now + LINK_CODE_TTL,
+    )
+    session.add(link)
+    record(
+        session=session,
+        organization_id=organization_id,
+        actor=actor,
+        action="create",
+        entity_type="line_link_code",
+        entity_id=link.id,
+        detail={"resident_id": str(resident_id)},
+    )
+    return link

@@ -333,15 +333,13 @@ def confirm_text(
     return found
 
 
-def _bodies(texts: list[AnnouncementText], languages: list[str]) -> dict[str, str | None]:
+def _bodies(
+    states: dict[str, policy.LanguageText], languages: list[str], *, confirmed: bool
+) -> dict[str, str | None]:
     """Each language's body as it would be sent (right-to-left marks included)."""
-    states = {
-        t.language: policy.LanguageText(t.text, t.fallback, t.confirmed_at is not None)
-        for t in texts
-    }
     bodies: dict[str, str | None] = {}
     for language in languages:
-        body = policy.body_for(language, states)
+        body = policy.body_for(language, states, confirmed=confirmed)
         bodies[language] = mark_direction(body, language) if body else None
     return bodies
 
@@ -372,8 +370,9 @@ def _preview(
         for t in texts
     }
     missing, unconfirmed = policy.open_languages(languages, states)
-    bodies = _bodies(texts, list(languages))
-    lines, total = policy.cost(languages, bodies)
+    bodies = _bodies(states, list(languages), confirmed=True)
+    drafts = _bodies(states, list(languages), confirmed=False)
+    lines, total = policy.cost(languages, drafts, {k for k, v in bodies.items() if v})
     quiet_now, send_at = policy.send_time(now, org.timezone, override)
     data = {
         "recipients": len(people.recipients),

@@ -18,7 +18,7 @@ Decisions documented here, and tested in ``tests/announcements/test_policy.py``:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -102,17 +102,20 @@ def needed_languages(
     return sorted(needed)
 
 
-def body_for(language: str, texts: Mapping[str, LanguageText]) -> str | None:
-    """The text a reader of ``language`` gets, or None if staff have not confirmed one."""
+def body_for(
+    language: str, texts: Mapping[str, LanguageText], *, confirmed: bool = True
+) -> str | None:
+    """The text a reader of ``language`` gets, or None if staff have not confirmed one
+    (with ``confirmed=False``: the text as it stands, confirmed or not, for the cost)."""
     state = texts.get(language)
-    if state is None or not state.confirmed:
+    if state is None or (confirmed and not state.confirmed):
         return None
     if state.fallback:
         target = texts.get(state.fallback)
-        if target is None or not target.confirmed or target.fallback:
+        if target is None or (confirmed and not target.confirmed) or target.fallback:
             return None
         return target.text
-    return state.text
+    return state.text or None
 
 
 def open_languages(
@@ -142,11 +145,15 @@ class CostLine:
 
 
 def cost(
-    recipient_languages: Mapping[str, int], bodies: Mapping[str, str | None]
+    recipient_languages: Mapping[str, int],
+    bodies: Mapping[str, str | None],
+    confirmed: Collection[str] | None = None,
 ) -> tuple[list[CostLine], int]:
     """Per language: recipients, encoding and segments of one message, and the language's
-    total; and the grand total. A language with no body yet costs nothing (and cannot be
-    sent). Each resident gets one message, so a language's total is recipients × each."""
+    total; and the grand total. ``bodies`` are the texts as they stand (drafts too, so
+    staff see the cost while checking); ``confirmed`` the languages whose text staff have
+    confirmed (all with a body, if not given). A language with no text yet costs nothing
+    (and cannot be sent). Each resident gets one message: recipients × segments each."""
     lines = []
     for language, count in sorted(
         recipient_languages.items(), key=lambda item: (-item[1], item[0])
@@ -160,7 +167,7 @@ def cost(
                 encoding=info.encoding if info else "",
                 segments_each=info.segments if info else 0,
                 segments=count * info.segments if info else 0,
-                confirmed=body is not None,
+                confirmed=body is not None and (confirmed is None or language in confirmed),
             )
         )
     return lines, sum(line.segments for line in lines)

@@ -107,6 +107,7 @@ def section(path: str) -> str:
         ("/visits", "cases"),
         ("/audit", "audit"),
         ("/people", "people"),
+        ("/announcements", "announcements"),
     ):
         if path.startswith(prefix):
             return name

@@ -166,6 +166,7 @@ TIMELINE_KINDS: dict[str, str] = {
     "sms.out.member_notice": N_("SMS to a member"),
     "inbox.linked": N_("Message linked to this resident"),
     "inbox.answered": N_("Staff answered by SMS"),
+    "announcement.sent": N_("Announcement sent"),
 }
 
 WEEKDAYS: list[str] = [

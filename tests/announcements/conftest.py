@@ -14,15 +14,21 @@ from tests.translation.conftest import (
     forms,
     world,
 )
+from tests.web.conftest import browser_context, chromium, live_server, log_in_browser, screenshot
 
 __all__ = [
     "DEEPL_URL",
     "FormClient",
     "World",
     "add_staff",
+    "browser_context",
+    "chromium",
     "deepl",
     "deepl_wire",
     "e164",
     "forms",
+    "live_server",
+    "log_in_browser",
+    "screenshot",
     "world",
 ]

@@ -27,9 +27,9 @@ from service.web.translation import N_
 
 def install_dashboard(app: FastAPI) -> None:
     from service.web.account import router as account_router
-    from service.web.announcements import router as announcements_router
     from service.web.audit_screen import router as audit_router
     from service.web.inbox import router as inbox_router
+    from service.web.interpreter_offers import router as interpreter_offers_router
     from service.web.member_screens import router as member_router
     from service.web.password_reset import router as reset_router
     from service.web.people import router as people_router
@@ -50,6 +50,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
     app.include_router(inbox_router)
+    app.include_router(interpreter_offers_router)  # before /partners/{id}/{action}
     app.include_router(account_router)
     app.include_router(audit_router)
     app.include_router(report_router)
@@ -58,7 +59,6 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(member_router)
     app.include_router(people_router)
     app.include_router(reset_router)
-    app.include_router(announcements_router)
 
     async def login_required(request: Request, _exc: Exception) -> Response:
         if request.url.path.startswith("/board/live"):

@@ -27,6 +27,7 @@ from service.web.translation import N_
 
 def install_dashboard(app: FastAPI) -> None:
     from service.web.account import router as account_router
+    from service.web.announcements import router as announcements_router
     from service.web.audit_screen import router as audit_router
     from service.web.inbox import router as inbox_router
     from service.web.interpreter_offers import router as interpreter_offers_router
@@ -59,6 +60,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(member_router)
     app.include_router(people_router)
     app.include_router(reset_router)
+    app.include_router(announcements_router)
 
     async def login_required(request: Request, _exc: Exception) -> Response:
         if request.url.path.startswith("/board/live"):

@@ -324,3 +324,37 @@ def test_a_reply_to_an_announcement_asking_for_help_still_opens_a_case(setup):
             .all()
         )
     assert len(cases) == 1
+
+
+def test_the_per_recipient_cap_defers_an_announcement_and_never_drops_it(setup):
+    """A resident who already had this hour's SMS gets the announcement later, not never."""
+    world, client, staff, phones, _ = setup
+    world.ctx.settings = world.ctx.settings.model_copy(update={"sms_per_recipient_per_hour": 1})
+    with world.session() as s:
+        from service.telephony.models import OutboxChannel
+        from service.telephony.outbox import enqueue
+
+        enqueue(
+            s,
+            organization_id=world.org_id,
+            channel=OutboxChannel.sms,
+            purpose=OutboxPurpose.resident_notice,
+            to_phone=phones["R10"],
+            body="x",
+            resident_id=world.residents["R10"],
+            now=world.clock.now(),
+        )
+        s.commit()
+    world.tick()
+    only_b = _compose(client, staff, world, sites=(SITE_B,))
+    _confirm(client, staff, only_b, "vi", VI)
+    client.post(f"/api/v1/announcements/{only_b['id']}/send", json={}, headers=staff.headers)
+    [row] = _announcement_rows(world)
+    world.tick(1)
+    with world.session() as s:
+        held = s.get(OutboxMessage, row.id)
+        assert held.status == OutboxStatus.pending and "deferred" in (held.last_error or "")
+        assert held.next_try_at > world.clock.now()
+    world.tick(61)
+    with world.session() as s:
+        assert s.get(OutboxMessage, row.id).status == OutboxStatus.sent

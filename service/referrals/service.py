@@ -208,6 +208,14 @@ def _source(
     return task.resident_id, None, task.id
 
 
+def source_resident(
+    session: Session, org_id: uuid.UUID, kind: SourceKind, source_id: uuid.UUID
+) -> uuid.UUID:
+    """The resident whose case or task would be referred (404 if not the caller's)."""
+    resident_id = _source(session, org_id, kind, source_id)[0]
+    return _resident(session, org_id, resident_id).id
+
+
 def _facts(session: Session, resident: Resident) -> policy.PersonFacts:
     site = session.get(Site, resident.site_id) if resident.site_id else None
     flags = frozenset(flag for flag in policy.HEALTH_FLAGS if getattr(resident, flag, False))
@@ -308,7 +316,7 @@ def _timeline(
     detail: dict[str, Any] = {
         "referral_id": str(referral.id),
         "partner": org_name(session, referral.partner_org_id),
-        "reason": str(referral.reason),
+        "referral_reason": str(referral.reason),
         "language": referral.language,
         "anonymous": referral.anonymous,
         "status": str(referral.status),
@@ -437,6 +445,8 @@ def list_received(*, session: Session, user: User) -> list[Referral]:
 
 # --- Moving it along --------------------------------------------------------------------------
 
+_TIMELINE_KEYS = {"outcome": "referral_outcome", "outcome_note": "note", "contact_note": "note"}
+
 _TIMELINE_KIND = {
     "accept": "referral_accepted",
     "decline": "referral_declined",
@@ -494,7 +504,8 @@ def _partner_move(
         raise Invalid(refusal, field="status")
     for name, value in changes.items():
         setattr(referral, name, value)
-    extra = {k: v for k, v in changes.items() if v is not None}
+    # On the timeline, under names that do not collide with a case's own reason and outcome.
+    extra = {_TIMELINE_KEYS.get(k, k): v for k, v in changes.items() if v is not None}
     return _move(session, referral, who, user, move, extra)
 
 

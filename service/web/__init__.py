@@ -32,6 +32,7 @@ def install_dashboard(app: FastAPI) -> None:
     from service.web.inbox import router as inbox_router
     from service.web.interpreter_offers import router as interpreter_offers_router
     from service.web.member_screens import router as member_router
+    from service.web.partners import router as partners_router
     from service.web.password_reset import router as reset_router
     from service.web.people import router as people_router
     from service.web.registry_screens import router as registry_router
@@ -60,6 +61,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(member_router)
     app.include_router(people_router)
     app.include_router(reset_router)
+    app.include_router(partners_router)
     app.include_router(announcements_router)
 
     async def login_required(request: Request, _exc: Exception) -> Response:

@@ -166,6 +166,13 @@ TIMELINE_KINDS: dict[str, str] = {
     "sms.out.member_notice": N_("SMS to a member"),
     "inbox.linked": N_("Message linked to this resident"),
     "inbox.answered": N_("Staff answered by SMS"),
+    "referral_consent": N_("Consent to share with a partner recorded"),
+    "referral_sent": N_("Referred to a partner"),
+    "referral_accepted": N_("Partner accepted the referral"),
+    "referral_declined": N_("Partner declined the referral"),
+    "referral_contact": N_("Partner made contact"),
+    "referral_outcome": N_("Partner recorded the outcome"),
+    "referral_closed": N_("Referral closed"),
     "announcement.sent": N_("Announcement sent"),
 }
 

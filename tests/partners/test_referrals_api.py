@@ -25,6 +25,11 @@ UNIT = "B-12"
 
 @pytest.fixture
 def world(client, engine):
+    return build_world(client, engine)
+
+
+def build_world(client, engine):
+    """Two organizations: a council with a Vietnamese resident's call-back, a support group."""
     council_admin = make_staff(client, engine, org=COUNCIL, role=Role.admin)
     council = make_staff(client, engine, org=COUNCIL, role=Role.coordinator)
     group_admin = make_staff(client, engine, org=GROUP, role=Role.admin)
@@ -164,7 +169,7 @@ def test_consented_referral_shows_only_referred_fields_and_closes(client, engine
     ):
         assert kind in kinds
     outcome = next(e for e in timeline if e["kind"] == "referral_outcome")
-    assert outcome["detail"]["outcome"] == "helped"
+    assert outcome["detail"]["referral_outcome"] == "helped"
     mine = client.get(f"/api/v1/referrals/{sent['id']}", headers=council.headers).json()
     assert mine["outcome"] == "helped" and mine["contact_name"] == "Trần Văn Minh"
     assert mine["contact_phone"] == "+819087654321"

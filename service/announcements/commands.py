@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlmodel import Session
 
 from i18n.languages import get_language, mark_direction
@@ -417,21 +417,42 @@ def send(
         raise Conflict(
             N_("the cost is now %(segments)s segments; check it again", segments=data["segments"])
         )
-    # Claim the send: of two staff pressing "send" at once, the second waits for the
-    # first's row lock, then finds it sent (the unique delivery key is the backstop).
-    claimed = session.execute(
-        update(Announcement)
-        .where(
-            Announcement.id == row.id,  # type: ignore[arg-type]
-            Announcement.status == AnnouncementStatus.draft,  # type: ignore[arg-type]
-        )
-        .values(status=AnnouncementStatus.sent.value)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(N_("this announcement was already sent"))
     send_at = data["send_at"]
-    _enqueue_all(session, row, people, bodies, actor, now, send_at)
+    for person in people.recipients:
+        body = bodies[person.language]
+        assert body is not None
+        message = enqueue(
+            session,
+            organization_id=organization_id,
+            channel=OutboxChannel.sms,
+            purpose=OutboxPurpose.resident_notice,
+            to_phone=person.phone,
+            body=body,
+            locale=person.language,
+            resident_id=person.resident_id,
+            now=now,
+            not_before=send_at,
+            deadline=DELIVERY_DEADLINE,
+        )
+        session.flush()
+        session.add(
+            AnnouncementDelivery(
+                announcement_id=row.id,
+                resident_id=person.resident_id,
+                outbox_id=message.id,
+                language=person.language,
+            )
+        )
+        timeline(
+            session,
+            resident_id=person.resident_id,
+            organization_id=organization_id,
+            kind=TIMELINE_KIND,
+            at=now,
+            actor=actor.label,
+            outbox_id=message.id,
+            detail={"announcement_id": str(row.id), "language": person.language},
+        )
     row.status, row.sent_by, row.sent_at, row.send_at = (
         AnnouncementStatus.sent,
         actor.label,
@@ -458,55 +479,3 @@ def send(
     )
     session.flush()
     return row
-
-
-def _enqueue_all(
-    session: Session,
-    row: Announcement,
-    people: Audience,
-    bodies: dict[str, str | None],
-    actor: Actor,
-    now: datetime,
-    send_at: datetime,
-) -> None:
-    """One outbox row per recipient, then (once they exist: the deliveries refer to them)
-    each resident's delivery and timeline entry. One flush for all, not one per resident."""
-    messages = []
-    for person in people.recipients:
-        body = bodies[person.language]
-        assert body is not None
-        messages.append(
-            enqueue(
-                session,
-                organization_id=row.organization_id,
-                channel=OutboxChannel.sms,
-                purpose=OutboxPurpose.resident_notice,
-                to_phone=person.phone,
-                body=body,
-                locale=person.language,
-                resident_id=person.resident_id,
-                now=now,
-                not_before=send_at,
-                deadline=DELIVERY_DEADLINE,
-            )
-        )
-    session.flush()
-    for person, message in zip(people.recipients, messages, strict=True):
-        session.add(
-            AnnouncementDelivery(
-                announcement_id=row.id,
-                resident_id=person.resident_id,
-                outbox_id=message.id,
-                language=person.language,
-            )
-        )
-        timeline(
-            session,
-            resident_id=person.resident_id,
-            organization_id=row.organization_id,
-            kind=TIMELINE_KIND,
-            at=now,
-            actor=actor.label,
-            outbox_id=message.id,
-            detail={"announcement_id": str(row.id), "language": person.language},
-        )

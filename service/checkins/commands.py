@@ -522,7 +522,9 @@ def build_timeline(session: Session, resident_id: uuid.UUID) -> list[TimelineEve
     for message in session.execute(
         select(OutboxMessage).where(OutboxMessage.resident_id == resident_id)
     ).scalars():
-        kind = "call.out" if message.channel == "call" else f"sms.out.{message.purpose}"
+        # "sms.out.checkin", "whatsapp.out.checkin", "line.out.resident_notice", "call.out".
+        channel = str(getattr(message.channel, "value", message.channel))
+        kind = "call.out" if channel == "call" else f"{channel}.out.{message.purpose}"
         items.append(
             TimelineEventPublic(
                 at=aware(message.created_at),

@@ -437,6 +437,17 @@ class ResidentPublic(ResidentBase):
     phone2_kind: PhoneKind | None
     created_at: datetime
     updated_at: datetime
+    # Whether a LINE account is linked (the id itself is not shown).
+    line_linked: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _line_linked(cls, data: object) -> object:
+        if isinstance(data, Resident):
+            values = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
+            values["line_linked"] = bool(data.line_user_id)
+            return values
+        return data
 
 
 # --- Member ---------------------------------------------------------------------------------

@@ -377,18 +377,3 @@ def test_the_partner_interpreters_result_closes_the_councils_case(world: World, 
         case = s.get(Escalation, case.id)
         assert case.state == EscalationState.resolved
         assert case.outcome == ("safe" if code_first else "hospitalised")
-
-
-def test_staff_see_the_partners_interpreter_on_the_case_and_its_timeline(world: World, admin):
-    from tests.web.conftest import FormClient
-
-    _world_with_partner_interpreter(world)
-    case = _resident_asks_for_help(world)
-    world.sms(INTERPRETER_PHONE, f"1 {case.case_code}")
-    forms = FormClient(world.client)
-    assert forms.login(admin.email).status_code == 303
-    page = world.client.get(f"/cases/{case.id}")
-    assert page.status_code == 200
-    named = f"連携先の通訳 通訳 P-vi（{PARTNER}）"
-    # In the chain, as the holder, and on the timeline (alerted, will visit).
-    assert page.text.count(named) >= 3, page.text

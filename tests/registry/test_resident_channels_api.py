@@ -7,7 +7,10 @@ import uuid
 from sqlmodel import Session, select
 
 from service.audit.models import AuditEntry
+from service.common import utcnow
 from service.registry.channels import LineLinkCode
+from service.registry.models import Resident
+from service.telephony.app_inbound import link_line_user
 from tests.registry.test_api import _engine, _resident
 
 
@@ -22,6 +25,29 @@ def test_channels_are_kept_in_the_residents_order(client, coordinator):
     assert r.status_code == 200, r.text
     assert r.json()["channels"] == ["whatsapp", "sms"]
     assert "line_user_id" not in r.json()  # linked only through LINE's signed webhook
+    assert r.json()["line_linked"] is False
+    # Nobody sets the LINE id through the API: the field is not part of it.
+    forged = client.patch(
+        f"/api/v1/residents/{resident['id']}",
+        headers=coordinator.headers,
+        json={"line_user_id": "U" + "1" * 32},
+    )
+    assert forged.status_code in (200, 422)
+    with Session(_engine(client)) as s:
+        assert s.get(Resident, uuid.UUID(resident["id"])).line_user_id is None
+
+
+def test_a_resident_linked_by_code_shows_as_linked(client, coordinator):
+    resident = _resident(client, coordinator, channels=["line", "sms"])
+    code = client.post(
+        f"/api/v1/residents/{resident['id']}/line-link-code", headers=coordinator.headers
+    ).json()["code"]
+    with Session(_engine(client)) as s:
+        assert link_line_user(s, code=code.lower(), user_id="U" + "2" * 32, now=utcnow()) is False
+        assert link_line_user(s, code=code, user_id="U" + "2" * 32, now=utcnow())
+        s.commit()
+    shown = client.get(f"/api/v1/residents/{resident['id']}", headers=coordinator.headers)
+    assert shown.json()["line_linked"] is True
 
 
 def test_an_unknown_channel_is_a_named_translated_error_and_nothing_changes(client, coordinator):

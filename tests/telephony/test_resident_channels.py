@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from scheduler.jobs import JobContext
+from service.checkins.commands import build_timeline
 from service.checkins.models import Attempt, CheckIn, CheckInState
 from service.config import get_settings
 from service.escalations.models import Escalation
@@ -232,6 +233,9 @@ def test_whatsapp_first_resident_gets_the_template_and_a_fine_reply_closes(apps)
     assert "<Message>" in answer
     assert checkin(world, "R1").state == CheckInState.ok
     assert "reply.whatsapp" in timeline_kinds(world, "R1")
+    with Session(world.engine) as s:
+        kinds = [item.kind for item in build_timeline(s, world.residents["R1"])]
+    assert {"whatsapp.out.checkin", "whatsapp.in", "reply.whatsapp"} <= set(kinds), kinds
     world.tick(180)  # the plan's SMS reminder and call never come
     assert wire.twilio_to(MOBILE) == []
 
@@ -314,6 +318,11 @@ def test_line_first_resident_completes_a_checkin(apps):
     assert "reply.line" in timeline_kinds(world, "R1")
     world.tick()  # the answer goes back on LINE
     assert len(wire.line) == 2 and wire.line[1]["json"]["to"] == LINE_USER
+    with Session(world.engine) as s:  # the timeline names the channel of every contact
+        kinds = [item.kind for item in build_timeline(s, world.residents["R1"])]
+    for kind in ("channel.line_linked", "line.out.checkin", "line.in", "reply.line"):
+        assert kind in kinds, kinds
+    assert "line.out.resident_notice" in kinds and not any(k.startswith("sms.") for k in kinds)
     # LINE delivers the same event again: nothing is stored twice.
     line_post(world, [text_event(LINE_USER, "1", "m-1")])
     with Session(world.engine) as s:

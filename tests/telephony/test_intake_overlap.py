@@ -23,10 +23,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from i18n import classifier
 from service.app import create_app
+from service.checkins import service as checkins
 from service.config import get_settings
 from service.telephony import intake
 from service.telephony.models import (
@@ -39,7 +41,7 @@ from service.telephony.models import (
 from service.telephony.outbox import enqueue
 from tests.checkins.conftest import World, world  # noqa: F401
 from tests.telephony.test_intake import form, phone
-from tests.telephony.worlds import messages_in, start_round_for
+from tests.telephony.worlds import messages_in, signed_headers, start_round_for
 
 
 def stored_sids(world: World) -> set[str]:
@@ -251,3 +253,48 @@ def test_the_app_warms_the_classifier_and_starts_the_writers_at_start_up(engine:
     with TestClient(create_app()):
         assert classifier._tables.cache_info().currsize == 1
         assert intake.INTAKE._threads and all(t.is_alive() for t in intake.INTAKE._threads)
+
+
+@pytest.mark.parametrize("signature", [b"", b"not-base64", "s\u00e9gn\u00e9".encode("latin-1")])
+def test_a_bad_signature_header_is_refused_by_the_route(world: World, signature: bytes):
+    """The intake's quicker signature check still sends a bad signature (empty, wrong, or
+    not ASCII) to the route, which refuses it with 403; nothing is stored."""
+    residents(world, 1)
+    params = form("SM-a", phone(0)[1], "1")
+    response = world.client.post(
+        "/twilio/sms", data=params, headers={"X-Twilio-Signature": signature}
+    )
+    assert response.status_code == 403
+    assert stored_sids(world) == set()
+
+
+def test_a_genuine_signature_is_taken_by_the_intake(world: World):
+    residents(world, 1)
+    batches = intake.INTAKE.batches
+    params = form("SM-a", phone(0)[1], "1")
+    response = world.client.post(
+        "/twilio/sms", data=params, headers=signed_headers("/twilio/sms", params)
+    )
+    assert response.status_code == 200 and messages_in(response.text) != []
+    assert intake.INTAKE.batches == batches + 1  # the intake answered, not the route
+    assert stored_sids(world) == {"SM-a"}
+
+
+def test_a_row_the_database_refuses_fails_the_whole_batch(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    """On PostgreSQL the inserts and the commit go out together (pipeline mode), so the
+    database's refusal comes at the commit: still nothing of the batch is written."""
+    residents(world, 2)
+    real = checkins.reply_sent_row
+
+    def refused(**kwargs: Any) -> dict[str, Any]:
+        row = real(**kwargs)
+        return {**row, "channel": None} if kwargs["to_phone"] == phone(1)[1] else row
+
+    monkeypatch.setattr(checkins, "reply_sent_row", refused)
+    with pytest.raises(IntegrityError):
+        intake.take_replies([form("SM-a0", phone(0)[1], "1"), form("SM-a1", phone(1)[1], "1")])
+    assert stored_sids(world) == set()
+    monkeypatch.undo()
+    assert intake.take_replies([form("SM-a0", phone(0)[1], "1")]).stored == 1  # keys not kept

@@ -49,6 +49,8 @@ def test_refer_with_consent_then_partner_answers_on_screens(client, engine, refe
     from service.app import create_app
 
     forms = _forms(client, council.email)
+    inbox = client.get("/inbox")
+    assert f"/referrals/new?source_kind=callback&amp;source_id={ids['task']}" in inbox.text
     page = client.get(f"/referrals/new?source_kind=callback&source_id={ids['task']}")
     assert page.status_code == 200 and "連携団体に紹介する" in page.text
     r = forms.post(

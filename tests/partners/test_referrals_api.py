@@ -341,3 +341,95 @@ def test_partner_steps_are_checked_and_translated(client, engine, world):
         "/api/v1/partnerships", json={"organization_name": GROUP}, headers=council_admin.headers
     )
     assert r.status_code == 409
+
+
+def test_closing_or_withdrawing_consent_ends_the_partners_access(client, engine, world):
+    council_admin, council, group_admin, group, ids = world
+    _partner_up(client, council_admin, group_admin)
+    consent = client.post(
+        f"/api/v1/residents/{ids['resident']}/referral-consents",
+        json={"partner_org_id": str(group.org_id), "method": "verbal_in_person"},
+        headers=council.headers,
+    ).json()
+    first = _refer(client, council, group, ids)
+    second = _refer(client, council, group, ids)
+    path = "/api/v1/referrals-received/{}"
+    assert client.get(path.format(first["id"]), headers=group.headers).status_code == 200
+
+    r = client.post(f"/api/v1/referrals/{first['id']}/close", headers=council.headers)
+    assert r.status_code == 200 and r.json()["status"] == "closed"
+    assert client.get(path.format(first["id"]), headers=group.headers).status_code == 404
+    # The partner cannot close the council's referral, and the council cannot answer it.
+    r = client.post(f"/api/v1/referrals/{second['id']}/close", headers=group.headers)
+    assert r.status_code == 404
+    r = client.post(
+        f"/api/v1/referrals-received/{second['id']}/accept",
+        json={"contact_name": "X"},
+        headers=council.headers,
+    )
+    assert r.status_code == 404
+
+    r = client.post(f"/api/v1/referral-consents/{consent['id']}/withdraw", headers=council.headers)
+    assert r.status_code == 200 and r.json()["withdrawn_at"]
+    assert client.get(path.format(second["id"]), headers=group.headers).status_code == 404
+    mine = client.get(f"/api/v1/referrals/{second['id']}", headers=council.headers).json()
+    assert mine["status"] == "closed"
+    # Withdrawn: a named referral is refused again, an anonymous one is still possible.
+    r = client.post(
+        "/api/v1/referrals",
+        json={
+            "partner_org_id": str(group.org_id),
+            "source_kind": "callback",
+            "source_id": str(ids["task"]),
+            "reason": "other",
+        },
+        headers=council.headers,
+    )
+    assert r.status_code == 422
+    consents = client.get(
+        f"/api/v1/residents/{ids['resident']}/referral-consents", headers=council.headers
+    ).json()
+    assert consents["count"] == 1 and consents["data"][0]["method"] == "verbal_in_person"
+
+
+def test_a_case_is_referred_and_its_steps_show_on_the_case(client, engine, world):
+    from service.escalations.models import Escalation, EscalationReason
+
+    council_admin, council, group_admin, group, ids = world
+    _partner_up(client, council_admin, group_admin)
+    with Session(engine) as s:
+        case = Escalation(
+            organization_id=council.org_id,
+            resident_id=ids["resident"],
+            reason=EscalationReason.needs_help,
+            case_code="A7",
+        )
+        s.add(case)
+        s.commit()
+        case_id = case.id
+    sent = _refer(
+        client, council, group, ids, source_kind="case", source_id=str(case_id), anonymous=True
+    )
+    assert sent["escalation_id"] == str(case_id)
+    listed = client.get(
+        f"/api/v1/referrals?escalation_id={case_id}", headers=council.headers
+    ).json()
+    assert [row["id"] for row in listed["data"]] == [sent["id"]]
+    timeline = client.get(
+        f"/api/v1/residents/{ids['resident']}/timeline", headers=council.headers
+    ).json()
+    step = next(e for e in timeline if e["kind"] == "referral_sent")
+    assert step["escalation_id"] == str(case_id)
+    # Another organization's case, or a case id that does not exist, is a 404.
+    r = client.post(
+        "/api/v1/referrals",
+        json={
+            "partner_org_id": str(council.org_id),
+            "source_kind": "case",
+            "source_id": str(case_id),
+            "reason": "other",
+            "anonymous": True,
+        },
+        headers=group.headers,
+    )
+    assert r.status_code == 404

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import ValidationInfo, field_validator, model_validator
-from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from service.common import StrictBody, UtcDateTime, id_field, timestamp_field
@@ -330,7 +330,9 @@ class ResidentBase(SQLModel):
     preferred_channel: Channel = Field(default=Channel.sms, sa_type=String(8))
     # The messaging apps and phone channels in the resident's order, e.g. ["line",
     # "whatsapp", "sms", "voice"] (``registry.channels``); empty: SMS and voice as planned.
-    channels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    channels: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, server_default=text("'[]'"))
+    )
     site_id: uuid.UUID | None = Field(default=None, foreign_key="site.id")
     unit: str | None = Field(default=None, max_length=50)
     household: str | None = Field(default=None, max_length=100)
@@ -446,6 +448,7 @@ class ResidentPublic(ResidentBase):
         if isinstance(data, Resident):
             values = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
             values["line_linked"] = bool(data.line_user_id)
+            values["channels"] = list(data.channels or [])  # a row written without them
             return values
         return data
 

@@ -115,9 +115,22 @@ async def close_channels_for(provider: TelephonyProvider) -> None:
 WHATSAPP_PREFIX = "whatsapp:"
 
 
-def reconcile_address(channel: str, to: str) -> tuple[str, str]:
+def app_senders(settings: Settings) -> frozenset[str]:
+    """The apps' own sender addresses in Twilio's record (the WhatsApp sender)."""
+    number = settings.whatsapp_from_number
+    return frozenset({WHATSAPP_PREFIX + number}) if number else frozenset()
+
+
+# Apps whose sends carry the outbox row's id as a retry key (LINE's X-Line-Retry-Key): a
+# send whose fate is uncertain is simply sent again, and the app drops the repeat.
+IDEMPOTENT_CHANNELS: frozenset[str] = frozenset({"line"})
+
+
+def reconcile_address(channel: str, to: str) -> tuple[str, str] | None:
     """How Twilio's own record names a message of ``channel``: a WhatsApp message is in
-    its Messages list, to ``whatsapp:+81…``."""
+    its Messages list, to ``whatsapp:+81…``. None: nothing to ask (an idempotent app)."""
+    if channel in IDEMPOTENT_CHANNELS:
+        return None
     if channel == "whatsapp":
         return "sms", WHATSAPP_PREFIX + to
     return channel, to

@@ -38,7 +38,7 @@ from service.common import aware
 from service.config import Settings
 from service.privacy import mask_phone
 from service.telephony.hooks import outbox_hooks
-from service.telephony.messaging import reconcile_address
+from service.telephony.messaging import app_senders, reconcile_address
 from service.telephony.models import (
     OutboxChannel,
     OutboxMessage,
@@ -149,8 +149,10 @@ def match(row: _Uncertain, records: list[SentRecord], known: set[str]) -> SentRe
     """The provider's record of this row's send, if it has one: the earliest since the
     claim to the same number (with the same text, for an SMS) whose SID no other row holds.
     ``records`` are newest first, as Twilio lists them."""
+    address = reconcile_address(str(row.channel), row.to_phone)
+    to = address[1] if address else row.to_phone  # "whatsapp:+81…" in Twilio's record
     for candidate in reversed(records):
-        if candidate.sid in known or candidate.to != row.to_phone:
+        if candidate.sid in known or candidate.to != to:
             continue
         if row.channel == OutboxChannel.sms and _normalized(candidate.body) != _normalized(
             row.body
@@ -201,7 +203,10 @@ async def _ask(
     async with gate:
         try:
             # A WhatsApp message is in Twilio's Messages list, to "whatsapp:+81…".
-            channel, to = reconcile_address(str(row.channel), row.to_phone)
+            address = reconcile_address(str(row.channel), row.to_phone)
+            if address is None:  # sent with a retry key: sending again cannot repeat it
+                return _Answer(row, records=[])
+            channel, to = address
             records = await provider.sent_to(channel=channel, to=to, since=since, senders=senders)
         except ReconcileUnavailable as exc:
             return _Answer(row, reason=str(exc) or type(exc).__name__)
@@ -228,7 +233,7 @@ async def reconcile_pass(
         return {}
     gate = asyncio.Semaphore(RECONCILE_CONCURRENCY)
     # A message may have gone from any organization's own sender (``senders``).
-    ours = await asyncio.to_thread(_our_senders, engine)
+    ours = await asyncio.to_thread(_our_senders, engine) | app_senders(settings)
     answers = await asyncio.gather(*(_ask(provider, row, gate, ours) for row in rows))
     resend_after = timedelta(seconds=settings.dispatch_uncertain_resend_seconds)
     return await asyncio.to_thread(_apply, engine, list(answers), now, resend_after)

@@ -436,3 +436,100 @@ def test_a_link_code_links_once_and_an_unknown_line_user_is_kept_for_staff(apps)
             select(InboundMessage).where(InboundMessage.message_sid == "line:m-b")
         ).scalar_one()
         assert stranger.resident_id is None and stranger.needs_staff
+
+
+# --- Sends whose fate is uncertain ------------------------------------------------------------
+
+
+def uncertain_row(world: World, channel: str, to: str, address: str | None = None) -> Any:
+    from service.telephony.models import OutboxChannel, OutboxPurpose, OutboxStatus
+    from service.telephony.outbox import enqueue
+    from service.telephony.reconcile import mark_uncertain_values
+
+    with Session(world.engine) as s:
+        message = enqueue(
+            s,
+            organization_id=world.org_id,
+            channel=OutboxChannel(channel),
+            purpose=OutboxPurpose.resident_notice,
+            to_phone=to,
+            address=address,
+            body="ありがとうございます",
+            now=world.clock.now(),
+        )
+        message.status = OutboxStatus.sending
+        message.claimed_at = world.clock.now()
+        for key, value in mark_uncertain_values(world.clock.now()).items():
+            setattr(message, key, value)
+        s.add(message)
+        s.commit()
+        return message.id
+
+
+@pytest.mark.anyio
+async def test_an_uncertain_whatsapp_send_is_looked_up_in_twilios_messages(world):
+    from service.telephony.reconcile import reconcile_pass
+
+    row_id = uncertain_row(world, "whatsapp", MOBILE)
+    settings = get_settings().model_copy(
+        update={
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": AUTH_TOKEN,
+            "twilio_from_number": FROM_NUMBER,
+            "twilio_http_client": "httpx",
+            "whatsapp_from_number": WHATSAPP_FROM,
+        }
+    )
+    asked: list[dict[str, str]] = []
+
+    def listing(request: httpx.Request) -> httpx.Response:
+        asked.append(dict(request.url.params))
+        record = message_body(
+            sid="SM" + "7" * 32,
+            to=f"whatsapp:{MOBILE}",
+            date_created=world.clock.now().strftime("%a, %d %b %Y %H:%M:%S +0000"),
+        )
+        record["from"] = f"whatsapp:{WHATSAPP_FROM}"
+        return httpx.Response(200, json={"messages": [record], "next_page_uri": None})
+
+    provider = TwilioProvider.from_settings(settings)
+    try:
+        with respx.mock(base_url=API) as router:
+            router.get(MESSAGES_PATH).mock(side_effect=listing)
+            outcome = await reconcile_pass(
+                engine=world.engine, provider=provider, settings=settings, now=world.clock.now()
+            )
+    finally:
+        await provider.aclose()
+    assert asked and asked[0]["To"] == f"whatsapp:{MOBILE}"
+    assert outcome == {"found": 1}
+    with Session(world.engine) as s:
+        assert s.get(OutboxMessage, row_id).sid == "SM" + "7" * 32
+
+
+@pytest.mark.anyio
+async def test_an_uncertain_line_send_is_sent_again_under_its_retry_key(world):
+    from service.telephony.reconcile import reconcile_pass
+
+    row_id = uncertain_row(world, "line", "line", address=LINE_USER)
+    settings = get_settings().model_copy(
+        update={
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": AUTH_TOKEN,
+            "twilio_from_number": FROM_NUMBER,
+            "twilio_http_client": "httpx",
+        }
+    )
+    provider = TwilioProvider.from_settings(settings)
+    try:
+        with respx.mock(base_url=API) as router:  # no route: asking Twilio would fail
+            outcome = await reconcile_pass(
+                engine=world.engine, provider=provider, settings=settings, now=world.clock.now()
+            )
+            assert not router.calls
+    finally:
+        await provider.aclose()
+    assert outcome == {"not_found": 1}
+    with Session(world.engine) as s:
+        row = s.get(OutboxMessage, row_id)
+        assert row.status == "pending" and row.sid is None

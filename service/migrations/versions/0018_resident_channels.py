@@ -19,7 +19,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # Plain ALTER TABLE ... ADD COLUMN: nothing is rebuilt (the outbox is large).
     with op.batch_alter_table("resident", recreate="never") as batch:
-        batch.add_column(sa.Column("channels", sa.JSON(), nullable=True))
+        batch.add_column(
+            sa.Column("channels", sa.JSON(), nullable=True, server_default=sa.text("'[]'"))
+        )
         batch.add_column(
             sa.Column("line_user_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
         )

@@ -377,3 +377,35 @@ def test_the_partner_interpreters_result_closes_the_councils_case(world: World, 
         case = s.get(Escalation, case.id)
         assert case.state == EscalationState.resolved
         assert case.outcome == ("safe" if code_first else "hospitalised")
+
+
+def test_staff_see_the_partners_interpreter_on_the_case_and_its_timeline(world: World, admin):
+    from tests.web.conftest import FormClient
+
+    _world_with_partner_interpreter(world)
+    case = _resident_asks_for_help(world)
+    world.sms(INTERPRETER_PHONE, f"1 {case.case_code}")
+    forms = FormClient(world.client)
+    assert forms.login(admin.email).status_code == 303
+    page = world.client.get(f"/cases/{case.id}")
+    assert page.status_code == 200
+    named = f"連携先の通訳 通訳 P-vi（{PARTNER}）"
+    # In the chain, as the holder, and on the timeline (alerted, will visit).
+    assert page.text.count(named) >= 3, page.text
+
+
+def test_a_call_for_help_on_a_silent_case_adds_the_partners_interpreter(world: World):
+    """R1 stayed silent (a case alerting M1), then texts "2": the partner's interpreter
+    joins the step now, and the council's own members are still alerted as before."""
+    _world_with_partner_interpreter(world)
+    world.silent_case("M1", language="vi", needs_interpreter=True)
+    assert _alerts_to(world, INTERPRETER_PHONE) == []  # silence needs no interpreter
+    world.sms(R1_PHONE, "2")
+    [alert_sms] = _alerts_to(world, INTERPRETER_PHONE)
+    assert alert_sms.organization_id == world.org_id
+    with world.session() as s:
+        case = s.exec(select(Escalation)).one()
+        assert any(r.get("organization") == PARTNER for r in case.chain[case.step_index])
+    world.sms(INTERPRETER_PHONE, "1")  # their only case: no code needed
+    with world.session() as s:
+        assert s.get(Escalation, case.id).acknowledged_by == world.members["P-vi"]

@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -186,3 +188,46 @@ C_OFFERS_VI_UNSPOKEN = _c("c-offers", C, ["ne"], ["vi"], partner=True)
 )
 def test_who_interprets(language, own, offered, excluded, expected):
     assert choose_interpreter(language, own, offered, excluded=excluded) == expected
+
+
+LANGS = ["vi", "id", "ne", "en"]
+ORGS = [A, B, C]
+
+
+@st.composite
+def _candidates(draw, own: bool):
+    found = []
+    for n in range(draw(st.integers(0, 4))):
+        speaks = draw(st.lists(st.sampled_from(LANGS), max_size=3, unique=True))
+        found.append(
+            Candidate(
+                member_id=uuid.UUID(int=n + (0 if own else 100)),
+                organization_id=A if own else draw(st.sampled_from([B, C])),
+                name=f"m{n}",
+                kind="interpreter",
+                languages=tuple(speaks),
+                offered=() if own else tuple(draw(st.lists(st.sampled_from(LANGS), max_size=3))),
+                partner=False if own else draw(st.booleans()),
+            )
+        )
+    return found
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(st.sampled_from(LANGS), _candidates(own=True), _candidates(own=False), st.data())
+def test_the_chosen_interpreter_speaks_and_own_come_first(language, own, offered, data):
+    excluded = set(data.draw(st.sets(st.sampled_from([c.member_id for c in own + offered] or [A]))))
+    chosen = choose_interpreter(language, own, offered, excluded=excluded)
+    own_able = [c for c in own if language in c.languages and c.member_id not in excluded]
+    if own_able:
+        assert chosen == own_able[0]  # the organization's own, always first
+    elif chosen is not None:
+        assert chosen in offered and chosen.partner  # only an active partner's
+        assert language in chosen.offered and language in chosen.languages
+        assert chosen.member_id not in excluded
+    else:
+        assert not any(
+            c.partner and language in c.offered and language in c.languages
+            for c in offered
+            if c.member_id not in excluded
+        )

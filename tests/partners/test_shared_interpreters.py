@@ -409,3 +409,14 @@ def test_a_call_for_help_on_a_silent_case_adds_the_partners_interpreter(world: W
     world.sms(INTERPRETER_PHONE, "1")  # their only case: no code needed
     with world.session() as s:
         assert s.get(Escalation, case.id).acknowledged_by == world.members["P-vi"]
+
+
+def test_a_reply_right_after_the_partnership_ended_reaches_nothing(world: World):
+    """Before any sweep has released the alert: the ended partner's "1" takes nothing."""
+    org_b = _world_with_partner_interpreter(world)
+    case = _resident_asks_for_help(world)
+    _end_partnership(world, org_b)
+    world.sms(INTERPRETER_PHONE, f"1 {case.case_code}")  # replies only, no sweep
+    with world.session() as s:
+        case = s.get(Escalation, case.id)
+        assert case.acknowledged_by is None and case.state == EscalationState.alerting

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from service.audit.service import Actor, record
 from service.checkins import events
 from service.checkins import service as checkins
+from service.config import get_settings
 from service.privacy import mask_phone
 from service.registry.channels import LineLinkCode, code_usable, normalize_link_code
 from service.registry.models import Resident
@@ -37,6 +38,27 @@ from service.timeline.service import timeline
 log = logging.getLogger(__name__)
 LINE_WEBHOOK = Actor(label="line webhook")
 LINE = "line"
+
+
+def _answers_allowed(
+    session: Session, *, channel: str, resident_id: uuid.UUID, now: datetime
+) -> bool:
+    """Against reply loops (an auto-responder answering our answers): a resident's messages
+    on an app are answered up to the chatter cap per hour; beyond it they are still read
+    and acted on, only not answered."""
+    recent = session.execute(
+        select(func.count())
+        .select_from(InboundMessage)
+        .where(
+            InboundMessage.resident_id == resident_id,
+            InboundMessage.channel == channel,
+            InboundMessage.received_at >= now - timedelta(hours=1),  # type: ignore[operator]
+        )
+    ).scalar_one()
+    if recent <= get_settings().sms_per_recipient_per_hour:
+        return True
+    log.warning("not answering resident %s on %s: per-recipient cap", resident_id, channel)
+    return False
 
 
 def is_whatsapp(sender: str) -> bool:
@@ -124,7 +146,7 @@ def accept_whatsapp(session: Session, form: dict[str, str], now: datetime) -> st
         )
         log.info("whatsapp from an unknown sender %s", mask_phone(phone))
         return None
-    return _resident_reply(
+    answer = _resident_reply(
         session,
         resident=resident,
         channel="whatsapp",
@@ -135,6 +157,8 @@ def accept_whatsapp(session: Session, form: dict[str, str], now: datetime) -> st
         params=form,
         now=now,
     )
+    allowed = _answers_allowed(session, channel="whatsapp", resident_id=resident.id, now=now)
+    return answer if allowed else None
 
 
 # --- LINE --------------------------------------------------------------------------------------
@@ -168,7 +192,7 @@ def line_text(session: Session, *, user_id: str, message_id: str, text: str, now
             params=params,
             now=now,
         )
-        if answer:
+        if answer and _answers_allowed(session, channel=LINE, resident_id=resident.id, now=now):
             enqueue(
                 session,
                 organization_id=resident.organization_id,

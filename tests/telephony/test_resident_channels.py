@@ -533,3 +533,28 @@ async def test_an_uncertain_line_send_is_sent_again_under_its_retry_key(world):
     with Session(world.engine) as s:
         row = s.get(OutboxMessage, row_id)
         assert row.status == "pending" and row.sid is None
+
+
+def test_an_app_reply_loop_is_read_but_not_answered_past_the_cap(apps, monkeypatch):
+    """An auto-responder answering our answers: every message is still read, and answered
+    only up to the chatter cap per hour, on WhatsApp and on LINE alike."""
+    world, _wire = apps
+    monkeypatch.setenv("MIMAMORI_SMS_PER_RECIPIENT_PER_HOUR", "2")
+    get_settings.cache_clear()
+    resident_on(world, "R1", ["whatsapp", "sms"])
+    answered = ["<Message>" in whatsapp(world, "thanks") for _ in range(4)]
+    assert answered == [True, True, False, False]
+    world.resident("R2", "090-1234-9999", channels=["line", "sms"])
+    link_line(world, "R2")
+    for n in range(4):
+        line_post(world, [text_event(LINE_USER, "thanks", f"m-loop-{n}")])
+    with Session(world.engine) as s:
+        answers = s.execute(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.channel == "line")
+        ).scalar_one()
+        read = s.execute(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(InboundMessage.resident_id.in_(list(world.residents.values())))
+        ).scalar_one()
+    assert (answers, read) == (2, 8)

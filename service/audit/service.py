@@ -58,10 +58,26 @@ def record_many(
     *, session: Session, organization_id: uuid.UUID, actor: Actor, rows: list[dict[str, Any]]
 ) -> None:
     """Bulk form for imports: each row has action, entity_type, entity_id, fields, detail."""
-    if not rows:
-        return
+    values = entry_values(organization_id=organization_id, actor=actor, rows=rows)
+    for start in range(0, len(values), 5000):
+        session.execute(insert(AuditEntry), values[start : start + 5000])
+
+
+def entry_values(
+    *, organization_id: uuid.UUID, actor: Actor, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The audit_log rows ``record_many`` writes, for a caller that inserts them itself (the
+    CSV import's COPY). Rows that share one ``fields`` object share its sorted list too."""
     now = utcnow()
-    values = [
+    sorted_fields: dict[int, tuple[Any, list[str]]] = {}
+
+    def fields_of(fields: Any) -> list[str]:
+        hit = sorted_fields.get(id(fields))
+        if hit is None or hit[0] is not fields:
+            hit = sorted_fields[id(fields)] = (fields, sorted(fields))
+        return hit[1]
+
+    return [
         {
             "id": new_id(),
             "organization_id": organization_id,
@@ -71,13 +87,11 @@ def record_many(
             "action": row["action"],
             "entity_type": row["entity_type"],
             "entity_id": str(row["entity_id"]) if row.get("entity_id") else None,
-            "fields": sorted(row.get("fields", ())),
+            "fields": fields_of(row.get("fields", ())),
             "detail": row.get("detail", {}),
         }
         for row in rows
     ]
-    for start in range(0, len(values), 5000):
-        session.execute(insert(AuditEntry), values[start : start + 5000])
 
 
 def list_entries(

@@ -22,11 +22,12 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlmodel import Session
 
-from service.audit.service import Actor, record, record_many
-from service.common import new_id, utcnow
+from service.audit.service import Actor, record
+from service.common import new_id
+from service.registry.csv_apply import CreateStream, Plan, apply_plan, uses_copy
 from service.registry.models import (
     Assignment,
     Channel,
@@ -39,14 +40,13 @@ from service.registry.models import (
     ResidentStatus,
     Site,
 )
-from service.registry.phones import display_phone, phone_kind
+from service.registry.phones import PhoneError, display_phone, parse_phone
 from service.registry.service import normalize_site_name
 from service.texts import N_, Text, TextError, render
 from service.validation_text import validation_text
 
 ImportKind = Literal["residents", "members", "assignments"]
 Progress = Callable[[int, int], None]
-CHUNK = 2000
 
 
 class CsvFileError(TextError):
@@ -501,17 +501,6 @@ def _pydantic_errors(exc: ValidationError) -> list[tuple[str, Text]]:
 # --- Import -----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Plan:
-    """What applying a file would do, worked out before anything is written."""
-
-    creates: list[dict[str, Any]] = field(default_factory=list)
-    updates: list[tuple[dict[str, Any], list[str]]] = field(default_factory=list)
-    bad_lines: dict[int, list[Text]] = field(default_factory=dict)
-    new_sites: dict[str, uuid.UUID] = field(default_factory=dict)
-    deletes: list[uuid.UUID] = field(default_factory=list)
-
-
 def import_csv(
     *,
     session: Session,
@@ -547,7 +536,12 @@ def import_csv(
     _check_rows(read, mapping)
     rows = [(line, values) for line, values in all_rows if line not in read.broken]
     if kind == "residents":
-        plan = _plan_residents(session, org, headers, rows, mapping, report, progress)
+        # On PostgreSQL a file applied all or nothing writes its new residents by COPY as it
+        # validates them (``csv_apply.CreateStream``), in a savepoint dropped at a bad row.
+        streaming = not (dry_run or apply_valid_rows or read.broken) and uses_copy(session)
+        plan = _plan_residents(
+            session, org, headers, rows, mapping, report, progress, streaming=streaming
+        )
         model: Any = Resident
     elif kind == "members":
         plan = _plan_members(session, org, headers, rows, mapping, report, progress)
@@ -569,14 +563,26 @@ def import_csv(
     if plan.bad_lines:
         report.reject_csv = _reject_file(headers, all_rows, plan.bad_lines, language)
     if dry_run or (report.errors and not apply_valid_rows):
+        if plan.stream is not None:
+            plan.stream.abort()
         return report
-    _apply(session, org.id, model, kind, plan, actor, report)
+    if plan.stream is not None:
+        plan.stream.finish()
+    summary = {
+        "created": report.created,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "rejected": report.rejected,
+        "rows": report.total_rows,
+        "encoding": report.encoding,
+    }
+    apply_plan(session, org.id, model, kind, plan, actor, summary, stream=plan.stream)
     report.applied = True
     return report
 
 
 def _row_error(
-    report: ImportReport, plan: _Plan, line: int, column: str, value: str, reason: Text
+    report: ImportReport, plan: Plan, line: int, column: str, value: str, reason: Text
 ) -> None:
     report.errors.append(RowError(row=line, column=column, value=value, reason=reason))
     plan.bad_lines.setdefault(line, []).append(
@@ -646,9 +652,10 @@ def _plan_residents(
     mapping: dict[str, int],
     report: ImportReport,
     progress: Progress | None,
-) -> _Plan:
-    plan = _Plan()
-    tz = ZoneInfo(org.timezone)
+    *,
+    streaming: bool = False,
+) -> Plan:
+    plan = Plan()
     existing = _existing(session, Resident, org.id, RESIDENT_FIELDS)
     sites = {
         name: sid
@@ -656,44 +663,30 @@ def _plan_residents(
             select(Site.id, Site.name).where(Site.organization_id == org.id)
         )
     }
+    # A streamed resident's site must exist before its row: every new site is made first.
+    ahead = _new_sites(rows, mapping, sites) if streaming else {}
+    stream = CreateStream(session, org.id, ahead) if streaming else None
     seen: dict[str, int] = {}
     header_of = {f: headers[i] for f, i in mapping.items()}
+    parsers = _resident_parsers(ZoneInfo(org.timezone))
+    columns = [(name, index, parsers.get(name, _norm)) for name, index in mapping.items()]
+    phones = [name for name in ("phone", "phone2") if name in mapping]
+    # Columns absent from the file keep their current values on update.
+    present = {f for f in RESIDENT_FIELDS if f in mapping} | {"external_id"}
+    if "site" in mapping:
+        present.add("site_id")
     for n, (line, values) in enumerate(rows, 1):
         if progress and n % 1000 == 0:
             progress(n, len(rows))
+        if stream is not None and plan.bad_lines:
+            stream.abort()
+            stream = None
         raw: dict[str, Any] = {}
         row_bad = False
-        for name in mapping:
-            cell = _cell(values, mapping, name)
+        for name, index, parse in columns:
+            cell = values[index] if index < len(values) else ""
             try:
-                if name in (
-                    "lives_alone",
-                    "elderly",
-                    "disability",
-                    "pregnancy",
-                    "needs_interpreter",
-                ):
-                    raw[name] = _parse_bool(cell)
-                elif name == "preferred_channel":
-                    raw[name] = (
-                        _parse_choice(cell, _CHANNELS, "channel") if cell.strip() else Channel.sms
-                    )
-                elif name == "status":
-                    raw[name] = (
-                        _parse_choice(cell, _STATUSES, "status")
-                        if cell.strip()
-                        else ResidentStatus.active
-                    )
-                elif name == "away_until":
-                    raw[name] = _parse_date(cell) if cell.strip() else None
-                elif name == "consent_at":
-                    raw[name] = _consent_datetime(cell, tz) if cell.strip() else None
-                elif name == "site":
-                    raw[name] = normalize_site_name(cell) if cell.strip() else None
-                elif name in ("language",) and not cell.strip():
-                    raw[name] = "ja"
-                else:
-                    raw[name] = _norm(cell) if name != "notes" else cell.strip()
+                raw[name] = parse(cell)
             except _BadValue as exc:
                 _row_error(report, plan, line, header_of[name], cell, exc.text)
                 row_bad = True
@@ -724,8 +717,11 @@ def _plan_residents(
         else:
             seen[external_id] = line
         site_name = raw.pop("site", None)
+        # The one parse of each number: the model's validator below finds it in the cache of
+        # ``parse_phone``, and the kind goes with the row instead of being parsed again.
+        kinds = {f"{name}_kind": _phone_kind(raw[name]) for name in phones}
         try:
-            model = ResidentCreate.model_validate({k: v for k, v in raw.items()})
+            model = ResidentCreate.model_validate(raw)
         except ValidationError as exc:
             for loc, msg in _pydantic_errors(exc):
                 column = header_of.get(loc, loc or "row")
@@ -738,31 +734,85 @@ def _plan_residents(
         if site_name:
             site_id = sites.get(site_name) or plan.new_sites.get(site_name)
             if site_id is None:
-                site_id = plan.new_sites[site_name] = new_id()
-        new_values = model.model_dump(include=set(RESIDENT_FIELDS) - {"site_id"})
-        if "site" in mapping:
-            new_values["site_id"] = site_id
-        # Columns absent from the file keep their current values on update.
-        present = {f for f in RESIDENT_FIELDS if f in mapping} | {"external_id"}
-        if "site" in mapping:
-            present.add("site_id")
-        new_values = {k: v for k, v in new_values.items() if k in present}
+                site_id = plan.new_sites[site_name] = ahead.get(site_name) or new_id()
+        # Every field of the model, so a created resident gets the model's default for a
+        # field the file cannot carry (``channels``: [], not NULL).
+        full = model.model_dump(exclude={"site_id"})
+        full["site_id"] = site_id
         current = existing.get(external_id)
         if current is None:
-            full = model.model_dump(include=set(RESIDENT_FIELDS) - {"site_id"})
-            full["site_id"] = site_id
+            full.update(kinds)
             plan.creates.append(full)
+            if stream is not None:
+                stream.write(full)
+            continue
+        new_values = {k: v for k, v in full.items() if k in present}
+        changed = _compare(current, new_values)
+        if changed:
+            update = {"id": current["id"], **{k: new_values[k] for k in changed}}
+            update.update({f"{k}_kind": kinds[f"{k}_kind"] for k in changed if k in phones})
+            plan.updates.append((update, changed))
         else:
-            changed = _compare(current, new_values)
-            if changed:
-                plan.updates.append(
-                    ({"id": current["id"], **{k: new_values[k] for k in changed}}, changed)
-                )
-            else:
-                report.unchanged += 1
+            report.unchanged += 1
+    if stream is not None and plan.bad_lines:
+        stream.abort()
+        stream = None
+    plan.stream = stream
     if progress:
         progress(len(rows), len(rows))
     return plan
+
+
+def _new_sites(
+    rows: list[tuple[int, list[str]]], mapping: dict[str, int], sites: dict[str, uuid.UUID]
+) -> dict[str, uuid.UUID]:
+    """The sites a file names that do not exist yet, read as ``_plan_residents`` reads them."""
+    index = mapping.get("site")
+    found: dict[str, uuid.UUID] = {}
+    if index is None:
+        return found
+    for _line, values in rows:
+        cell = values[index] if index < len(values) else ""
+        if cell.strip():
+            name = normalize_site_name(cell)
+            if name and name not in sites and name not in found:
+                found[name] = new_id()
+    return found
+
+
+def _phone_kind(text: str) -> Any:
+    """The kind of a number the model will accept; None when it is blank or refused (the
+    model names the problem)."""
+    if not text:
+        return None
+    try:
+        return parse_phone(text).kind
+    except PhoneError:
+        return None
+
+
+def _resident_parsers(tz: ZoneInfo) -> dict[str, Callable[[str], Any]]:
+    """How each resident column's cell is read; any other column is NFKC-normalized."""
+
+    def flag(cell: str) -> bool:
+        return _parse_bool(cell)
+
+    return {
+        **dict.fromkeys(
+            ("lives_alone", "elderly", "disability", "pregnancy", "needs_interpreter"), flag
+        ),
+        "preferred_channel": lambda cell: (
+            _parse_choice(cell, _CHANNELS, "channel") if cell.strip() else Channel.sms
+        ),
+        "status": lambda cell: (
+            _parse_choice(cell, _STATUSES, "status") if cell.strip() else ResidentStatus.active
+        ),
+        "away_until": lambda cell: _parse_date(cell) if cell.strip() else None,
+        "consent_at": lambda cell: _consent_datetime(cell, tz) if cell.strip() else None,
+        "site": lambda cell: normalize_site_name(cell) if cell.strip() else None,
+        "language": lambda cell: _norm(cell) if cell.strip() else "ja",
+        "notes": str.strip,
+    }
 
 
 MEMBER_FIELDS = [
@@ -785,8 +835,8 @@ def _plan_members(
     mapping: dict[str, int],
     report: ImportReport,
     progress: Progress | None,
-) -> _Plan:
-    plan = _Plan()
+) -> Plan:
+    plan = Plan()
     existing = _existing(session, Member, org.id, MEMBER_FIELDS)
     header_of = {f: headers[i] for f, i in mapping.items()}
     seen: dict[str, int] = {}
@@ -865,8 +915,8 @@ def _plan_assignments(
     mapping: dict[str, int],
     report: ImportReport,
     progress: Progress | None,
-) -> _Plan:
-    plan = _Plan()
+) -> Plan:
+    plan = Plan()
     header_of = {f: headers[i] for f, i in mapping.items()}
     residents = dict(
         session.execute(
@@ -986,119 +1036,6 @@ def _plan_assignments(
     if progress:
         progress(len(rows), len(rows))
     return plan
-
-
-def _apply(
-    session: Session,
-    organization_id: uuid.UUID,
-    model: Any,
-    kind: str,
-    plan: _Plan,
-    actor: Actor,
-    report: ImportReport,
-) -> None:
-    now = utcnow()
-    audit_rows: list[dict[str, Any]] = []
-    entity = kind.removesuffix("s")
-    for name, site_id in plan.new_sites.items():
-        session.execute(
-            insert(Site),
-            [
-                {
-                    "id": site_id,
-                    "organization_id": organization_id,
-                    "name": name,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ],
-        )
-        audit_rows.append(
-            {
-                "action": "create",
-                "entity_type": "site",
-                "entity_id": site_id,
-                "fields": ["name"],
-                "detail": {"source": "csv import"},
-            }
-        )
-    if plan.deletes:
-        for start in range(0, len(plan.deletes), CHUNK):
-            session.execute(
-                Assignment.__table__.delete().where(
-                    Assignment.__table__.c.id.in_(plan.deletes[start : start + CHUNK])
-                )
-            )
-    rows = []
-    for values in plan.creates:
-        replaces = values.pop("_replaces", None)
-        row = {"id": new_id(), "organization_id": organization_id, "created_at": now, **values}
-        if model is not Assignment:
-            row["updated_at"] = now
-        if model is Resident:
-            row["phone_kind"] = phone_kind(values.get("phone"))
-            row["phone2_kind"] = phone_kind(values.get("phone2"))
-        elif model is Member:
-            row["phone_kind"] = phone_kind(values.get("phone"))
-        rows.append(row)
-        audit_rows.append(
-            {
-                "action": "update" if replaces else "create",
-                "entity_type": entity,
-                "entity_id": row["id"],
-                "fields": sorted(values),
-                "detail": {"source": "csv import", "replaces": str(replaces)}
-                if replaces
-                else {"source": "csv import"},
-            }
-        )
-    for start in range(0, len(rows), CHUNK):
-        # render_nulls: every row has the same keys, so each chunk is one executemany; without
-        # it the ORM leaves out None values and splits the chunk by which fields are empty.
-        session.execute(
-            insert(model).execution_options(render_nulls=True), rows[start : start + CHUNK]
-        )
-    updates = []
-    for values, changed in plan.updates:
-        extra: dict[str, Any] = {"updated_at": now}
-        if "phone" in changed:
-            extra["phone_kind"] = phone_kind(values.get("phone"))
-        if "phone2" in changed:
-            extra["phone2_kind"] = phone_kind(values.get("phone2"))
-        updates.append({**values, **extra})
-        audit_rows.append(
-            {
-                "action": "update",
-                "entity_type": entity,
-                "entity_id": values["id"],
-                "fields": changed,
-                "detail": {"source": "csv import"},
-            }
-        )
-    # Group by the set of changed columns: one executemany per shape.
-    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in updates:
-        shapes.setdefault(tuple(sorted(row)), []).append(row)
-    for group in shapes.values():
-        for start in range(0, len(group), CHUNK):
-            session.execute(update(model), group[start : start + CHUNK])
-    record_many(session=session, organization_id=organization_id, actor=actor, rows=audit_rows)
-    if audit_rows:
-        record(
-            session=session,
-            organization_id=organization_id,
-            actor=actor,
-            action="import",
-            entity_type=entity,
-            detail={
-                "created": report.created,
-                "updated": report.updated,
-                "unchanged": report.unchanged,
-                "rejected": report.rejected,
-                "rows": report.total_rows,
-                "encoding": report.encoding,
-            },
-        )
 
 
 def _reject_file(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
@@ -79,7 +80,7 @@ def _parse_phone(raw: str, region: str) -> ParsedPhone:
     text = unicodedata.normalize("NFKC", raw or "").translate(_DASHES).strip()
     if not text:
         raise PhoneError(N_("empty"))
-    if any(ch.isalpha() for ch in text.replace("ext", "")):
+    if _has_letters(text.replace("ext", "")):
         raise PhoneError(N_("contains letters"))
     try:
         number = phonenumbers.parse(text, region)
@@ -91,10 +92,12 @@ def _parse_phone(raw: str, region: str) -> ParsedPhone:
         phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
     ):
         raise PhoneError(_REASONS.get(possible, N_("not a possible phone number")))
-    if not phonenumbers.is_valid_number(number):
+    # A valid number always has a type, so the type is worked out first and validity only
+    # asked about a number without one: both walk the region's patterns (issue 20).
+    number_type = phonenumbers.number_type(number)
+    if number_type == PhoneNumberType.UNKNOWN and not phonenumbers.is_valid_number(number):
         region_code = phonenumbers.region_code_for_number(number) or region
         raise PhoneError(N_("not a valid number for %(region)s", region=region_code))
-    number_type = phonenumbers.number_type(number)
     if number_type in _REFUSED_TYPES:
         raise PhoneError(_REFUSED_TYPES[number_type])
     kind = PhoneKind.mobile if number_type in _MOBILE_TYPES else PhoneKind.landline
@@ -103,6 +106,17 @@ def _parse_phone(raw: str, region: str) -> ParsedPhone:
         kind = PhoneKind.landline
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return ParsedPhone(e164=e164, kind=kind)
+
+
+_ASCII_LETTERS = re.compile("[A-Za-z]")
+
+
+def _has_letters(text: str) -> bool:
+    """Whether any character is a letter (``str.isalpha``); typed numbers are mostly ASCII
+    once NFKC has folded full-width digits, and there a regular expression says it at once."""
+    if text.isascii():
+        return _ASCII_LETTERS.search(text) is not None
+    return any(ch.isalpha() for ch in text)
 
 
 def normalize_phone(raw: str | None) -> str | None:

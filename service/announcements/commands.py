@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from i18n.languages import get_language, mark_direction
@@ -27,12 +27,13 @@ from service.announcements.models import (
 )
 from service.announcements.recipients import Audience, audience, checked_sites
 from service.audit.service import Actor, record
+from service.common import new_id
 from service.errors import Conflict, Invalid, NotFound
 from service.registry.models import Organization
-from service.telephony.models import OutboxChannel, OutboxPurpose
-from service.telephony.outbox import enqueue
+from service.telephony.models import OutboxChannel, OutboxMessage, OutboxPurpose
+from service.telephony.outbox import outbox_row
 from service.texts import N_, Text
-from service.timeline.service import timeline
+from service.timeline.models import TimelineEvent
 from service.translation.errors import TranslationError
 from service.translation.languages import WRITTEN_BY_STAFF
 from service.translation.provider import Translator
@@ -417,42 +418,21 @@ def send(
         raise Conflict(
             N_("the cost is now %(segments)s segments; check it again", segments=data["segments"])
         )
+    # Claim the send: of two staff pressing "send" at once, the second waits for the
+    # first's row lock, then finds it sent (the unique delivery key is the backstop).
+    claimed = session.execute(
+        update(Announcement)
+        .where(
+            Announcement.id == row.id,  # type: ignore[arg-type]
+            Announcement.status == AnnouncementStatus.draft,  # type: ignore[arg-type]
+        )
+        .values(status=AnnouncementStatus.sent.value)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(N_("this announcement was already sent"))
     send_at = data["send_at"]
-    for person in people.recipients:
-        body = bodies[person.language]
-        assert body is not None
-        message = enqueue(
-            session,
-            organization_id=organization_id,
-            channel=OutboxChannel.sms,
-            purpose=OutboxPurpose.resident_notice,
-            to_phone=person.phone,
-            body=body,
-            locale=person.language,
-            resident_id=person.resident_id,
-            now=now,
-            not_before=send_at,
-            deadline=DELIVERY_DEADLINE,
-        )
-        session.flush()
-        session.add(
-            AnnouncementDelivery(
-                announcement_id=row.id,
-                resident_id=person.resident_id,
-                outbox_id=message.id,
-                language=person.language,
-            )
-        )
-        timeline(
-            session,
-            resident_id=person.resident_id,
-            organization_id=organization_id,
-            kind=TIMELINE_KIND,
-            at=now,
-            actor=actor.label,
-            outbox_id=message.id,
-            detail={"announcement_id": str(row.id), "language": person.language},
-        )
+    _enqueue_all(session, row, people, bodies, actor, now, send_at)
     row.status, row.sent_by, row.sent_at, row.send_at = (
         AnnouncementStatus.sent,
         actor.label,
@@ -479,3 +459,62 @@ def send(
     )
     session.flush()
     return row
+
+
+def _enqueue_all(
+    session: Session,
+    row: Announcement,
+    people: Audience,
+    bodies: dict[str, str | None],
+    actor: Actor,
+    now: datetime,
+    send_at: datetime,
+) -> None:
+    """One outbox row per recipient, then each resident's delivery and timeline entry, as
+    bulk inserts (the rows the outbox's own ``outbox_row`` makes for a round's fan-out)."""
+    messages = []
+    deliveries = []
+    events = []
+    for person in people.recipients:
+        body = bodies[person.language]
+        assert body is not None
+        message = outbox_row(
+            organization_id=row.organization_id,
+            channel=OutboxChannel.sms,
+            purpose=OutboxPurpose.resident_notice,
+            to_phone=person.phone,
+            body=body,
+            locale=person.language,
+            resident_id=person.resident_id,
+            now=now,
+            not_before=send_at,
+            deadline=DELIVERY_DEADLINE,
+        )
+        messages.append(message)
+        deliveries.append(
+            {
+                "id": new_id(),
+                "announcement_id": row.id,
+                "resident_id": person.resident_id,
+                "outbox_id": message["id"],
+                "language": person.language,
+            }
+        )
+        events.append(
+            {
+                "id": new_id(),
+                "organization_id": row.organization_id,
+                "resident_id": person.resident_id,
+                "at": now,
+                "kind": TIMELINE_KIND,
+                "outbox_id": message["id"],
+                "actor": actor.label,
+                "detail": {"announcement_id": str(row.id), "language": person.language},
+            }
+        )
+    for model, rows in (
+        (OutboxMessage, messages),
+        (AnnouncementDelivery, deliveries),
+        (TimelineEvent, events),
+    ):
+        session.execute(insert(model), rows)

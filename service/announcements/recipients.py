@@ -62,11 +62,22 @@ def audience(
 ) -> Audience:
     """The residents of the organization (on the chosen sites) who get the announcement,
     and how many are skipped, by reason (``policy.skip_reason``)."""
-    query = select(Resident).where(Resident.organization_id == organization_id)
+    # Only the columns the rules read: a plain row per resident, not an ORM object.
+    query = select(
+        Resident.id,
+        Resident.language,
+        Resident.status,
+        Resident.away_until,
+        Resident.consent_at,
+        Resident.phone,
+        Resident.phone_kind,
+        Resident.phone2,
+        Resident.phone2_kind,
+    ).where(Resident.organization_id == organization_id)  # type: ignore[arg-type]
     if site_ids:
         ids = [uuid.UUID(site) for site in site_ids]
         query = query.where(Resident.site_id.in_(ids))  # type: ignore[union-attr]
-    residents = list(session.execute(query.order_by(Resident.id)).scalars())  # type: ignore[arg-type]
+    residents = list(session.execute(query.order_by(Resident.id)))  # type: ignore[arg-type]
     today = now.astimezone(ZoneInfo(tz)).date()
     dead = dead_numbers_of(session, residents)
     result = Audience()

@@ -32,11 +32,11 @@ DISCOVER_BATCH = 500
 def discover_replies(session: Session, *, now: datetime, limit: int | None = None) -> int:
     """Give every recent inbound SMS that has no translation row yet its row.
 
-    Looked at: SMS (not keypad digits) that an organization owns, from a resident or an
-    unknown number (a member writes to us in Japanese), acted on within ``LOOKBACK``. Free
-    text becomes ``pending``; digits, emoji and Japanese become ``skipped``, so that they
-    are looked at once. The one-character bodies that most replies are ("1") are left out
-    in the query itself, so a round's worth of "1" costs the job nothing.
+    Looked at: SMS and app messages (WhatsApp, LINE; not keypad digits) that an organization
+    owns, from a resident or an unknown number (a member writes to us in Japanese), acted on
+    within ``LOOKBACK``. Free text becomes ``pending``; digits, emoji and Japanese become
+    ``skipped``, so that they are looked at once. The one-character bodies that most replies
+    are ("1") are left out in the query itself, so a round's worth of "1" costs the job nothing.
     """
     since = now - LOOKBACK
     limit = limit or DISCOVER_BATCH
@@ -44,7 +44,8 @@ def discover_replies(session: Session, *, now: datetime, limit: int | None = Non
         select(InboundMessage.id, InboundMessage.organization_id, InboundMessage.body)
         .where(
             col(InboundMessage.processed_at) >= since,
-            InboundMessage.channel == "sms",
+            # Written words from any channel (not keypad digits): SMS, WhatsApp, LINE.
+            col(InboundMessage.channel).in_(("sms", "whatsapp", "line")),
             col(InboundMessage.member_id).is_(None),
             col(InboundMessage.organization_id).is_not(None),
             func.length(InboundMessage.body) > 1,

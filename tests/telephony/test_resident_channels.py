@@ -558,3 +558,19 @@ def test_an_app_reply_loop_is_read_but_not_answered_past_the_cap(apps, monkeypat
             .where(InboundMessage.resident_id.in_(list(world.residents.values())))
         ).scalar_one()
     assert (answers, read) == (2, 8)
+
+
+def test_free_text_on_an_app_is_queued_for_translation_for_staff(apps):
+    from service.translation.models import Translation
+    from service.translation.service import discover_replies
+
+    world, _wire = apps
+    resident_on(world, "R1", ["whatsapp", "line", "sms"], language="vi")
+    link_line(world, "R1")
+    whatsapp(world, "mẹ tôi bị ngã")
+    line_post(world, [text_event(LINE_USER, "xin hãy đến", "m-vi")])
+    with Session(world.engine) as s:
+        assert discover_replies(s, now=world.clock.now()) == 2
+        s.commit()
+        pending = s.execute(select(Translation.status)).scalars().all()
+    assert sorted(pending) == ["pending", "pending"]

@@ -16,7 +16,7 @@ from enum import StrEnum
 from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
-from service.common import id_field, timestamp_field
+from service.common import StrictBody, id_field, timestamp_field
 
 
 class PartnershipStatus(StrEnum):
@@ -70,7 +70,7 @@ class PartnershipPublic(SQLModel):
     direction: str | None = None  # "sent" or "received"
 
 
-class PartnershipInvite(SQLModel):
+class PartnershipInvite(StrictBody):
     """``organization_id`` or ``organization_name`` (exact) names the organization invited."""
 
     organization_id: uuid.UUID | None = None

@@ -24,6 +24,7 @@ from service.common import utcnow
 from service.errors import DomainError, Invalid, NotFound
 from service.escalations.models import Escalation
 from service.partners import service as partners
+from service.partners.models import Partnership, PartnershipStatus
 from service.referrals import policy
 from service.referrals.models import (
     OPEN_REFERRAL,
@@ -381,14 +382,19 @@ def list_sent(
     return rows
 
 
+def _partnership_active(session: Session, referral: Referral) -> bool:
+    """Whether the partnership the referral was sent under is still active: a referral left
+    open when a partnership ended stays hidden even if the two partner again later."""
+    partnership = session.get(Partnership, referral.partnership_id)
+    return partnership is not None and partnership.status == PartnershipStatus.active
+
+
 def _readable_by_partner(session: Session, org_id: uuid.UUID, referral_id: uuid.UUID) -> Referral:
     referral = session.get(Referral, referral_id)
     if (
         referral is None
         or referral.partner_org_id != org_id
-        or not policy.partner_can_read(
-            referral.status, partners.are_partners(session, org_id, referral.organization_id)
-        )
+        or not policy.partner_can_read(referral.status, _partnership_active(session, referral))
     ):
         raise _referral_not_found()
     return referral
@@ -424,15 +430,13 @@ def get_received(*, session: Session, user: User, referral_id: uuid.UUID) -> Ref
 def list_received(*, session: Session, user: User) -> list[Referral]:
     """The open referrals partners sent to the caller's organization: its inbox."""
     org_id = user.organization_id
-    partner_ids = partners.partner_org_ids(session, org_id)
-    if not partner_ids:
-        return []
     rows = list(
         session.exec(
             select(Referral)
+            .join(Partnership, col(Partnership.id) == Referral.partnership_id)
             .where(
                 Referral.partner_org_id == org_id,
-                col(Referral.organization_id).in_(list(partner_ids)),
+                Partnership.status == PartnershipStatus.active,
                 col(Referral.status).in_(list(OPEN_REFERRAL)),
             )
             .order_by(col(Referral.created_at).desc())

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from service.auth.deps import Admin, Coordinator, CurrentUser
 from service.common import Page
 from service.db import SessionDep
-from service.errors import Invalid, NotFound
+from service.errors import ErrorResponse, Invalid, NotFound
 from service.partners import service as partners
 from service.partners.models import Partnership, PartnershipInvite, PartnershipPublic
 from service.referrals import service as referrals
@@ -72,7 +72,13 @@ def _organization_to_invite(session: Session, data: PartnershipInvite) -> uuid.U
     return org.id
 
 
-@router.post("/partnerships", response_model=PartnershipPublic, status_code=201, tags=["partners"])
+@router.post(
+    "/partnerships",
+    response_model=PartnershipPublic,
+    status_code=201,
+    tags=["partners"],
+    responses={404: {"model": ErrorResponse, "description": "No such organization."}},
+)
 def invite_partner(session: SessionDep, user: Admin, data: PartnershipInvite) -> PartnershipPublic:
     row = partners.invite(session, user, _organization_to_invite(session, data))
     session.commit()
@@ -170,7 +176,18 @@ def partner_view(session: Session, referral: Referral) -> PartnerReferralPublic:
     )
 
 
-@router.post("/referrals", response_model=ReferralPublic, status_code=201, tags=["referrals"])
+@router.post(
+    "/referrals",
+    response_model=ReferralPublic,
+    status_code=201,
+    tags=["referrals"],
+    responses={
+        404: {
+            "model": ErrorResponse,
+            "description": "No such case or task, or the organization is not an active partner.",
+        }
+    },
+)
 def send_referral(session: SessionDep, user: Coordinator, data: ReferralCreate) -> ReferralPublic:
     referral = referrals.send_referral(session=session, user=user, data=data)
     session.commit()

@@ -282,6 +282,11 @@ def test_non_partners_and_ended_partnerships_get_404(client, engine, world):
         headers=council.headers,
     )
     assert r.status_code == 404
+    # Partners again: a referral left open under the ended partnership stays hidden.
+    _partner_up(client, council_admin, group_admin)
+    r = client.get(f"/api/v1/referrals-received/{sent['id']}", headers=group.headers)
+    assert r.status_code == 404
+    assert client.get("/api/v1/referrals-received", headers=group.headers).json()["count"] == 0
 
 
 @pytest.mark.parametrize(

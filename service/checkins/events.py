@@ -883,15 +883,16 @@ def _household_waiting(session: Session, phone: str) -> list[Resident]:
     """Residents who share this number and are each waiting for an answer."""
     from service.checkins.models import CheckIn, CheckInState
 
+    # IN, not JOIN ... DISTINCT: PostgreSQL cannot compare the JSON columns (channels) of
+    # a resident, which DISTINCT over the whole row would.
+    waiting = select(CheckIn.resident_id).where(CheckIn.state == CheckInState.waiting)
     return list(
         session.execute(
             select(Resident)
-            .join(CheckIn, CheckIn.resident_id == Resident.id)
             .where(
                 or_(Resident.phone == phone, Resident.phone2 == phone),
-                CheckIn.state == CheckInState.waiting,
+                Resident.id.in_(waiting),  # type: ignore[attr-defined]
             )
-            .distinct()
             .order_by(Resident.id)
         ).scalars()
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +28,7 @@ from sqlmodel import Session
 
 from service.audit.service import Actor, record
 from service.common import new_id
+from service.registry.channels import check_channels
 from service.registry.csv_apply import CreateStream, Plan, apply_plan, uses_copy
 from service.registry.models import (
     Assignment,
@@ -159,6 +161,8 @@ RESIDENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "phone2": ("phone2", "second_phone", "電話番号2", "予備電話", "固定電話", "連絡先2"),
     "language": ("language", "lang", "言語", "使用言語", "対応言語"),
     "preferred_channel": ("preferred_channel", "channel", "連絡方法", "連絡手段", "希望連絡方法"),
+    # The apps and phone channels in the resident's order: "line, whatsapp, sms, voice".
+    "channels": ("channels", "channel_order", "連絡アプリ", "連絡手段の順番", "連絡する順番"),
     "site": ("site", "site_name", "団地", "仮設団地", "団地名", "住宅団地", "仮設住宅"),
     "unit": ("unit", "room", "部屋番号", "号室", "住戸", "住戸番号"),
     "household": ("household", "世帯", "世帯番号"),
@@ -217,6 +221,7 @@ RESIDENT_EXPORT_HEADERS_JA = {
     "phone2": "電話番号2",
     "language": "言語",
     "preferred_channel": "連絡方法",
+    "channels": "連絡アプリ",
     "site": "団地",
     "unit": "部屋番号",
     "household": "世帯",
@@ -628,6 +633,7 @@ RESIDENT_FIELDS = [
     "phone2",
     "language",
     "preferred_channel",
+    "channels",
     "site_id",
     "unit",
     "household",
@@ -791,6 +797,15 @@ def _phone_kind(text: str) -> Any:
         return None
 
 
+def _parse_channels(cell: str) -> list[str]:
+    """'line, whatsapp, sms' (or with 、 ; / or spaces between): each known, in order."""
+    names = [name for name in re.split(r"[,、;/\s]+", _norm(cell)) if name]
+    try:
+        return check_channels(names) or []
+    except TextError as exc:
+        raise _BadValue(exc.text) from None
+
+
 def _resident_parsers(tz: ZoneInfo) -> dict[str, Callable[[str], Any]]:
     """How each resident column's cell is read; any other column is NFKC-normalized."""
 
@@ -807,6 +822,7 @@ def _resident_parsers(tz: ZoneInfo) -> dict[str, Callable[[str], Any]]:
         "status": lambda cell: (
             _parse_choice(cell, _STATUSES, "status") if cell.strip() else ResidentStatus.active
         ),
+        "channels": _parse_channels,
         "away_until": lambda cell: _parse_date(cell) if cell.strip() else None,
         "consent_at": lambda cell: _consent_datetime(cell, tz) if cell.strip() else None,
         "site": lambda cell: normalize_site_name(cell) if cell.strip() else None,
@@ -1102,6 +1118,8 @@ def export_residents(
         for f in fields:
             if f == "site":
                 value: Any = sites.get(resident.site_id, "") if resident.site_id else ""
+            elif f == "channels":
+                value = ", ".join(resident.channels or [])
             elif f in ("phone", "phone2"):
                 # 090-1234-5678, not 09012345678 (a number to Excel, which drops the 0)
                 # nor +8190… (a formula to Excel); foreign numbers keep their +, neutralized.

@@ -206,7 +206,8 @@ def sweep_checkins(
     done = 0
     for _ in range(max_batches):
         now = now_fn()
-        with Session(engine) as session:
+        # The session ends with the batch: expiring its hundreds of objects at commit is waste.
+        with Session(engine, expire_on_commit=False) as session:
             ids = checkins.due_checkin_ids(session, now, batch)
             if not ids:
                 break

@@ -10,10 +10,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Integer,
+    Uuid,
+    bindparam,
     exists,
+    func,
     select,
     update,
 )
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from service.audit.service import Actor, record
@@ -131,6 +138,7 @@ def advance_checkins(session: Session, checkin_ids: list[uuid.UUID], now: dateti
         steps = [step for step in steps if step.checkin.id in claimed]
     attempts: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
+    moves: list[tuple[CheckIn, int, datetime | None]] = []
     exhausted: list[tuple[CheckIn, Resident, Round]] = []
     for step in steps:
         checkin = step.checkin
@@ -150,14 +158,61 @@ def advance_checkins(session: Session, checkin_ids: list[uuid.UUID], now: dateti
         if step.attempt is not None:
             attempts.append(step.attempt)
             outbox.append(step.message)
-            checkin.step_index = step.step_index
-        checkin.next_action_at = step.next_action_at
-        checkin.updated_at = now
+        moves.append(
+            (
+                checkin,
+                step.step_index if step.attempt is not None else checkin.step_index,
+                step.next_action_at,
+            )
+        )
     insert_rows(session, Attempt.__table__, attempts)  # type: ignore[attr-defined]
     insert_rows(session, OutboxMessage.__table__, outbox)  # type: ignore[attr-defined]
+    _record_moves(session, moves, now, sqlite)
     if exhausted:
         _escalate_exhausted_plans(session, exhausted, now)
     return len(steps)
+
+
+def _record_moves(
+    session: Session, moves: list[tuple[CheckIn, int, datetime | None]], now: datetime, sqlite: bool
+) -> None:
+    """Write the batch's new step and deadline of each check-in in one statement (the unit
+    of work would send one UPDATE per row), and give the loaded check-ins the same values
+    as their committed state, so nothing is left for it to flush."""
+    if not moves:
+        return
+    table = CheckIn.__table__  # type: ignore[attr-defined]
+    if sqlite:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                step_index=bindparam("b_step"), next_action_at=bindparam("b_next"), updated_at=now
+            ),
+            [{"b_id": c.id, "b_step": s, "b_next": n} for c, s, n in moves],
+        )
+    else:
+        values = (
+            select(
+                func.unnest(bindparam("ids", type_=ARRAY(Uuid()))).label("id"),
+                func.unnest(bindparam("steps", type_=ARRAY(Integer()))).label("step"),
+                func.unnest(bindparam("nexts", type_=ARRAY(DateTime(timezone=True)))).label("next"),
+            )
+        ).subquery()
+        session.execute(
+            update(table)
+            .where(table.c.id == values.c.id)
+            .values(step_index=values.c.step, next_action_at=values.c.next, updated_at=now),
+            {
+                "ids": [c.id for c, _s, _n in moves],
+                "steps": [s for _c, s, _n in moves],
+                "nexts": [n for _c, _s, n in moves],
+            },
+        )
+    for checkin, step_index, next_action_at in moves:
+        set_committed_value(checkin, "step_index", step_index)
+        set_committed_value(checkin, "next_action_at", next_action_at)
+        set_committed_value(checkin, "updated_at", now)
 
 
 @dataclass(slots=True)

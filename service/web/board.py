@@ -8,8 +8,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Float, and_, cast, extract, func, select
 from sqlmodel import Session
 
 from service.checkins.models import CheckIn, CheckInState, Round, StaffTask
@@ -89,28 +90,37 @@ class RoundSummary:
 
 
 def count_rounds(
-    session: Session, organization_id: uuid.UUID, round_ids: list[uuid.UUID]
+    session: Session,
+    organization_id: uuid.UUID,
+    round_ids: list[uuid.UUID],
+    by_site: set[uuid.UUID] | None = None,
 ) -> dict[uuid.UUID, dict[uuid.UUID | None, Counts]]:
-    """Counts by round and site in one grouped query: the board's only heavy read."""
+    """Counts by round and site in grouped queries: the board's only heavy read. Only the
+    rounds in ``by_site`` (default: all) are counted per site, which needs each check-in's
+    resident; the others are counted as a whole, under the key None."""
     result: dict[uuid.UUID, dict[uuid.UUID | None, Counts]] = {r: {} for r in round_ids}
-    if not round_ids:
-        return result
-    rows = session.execute(
-        select(
-            CheckIn.round_id,
-            Resident.site_id,
-            CheckIn.state,
-            CheckIn.flagged,
-            Escalation.state,
-            func.count(),
-        )
-        .join(Resident, Resident.id == CheckIn.resident_id)
-        .outerjoin(Escalation, Escalation.id == CheckIn.escalation_id)
-        .where(CheckIn.organization_id == organization_id, CheckIn.round_id.in_(round_ids))  # type: ignore[attr-defined]
-        .group_by(
-            CheckIn.round_id, Resident.site_id, CheckIn.state, CheckIn.flagged, Escalation.state
-        )
-    ).all()
+    per_site = [r for r in round_ids if by_site is None or r in by_site]
+    whole = [r for r in round_ids if r not in per_site]
+    grouped = (CheckIn.state, CheckIn.flagged, Escalation.state)
+    rows: list[Any] = []
+    if per_site:
+        rows += session.execute(
+            select(CheckIn.round_id, Resident.site_id, *grouped, func.count())
+            .join(Resident, Resident.id == CheckIn.resident_id)
+            .outerjoin(Escalation, Escalation.id == CheckIn.escalation_id)
+            .where(CheckIn.organization_id == organization_id, CheckIn.round_id.in_(per_site))  # type: ignore[attr-defined]
+            .group_by(CheckIn.round_id, Resident.site_id, *grouped)
+        ).all()
+    if whole:
+        rows += [
+            (round_id, None, *rest)
+            for round_id, *rest in session.execute(
+                select(CheckIn.round_id, *grouped, func.count())
+                .outerjoin(Escalation, Escalation.id == CheckIn.escalation_id)
+                .where(CheckIn.organization_id == organization_id, CheckIn.round_id.in_(whole))  # type: ignore[attr-defined]
+                .group_by(CheckIn.round_id, *grouped)
+            ).all()
+        ]
     for round_id, site_id, state, flagged, escalation_state, count in rows:
         counts = result[round_id].setdefault(site_id, Counts())
         answer = _answer_bucket(str(state), bool(flagged))
@@ -135,9 +145,14 @@ def recent_rounds(session: Session, organization_id: uuid.UUID, limit: int = REC
 
 
 def summarize(
-    session: Session, organization_id: uuid.UUID, rounds: list[Round]
+    session: Session,
+    organization_id: uuid.UUID,
+    rounds: list[Round],
+    sites_for: set[uuid.UUID] | None = None,
 ) -> list[RoundSummary]:
-    counted = count_rounds(session, organization_id, [r.id for r in rounds])
+    """Each round's counts; per site only for the rounds in ``sites_for`` (default: all),
+    the others with no site rows (the board shows sites for the selected round alone)."""
+    counted = count_rounds(session, organization_id, [r.id for r in rounds], sites_for)
     site_names = dict(
         session.execute(
             select(Site.id, Site.name).where(Site.organization_id == organization_id)
@@ -152,6 +167,7 @@ def summarize(
         sites = [
             SiteRow(site_id=site_id, name=site_names.get(site_id) if site_id else None, counts=c)
             for site_id, c in by_site.items()
+            if sites_for is None or round_.id in sites_for
         ]
         sites.sort(key=lambda row: (row.name is None, row.name or ""))
         summaries.append(RoundSummary(round=round_, counts=total, sites=sites))
@@ -257,25 +273,66 @@ def _tick_step(value: int) -> int:
         magnitude *= 10
 
 
+def _reply_bins(
+    session: Session, round_: Round, start: datetime, now: datetime
+) -> tuple[int, float, dict[str, list[int]]]:
+    """How many of the round's residents replied, the chart's span in seconds, and the
+    replies and "fine" answers per bin. PostgreSQL counts the bins itself (a million-resident
+    round has hundreds of thousands of replies: they never leave the database); SQLite's
+    date arithmetic is not exact enough for that, so its rows are binned here."""
+    round_replies = (CheckIn.round_id == round_.id, CheckIn.replied_at.is_not(None))  # type: ignore[union-attr]
+    series: dict[str, list[int]] = {"replied": [0] * (CHART_BINS + 1), "ok": [0] * (CHART_BINS + 1)}
+
+    def span_to(last: datetime | None) -> float:
+        end = max(now, last) if last is not None else now
+        return (max(end, start + timedelta(minutes=10)) - start).total_seconds()
+
+    def add(index: int, state_ok: bool, count: int) -> None:
+        index = min(max(index, 0), CHART_BINS)
+        series["replied"][index] += count
+        if state_ok:
+            series["ok"][index] += count
+
+    if session.get_bind().dialect.name != "postgresql":
+        times = [
+            (aware(at), str(state))
+            for at, state in session.execute(
+                select(CheckIn.replied_at, CheckIn.state).where(*round_replies)
+            ).all()
+        ]
+        span = span_to(max(t for t, _ in times) if times else None)
+        for at, state in times:
+            add(
+                int((at - start).total_seconds() / span * CHART_BINS) if span else 0,
+                state == "ok",
+                1,
+            )
+        return len(times), span, series
+    replied, last = session.execute(
+        select(func.count(), func.max(CheckIn.replied_at)).where(*round_replies)
+    ).one()
+    span = span_to(aware(last))
+    # The same arithmetic as above, in double precision: (seconds / span) * bins, truncated.
+    seconds = cast(extract("epoch", CheckIn.replied_at - start), Float)
+    index = func.floor(seconds / span * CHART_BINS)
+    is_ok = CheckIn.state == CheckInState.ok.value
+    for bin_index, state_ok, count in session.execute(
+        select(index, is_ok, func.count()).where(*round_replies).group_by(index, is_ok)
+    ).all():
+        add(int(bin_index), bool(state_ok), count)
+    return replied, span, series
+
+
 def response_chart(session: Session, round_: Round, total: int, now: datetime) -> Chart:
     """Cumulative replies and "fine" answers since the round started, drawn on the server so
     the page needs no charting script."""
-    rows = session.execute(
-        select(CheckIn.replied_at, CheckIn.state).where(
-            CheckIn.round_id == round_.id,
-            CheckIn.replied_at.is_not(None),  # type: ignore[union-attr]
-        )
-    ).all()
     start = aware(round_.started_at)
     assert start is not None
-    times = [(aware(at), str(state)) for at, state in rows]
-    end = max([now, *[t for t, _ in times]]) if times else now
-    end = max(end, start + timedelta(minutes=10))
-    span = (end - start).total_seconds()
+    replied, span, binned = _reply_bins(session, round_, start, now)
     left, right = MARGIN_LEFT, CHART_WIDTH - MARGIN_RIGHT
     top, bottom = MARGIN_TOP, CHART_HEIGHT - MARGIN_BOTTOM
-    step = _tick_step(max(total, len(times), 1))
-    y_max = -(-max(total, len(times), 1) // step) * step
+    step = _tick_step(max(total, replied, 1))
+    y_max = -(-max(total, replied, 1) // step) * step
 
     def x_at(moment: datetime) -> float:
         offset = min(max((moment - start).total_seconds(), 0.0), span)
@@ -285,15 +342,9 @@ def response_chart(session: Session, round_: Round, total: int, now: datetime) -
         return round(bottom - (bottom - top) * count / y_max, 1)
 
     series = []
-    for key, keep in (("replied", None), ("ok", CheckInState.ok.value)):
-        bins = [0] * (CHART_BINS + 1)
-        for at, state in times:
-            if keep is not None and state != keep:
-                continue
-            index = int((at - start).total_seconds() / span * CHART_BINS) if span else 0
-            bins[min(max(index, 0), CHART_BINS)] += 1
+    for key in ("replied", "ok"):
         points, running = [], 0
-        for index, count in enumerate(bins):
+        for index, count in enumerate(binned[key]):
             running += count
             moment = start + timedelta(seconds=span * index / CHART_BINS)
             points.append(f"{x_at(moment)},{y_at(running)}")
@@ -315,5 +366,5 @@ def response_chart(session: Session, round_: Round, total: int, now: datetime) -
         x_ticks=x_ticks,
         y_ticks=y_ticks,
         total=total,
-        replied=len(times),
+        replied=replied,
     )

@@ -180,7 +180,9 @@ def _board_context(session: Session, staff: Staff, round_id: uuid.UUID | None) -
         chosen = session.get(Round, round_id)
         if chosen is not None and chosen.organization_id == org_id:
             rounds = [chosen, *rounds]
-    summaries = board_data.summarize(session, org_id, rounds)
+    # Sites are counted for the round shown (the one asked for, else the newest) alone.
+    shown = next((r.id for r in rounds if r.id == round_id), rounds[0].id if rounds else None)
+    summaries = board_data.summarize(session, org_id, rounds, sites_for={shown} if shown else None)
     selected = next((s for s in summaries if s.round.id == round_id), None) or (
         summaries[0] if summaries else None
     )

@@ -26,7 +26,7 @@ from service.checkins.models import (
     Round,
 )
 from service.common import aware
-from service.registry.channels import APP_CHANNELS, address_on
+from service.registry.channels import APP_CHANNELS, CHANNELS, address_on
 from service.registry.models import (
     Organization,
     ResidentStatus,
@@ -209,7 +209,7 @@ def _app_phone(resident: Any, channel: str, address: str | None) -> str:
     """What an app attempt records as its number: the phone itself for WhatsApp; for an
     app addressed otherwise (LINE), the app's name (the address is on the outbox row)."""
     assert address is not None
-    return address if len(address) <= 20 and address.startswith("+") else channel
+    return address if CHANNELS[channel].by_phone else channel
 
 
 def _checkin_body(

@@ -49,15 +49,17 @@ def _line_user(resident: Any) -> str | None:
 class ChannelKind:
     """One channel: ``app`` channels are tried first, in the resident's order, each falling
     back to the next when its message is not delivered; ``address`` finds the resident's
-    address on it (None: not reachable there)."""
+    address on it (None: not reachable there); ``by_phone``: that address is a phone number
+    (otherwise an id of the app's own, like a LINE user id)."""
 
     name: str
     app: bool
     address: Callable[[Any], str | None]
+    by_phone: bool = True
 
 
 CHANNELS: dict[str, ChannelKind] = {
-    "line": ChannelKind("line", app=True, address=_line_user),
+    "line": ChannelKind("line", app=True, address=_line_user, by_phone=False),
     "whatsapp": ChannelKind("whatsapp", app=True, address=_mobile),
     "sms": ChannelKind("sms", app=False, address=_mobile),
     "voice": ChannelKind("voice", app=False, address=lambda r: r.phone or r.phone2),

@@ -441,9 +441,18 @@ def send(
     )
     row.override_quiet_hours = override_quiet_hours
     row.recipients, row.segments, row.updated_at = len(people.recipients), data["segments"], now
+    _audit_send(session, row, actor, data, held=send_at != now)
+    session.flush()
+    return row
+
+
+def _audit_send(
+    session: Session, row: Announcement, actor: Actor, data: dict[str, Any], *, held: bool
+) -> None:
+    """Who sent it, to how many, in which languages, at what cost: never the text."""
     record(
         session=session,
-        organization_id=organization_id,
+        organization_id=row.organization_id,
         actor=actor,
         action="send",
         entity_type=ENTITY,
@@ -453,12 +462,10 @@ def send(
             "segments": row.segments,
             "languages": {line["language"]: line["recipients"] for line in data["languages"]},
             "skipped": data["skipped"],
-            "override_quiet_hours": override_quiet_hours,
-            "held_until": send_at.isoformat() if send_at != now else None,
+            "override_quiet_hours": row.override_quiet_hours,
+            "held_until": row.send_at.isoformat() if held and row.send_at else None,
         },
     )
-    session.flush()
-    return row
 
 
 def _enqueue_all(

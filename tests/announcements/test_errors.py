@@ -87,6 +87,9 @@ def test_another_organizations_announcement_does_not_exist_and_viewers_cannot_se
         assert response.status_code == 404, (path, response.text)
     viewer = make_staff(client, engine, org=ORG, role=Role.viewer)
     assert client.get(base, headers=viewer.headers).status_code == 200
+    listed = client.get("/api/v1/announcements", headers=viewer.headers).json()
+    assert [row["id"] for row in listed] == [created.json()["id"]]
+    assert client.get("/api/v1/announcements", headers=stranger.headers).json() == []
     assert client.post(f"{base}/send", json={}, headers=viewer.headers).status_code == 403
     assert (
         client.post(
@@ -167,3 +170,50 @@ def test_the_japanese_original_is_not_edited_and_unknown_languages_are_refused(c
     assert long.status_code == 422
     nothing = client.post(f"{base}/texts/km/confirm", json={}, headers=staff.headers)
     assert nothing.status_code == 422
+
+
+def test_two_staff_sending_at_once_send_it_once(council, engine):
+    """The second send waits for the first (its row lock on PostgreSQL, the write lock on
+    SQLite), then finds it sent: 409, and each resident has one message."""
+    import threading
+    import uuid
+
+    from sqlmodel import Session
+
+    from service.announcements import commands
+    from service.audit.service import Actor
+    from service.errors import Conflict
+
+    world, client, staff = council
+    created = client.post(
+        "/api/v1/announcements", json={"text": NOTICE}, headers=staff.headers
+    ).json()
+    base = f"/api/v1/announcements/{created['id']}"
+    client.post(f"{base}/texts/km/confirm", json={"fallback": "ja"}, headers=staff.headers)
+    now = world.clock.now()
+    args = {
+        "organization_id": staff.org_id,
+        "announcement_id": uuid.UUID(created["id"]),
+        "now": now,
+    }
+    outcome: list[object] = []
+
+    def second() -> None:
+        with Session(engine) as s:
+            try:
+                commands.send(s, actor=Actor(label="B"), **args)
+                s.commit()
+                outcome.append("sent")
+            except Conflict:
+                outcome.append("conflict")
+
+    with Session(engine) as first:
+        commands.send(first, actor=Actor(label="A"), **args)
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=0.5)
+        assert thread.is_alive()  # waiting for the first to finish
+        first.commit()
+    thread.join(timeout=30)
+    assert outcome == ["conflict"]
+    assert _count(world, AnnouncementDelivery) == 2

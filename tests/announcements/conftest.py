@@ -12,6 +12,9 @@ from tests.translation.conftest import (
     deepl_wire,
     e164,
     forms,
+    google,
+    google_wire,
+    service_account_key,
     world,
 )
 from tests.web.conftest import browser_context, chromium, live_server, log_in_browser, screenshot
@@ -27,8 +30,11 @@ __all__ = [
     "deepl_wire",
     "e164",
     "forms",
+    "google",
+    "google_wire",
     "live_server",
     "log_in_browser",
     "screenshot",
+    "service_account_key",
     "world",
 ]

@@ -45,6 +45,21 @@ ACTIONS: dict[str, str] = {
     "late": N_("Ran late"),
     "issue_reset": N_("Password reset issued"),
     "use_reset": N_("Password reset used"),
+    "partnership_invite": N_("Partnership invited"),
+    "partnership_accept": N_("Partnership accepted"),
+    "partnership_decline": N_("Partnership declined"),
+    "partnership_end": N_("Partnership ended"),
+    "consent_record": N_("Consent to share recorded"),
+    "consent_withdraw": N_("Consent to share withdrawn"),
+    "referral_send": N_("Referral sent"),
+    "referral_receive": N_("Referral received"),
+    "referral_accept": N_("Referral accepted"),
+    "referral_decline": N_("Referral declined"),
+    "referral_contact": N_("Referral: contact made"),
+    "referral_outcome": N_("Referral: outcome recorded"),
+    "referral_close": N_("Referral closed"),
+    "partner_read": N_("Viewed by the partner"),
+    "partner_list": N_("Listed by the partner"),
 }
 
 ENTITY_TYPES: dict[str, str] = {
@@ -63,6 +78,8 @@ ENTITY_TYPES: dict[str, str] = {
     "outbox": N_("Outgoing message"),
     "jma_bulletin": N_("Weather bulletin"),
     "jma_trigger_policy": N_("Weather warning rule"),
+    "partnership": N_("Partnership"),
+    "referral": N_("Referral"),
 }
 
 # Pages an entry can link to, by entity type.

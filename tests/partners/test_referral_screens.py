@@ -96,6 +96,10 @@ def test_refer_with_consent_then_partner_answers_on_screens(client, engine, refe
     assert "連携先が結果を記録した" in resident_page.text and "Trần Văn Minh" in resident_page.text
     sent = client.get(f"/referrals/{referral_id}")
     assert sent.status_code == 200 and "支援できた" in sent.text
+    # The council's audit screen names the partner's reads and steps in words.
+    _forms(client, council_admin.email)
+    audit = client.get("/audit?entity_type=referral")
+    assert "連携先が閲覧" in audit.text and "紹介：結果を記録" in audit.text
 
 
 def test_anonymous_request_on_screens_carries_nothing_personal(client, engine, referral_world):

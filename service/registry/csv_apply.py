@@ -138,10 +138,10 @@ class _RowBuilder:
             _add_kind(row, "phone2", "phone2_kind")
         elif model is Member:
             _add_kind(row, "phone", "phone_kind")
-        shape = tuple(sorted(k for k in values if not k.endswith("phone_kind")))
-        fields = self.fields_of.get(shape)
+        keys = tuple(values)  # the plan's rows share their keys' order: sort once per shape
+        fields = self.fields_of.get(keys)
         if fields is None:
-            fields = self.fields_of[shape] = list(shape)
+            fields = self.fields_of[keys] = sorted(k for k in keys if not k.endswith("phone_kind"))
         if replaces:
             detail = {**_SOURCE, "replaces": str(replaces)}
             audit_rows.append(_audit("update", self.entity, row["id"], fields, detail))

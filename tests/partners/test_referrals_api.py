@@ -438,3 +438,35 @@ def test_a_case_is_referred_and_its_steps_show_on_the_case(client, engine, world
         headers=group.headers,
     )
     assert r.status_code == 404
+
+
+def test_an_inbox_item_is_referred_and_a_strangers_message_is_refused(client, engine, world):
+    council_admin, council, group_admin, group, ids = world
+    _partner_up(client, council_admin, group_admin)
+    with Session(engine) as s:
+        unclear = StaffTask(
+            organization_id=council.org_id, kind=TaskKind.unclear, resident_id=ids["resident"]
+        )
+        stranger = StaffTask(organization_id=council.org_id, kind=TaskKind.unknown_sender)
+        s.add_all([unclear, stranger])
+        s.commit()
+        unclear_id, stranger_id = unclear.id, stranger.id
+    sent = _refer(
+        client, council, group, ids, source_kind="inbox", source_id=str(unclear_id), anonymous=True
+    )
+    assert sent["task_id"] == str(unclear_id) and sent["source_kind"] == "inbox"
+    ja = {**council.headers, "Accept-Language": "ja"}
+    base = {"partner_org_id": str(group.org_id), "reason": "other", "anonymous": True}
+    r = client.post(
+        "/api/v1/referrals",
+        json={**base, "source_kind": "callback", "source_id": str(unclear_id)},
+        headers=ja,
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "source_kind"]
+    assert "折り返し" in r.json()["detail"][0]["msg"]
+    r = client.post(
+        "/api/v1/referrals",
+        json={**base, "source_kind": "inbox", "source_id": str(stranger_id)},
+        headers=ja,
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "source_id"]

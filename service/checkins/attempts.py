@@ -26,6 +26,7 @@ from service.checkins.models import (
     Round,
 )
 from service.common import aware
+from service.ids import uuid7
 from service.registry.channels import APP_CHANNELS, CHANNELS, address_on
 from service.registry.models import (
     Organization,
@@ -153,7 +154,7 @@ def _attempt_rows(
         address = None
         phone = phone or pick_number(resident, channel)
     assert phone is not None
-    attempt_id = uuid.uuid4()
+    attempt_id = uuid7()
     language = resident.language
     message_id = (
         "resident.checkin"

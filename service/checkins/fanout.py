@@ -50,6 +50,7 @@ from service.checkins.policy import in_quiet_hours, quiet_hours_end, resident_pl
 from service.checkins.sweep import _due, advance_checkins
 from service.escalations import service as escalations
 from service.escalations.models import EscalationReason
+from service.ids import uuid7
 from service.registry.channels import app_chain
 from service.registry.models import (
     Organization,
@@ -315,7 +316,7 @@ def _fan_out_chunk(
         nonlocal skipped
         for resident in rows:
             contact, visit_reason = eligible(resident, today)
-            checkin_id = uuid.uuid4()
+            checkin_id = uuid7()
             base = {
                 "id": checkin_id,
                 "organization_id": organization_id,

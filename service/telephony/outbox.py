@@ -31,6 +31,7 @@ from sqlmodel import Session
 
 from service.common import aware
 from service.config import Settings
+from service.ids import uuid7
 from service.telephony.models import (
     ALERT_PURPOSES,
     CHATTER_PURPOSES,
@@ -112,7 +113,7 @@ def outbox_row(
     """The same row as a plain dict, for bulk inserts during fan-out."""
     start = max(now, not_before) if not_before else now
     return {
-        "id": uuid.uuid4(),
+        "id": uuid7(),
         "organization_id": organization_id,
         "channel": channel.value,
         "purpose": purpose.value,

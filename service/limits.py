@@ -13,6 +13,7 @@ webhooks (a resident's reply is never refused; see ``service.telephony``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -158,6 +159,44 @@ def _nul_paths(value: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[st
             yield from _nul_paths(item, (*loc, index))
 
 
+#: A lone surrogate (``"\\ud800"``) is valid JSON but not text: UTF-8 cannot encode it, so the
+#: database, and even a 422 that echoes the value, would fail as a 500.
+SURROGATE_MESSAGE = "contains a lone surrogate (U+D800 to U+DFFF), which is not text"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_paths(
+    value: Any, loc: tuple[str | int, ...] = ()
+) -> Iterator[tuple[str | int, ...]]:
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            yield loc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if _SURROGATE.search(key):
+                yield (*loc, key.encode("utf-8", "backslashreplace").decode("utf-8"))
+            yield from _surrogate_paths(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _surrogate_paths(item, (*loc, index))
+
+
+def surrogate_location(scope: Scope, body: bytes | None) -> list[str | int] | None:
+    """Where a JSON body holds a lone surrogate, or None."""
+    media = _media_type(scope)
+    if not body or not (media == "application/json" or media.endswith("+json")):
+        return None
+    if not _SURROGATE_ESCAPE.search(body):
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    found = next(_surrogate_paths(document), None)
+    return None if found is None else ["body", *found]
+
+
 def nul_location(scope: Scope, body: bytes | None) -> list[str | int] | None:
     """Where a NUL character is in the request (FastAPI's ``loc`` style), or None."""
     if "\x00" in scope["path"]:
@@ -206,6 +245,11 @@ class NulRejectMiddleware:
             await _send_json(
                 send, 422, {"detail": [{"loc": loc, "msg": NUL_MESSAGE, "type": "value_error"}]}
             )
+            return
+        loc = surrogate_location(scope, body)
+        if loc is not None:
+            detail = [{"loc": loc, "msg": SURROGATE_MESSAGE, "type": "value_error"}]
+            await _send_json(send, 422, {"detail": detail})
             return
         await self.app(scope, receive, send)
 

@@ -143,12 +143,29 @@ def record_consent(
 
 
 def withdraw_consent(*, session: Session, user: User, consent_id: uuid.UUID) -> ReferralConsent:
-    """The resident takes consent back: referrals sent under it close, and the partner's
-    access to them ends with it."""
+    """The resident takes consent back: their consent to share with that partner ends (every
+    consent recorded for it, not only this one, or an older one would stay in force),
+    referrals sent under any of them close, and the partner's access to them ends with it."""
     who = _actor(user)
     consent = session.get(ReferralConsent, consent_id)
     if consent is None or consent.organization_id != user.organization_id:
         raise NotFound(N_("no such consent"))
+    if consent.withdrawn_at is not None:  # already taken back: a retry changes nothing
+        return consent
+    same_partner = session.exec(
+        select(ReferralConsent).where(
+            ReferralConsent.organization_id == user.organization_id,
+            ReferralConsent.resident_id == consent.resident_id,
+            ReferralConsent.partner_org_id == consent.partner_org_id,
+            col(ReferralConsent.withdrawn_at).is_(None),
+        )
+    ).all()
+    for each in same_partner:
+        _withdraw_one(session, user, who, each)
+    return consent
+
+
+def _withdraw_one(session: Session, user: User, who: Actor, consent: ReferralConsent) -> None:
     if consent.withdrawn_at is None:
         consent.withdrawn_at, consent.withdrawn_by = utcnow(), user.id
         session.add(consent)
@@ -168,7 +185,6 @@ def withdraw_consent(*, session: Session, user: User, consent_id: uuid.UUID) -> 
         ).all()
         for referral in open_ones:
             _move(session, referral, who, user, "close", {"why": "consent_withdrawn"})
-    return consent
 
 
 def list_consents(*, session: Session, user: User, resident_id: uuid.UUID) -> list[ReferralConsent]:

@@ -17,13 +17,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from i18n.classifier import classify
 from service.audit.service import Actor, record
-from service.checkins import events
+from service.checkins import events, routing
 from service.checkins import service as checkins
+from service.checkins.models import CheckIn, CheckInState, StaffTask, TaskKind
 from service.config import get_settings
 from service.privacy import mask_phone
 from service.registry.channels import LineLinkCode, code_usable, normalize_link_code
-from service.registry.models import Resident
+from service.registry.models import Resident, ResidentStatus
 from service.telephony.messaging import WHATSAPP_PREFIX
 from service.telephony.models import (
     InboundMessage,
@@ -107,18 +109,30 @@ def _stranger(
     params: dict[str, Any],
     now: datetime,
 ) -> None:
-    """Stored for staff: every organization's inbox shows it as unrouted."""
+    """Stored for staff as an SMS from an unknown number is: read for a cry for help, and
+    put on the inbox of the one organization it can belong to, else on every
+    organization's inbox as unrouted (a message with no task is seen by nobody)."""
+    inbound = InboundMessage(
+        message_sid=sid,
+        channel=channel,
+        from_phone=sender[:32],
+        to_phone=to,
+        body=text,
+        received_at=now,
+        params=params,
+        organization_id=routing.organization_for_stranger(session, to_phone=to, params=params),
+        classification=classify(text, None).kind.value,
+        needs_staff=True,
+        processed_at=now,
+    )
+    session.add(inbound)
+    session.flush()
     session.add(
-        InboundMessage(
-            message_sid=sid,
-            channel=channel,
-            from_phone=sender[:32],
-            to_phone=to,
-            body=text,
-            received_at=now,
-            params=params,
-            needs_staff=True,
-            processed_at=now,
+        StaffTask(
+            organization_id=inbound.organization_id,
+            kind=TaskKind.unknown_sender,
+            inbound_id=inbound.id,
+            created_at=now,
         )
     )
 
@@ -134,18 +148,7 @@ def accept_whatsapp(session: Session, form: dict[str, str], now: datetime) -> st
     resident, _member = events.find_sender(session, phone, form.get("To"))
     text = form.get("Body", "")
     if resident is None:
-        _stranger(
-            session,
-            channel="whatsapp",
-            sid=form["MessageSid"],
-            sender=sender,
-            to=form.get("To"),
-            text=text,
-            params=form,
-            now=now,
-        )
-        log.info("whatsapp from an unknown sender %s", mask_phone(phone))
-        return None
+        return _whatsapp_not_resident(session, form, phone, now)
     answer = _resident_reply(
         session,
         resident=resident,
@@ -161,25 +164,88 @@ def accept_whatsapp(session: Session, form: dict[str, str], now: datetime) -> st
     return answer if allowed else None
 
 
+def _whatsapp_not_resident(
+    session: Session, form: dict[str, str], phone: str, now: datetime
+) -> str | None:
+    """A member's or a stranger's WhatsApp message: routed as their SMS would be (a member's
+    answer to an alert by the member protocol, a stranger's to staff's inbox), and answered
+    on WhatsApp up to the per-recipient cap."""
+    inbound = InboundMessage(
+        message_sid=form["MessageSid"],
+        channel="whatsapp",
+        from_phone=phone[:32],
+        to_phone=form.get("To"),
+        body=form.get("Body", ""),
+        received_at=now,
+        params=form,
+        processed_at=now,
+    )
+    session.add(inbound)
+    session.flush()
+    answer, _locale = events.on_inbound_sms(session, inbound, now)
+    log.info("whatsapp from a non-resident %s", mask_phone(phone))
+    recent = session.execute(
+        select(func.count())
+        .select_from(InboundMessage)
+        .where(
+            InboundMessage.from_phone == inbound.from_phone,
+            InboundMessage.channel == "whatsapp",
+            InboundMessage.received_at >= now - timedelta(hours=1),  # type: ignore[operator]
+        )
+    ).scalar_one()
+    return answer if recent <= get_settings().sms_per_recipient_per_hour else None
+
+
 # --- LINE --------------------------------------------------------------------------------------
 
 
-def line_text(session: Session, *, user_id: str, message_id: str, text: str, now: datetime) -> None:
-    """A text from a LINE user, as the signed webhook names them: a linked resident's reply
-    (answered by a LINE push through the outbox), a link code, or a stranger's message."""
+def _line_resident(session: Session, user_id: str) -> Resident | None:
+    """The resident a LINE user is linked to. One account on several records (a household,
+    a resident registered again): the one whose check-in is waiting, else one who still
+    lives here, the most recently changed first."""
+    residents = list(
+        session.execute(select(Resident).where(Resident.line_user_id == user_id)).scalars()
+    )
+    if len(residents) <= 1:
+        return residents[0] if residents else None
+    waiting = set(
+        session.execute(
+            select(CheckIn.resident_id).where(
+                CheckIn.resident_id.in_([r.id for r in residents]),  # type: ignore[attr-defined]
+                CheckIn.state == CheckInState.waiting,
+            )
+        ).scalars()
+    )
+
+    def rank(resident: Resident) -> tuple[bool, bool, float]:
+        updated = _aware(resident.updated_at) if resident.updated_at else None
+        return (
+            resident.id not in waiting,
+            resident.status == ResidentStatus.moved_out,
+            -(updated.timestamp() if updated else 0.0),
+        )
+
+    return min(residents, key=rank)
+
+
+def line_text(
+    session: Session,
+    *,
+    user_id: str,
+    message_id: str,
+    text: str,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """A message from a LINE user, as the signed webhook names them: a linked resident's
+    reply (answered by a LINE push through the outbox), a link code, or a stranger's
+    message. ``extra``: what a message that is not text carried (a sticker, a photo, a
+    location), kept for staff; its ``text`` is only a placeholder, read as unclear."""
     sid = f"line:{message_id}"
     if session.execute(select(InboundMessage.id).where(InboundMessage.message_sid == sid)).first():
         return  # LINE's redelivery of an event already stored
-    params = {"line_user_id": user_id, "message_id": message_id}
-    resident = (
-        session.execute(
-            select(Resident)
-            .where(Resident.line_user_id == user_id)
-            .order_by(Resident.updated_at.desc())  # type: ignore[attr-defined]
-        )
-        .scalars()
-        .first()
-    )
+    params = {"line_user_id": user_id, "message_id": message_id, **(extra or {})}
+    resident = _line_resident(session, user_id)
     if resident is not None:
         answer = _resident_reply(
             session,
@@ -206,7 +272,7 @@ def line_text(session: Session, *, user_id: str, message_id: str, text: str, now
                 now=now,
             )
         return
-    code = normalize_link_code(text)
+    code = normalize_link_code(text) if extra is None else None
     if code is not None and link_line_user(session, code=code, user_id=user_id, now=now):
         return
     _stranger(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -77,9 +77,36 @@ def _handle_events(events: list[object]) -> None:
                     text=event.message.text,
                     now=now,
                 )
+            elif isinstance(event, MessageEvent) and event.message is not None:
+                # A sticker, a photo, a voice message, a location: the resident meant
+                # something. Kept for staff and read as unclear; it never closes a check-in.
+                kind = str(getattr(event.message, "type", "") or "message")
+                app_inbound.line_text(
+                    session,
+                    user_id=source.user_id,
+                    message_id=event.message.id,
+                    text=f"[{kind}]",
+                    now=now,
+                    extra=_content_detail(event.message),
+                )
             elif isinstance(event, UnfollowEvent):
                 app_inbound.line_unfollow(session, user_id=source.user_id, now=now)
         session.commit()
+
+
+_DETAIL_FIELDS = ("type", "package_id", "sticker_id", "keywords", "text", "file_name")
+_LOCATION_FIELDS = ("title", "address", "latitude", "longitude")
+
+
+def _content_detail(message: object) -> dict[str, Any]:
+    """What a message that is not text carried, for staff (a location's place in full)."""
+    names = _DETAIL_FIELDS + _LOCATION_FIELDS
+    return {
+        f"line_{name}": value
+        for name in names
+        if (value := getattr(message, name, None)) is not None
+        and isinstance(value, str | int | float | list)
+    }
 
 
 @api_router.post(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from service.audit.service import Actor, record
@@ -488,6 +489,7 @@ def _move(
     refusal: Text | None = policy.refuse_move(move, side, referral.status)
     if refusal is not None:
         raise Invalid(refusal, field="status")
+    _claim(session, referral)
     now = utcnow()
     status = policy.NEXT_STATUS[move]
     if status is not None:
@@ -512,6 +514,28 @@ def _move(
         )
     _timeline(session, referral, who, _TIMELINE_KIND[move], extra)
     return referral
+
+
+def _claim(session: Session, referral: Referral) -> None:
+    """Take the step only if the referral is still in the status it was read in: the other
+    side may have moved it meanwhile (closed it, say), and a step decided on what is no
+    longer true must not undo that (reopen it, and give the partner back its access)."""
+    read_as = referral.status
+    claimed = session.execute(
+        update(Referral)
+        .where(col(Referral.id) == referral.id, col(Referral.status) == read_as)
+        .values(status=read_as)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(referral, ["status"])
+        raise Invalid(
+            N_(
+                "this referral is %(status)s; this step is not possible now",
+                status=str(referral.status),
+            ),
+            field="status",
+        )
 
 
 def _partner_move(

@@ -14,7 +14,9 @@ registry as ``bench_rounds.py``: consented, mobile phones, ten languages) and me
    SMS plan): per resident a check-in, its first attempt and its message, in chunks of
    ``fanout.FANOUT_CHUNK``, each its own transaction. Wall time, and the CPU time of this
    process (the Python side; the rest is PostgreSQL's, or waiting for it).
-2. **The floor, in the same run.** The same rows read back, deleted (then ``VACUUM ANALYZE``),
+2. **Before, in the same run.** First of all, the same fan-out as it was before issue 20
+   (psycopg formatting each COPY value, ``uuid4`` ids), then its rows and round deleted.
+3. **The floor, in the same run.** The same rows read back, deleted (then ``VACUUM ANALYZE``),
    and written again by psycopg's own ``COPY ... write_row``, the three tables in one
    transaction, with every index and foreign key of the fan-out: what the database alone
    costs for these rows. The ratio says what the service adds (eligibility, plans, rendering
@@ -31,6 +33,9 @@ import os
 import random
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -94,6 +99,58 @@ def fan_out(engine: Engine, org_id: Any, profile: bool) -> tuple[Any, float, flo
     return round_id, time.perf_counter() - start, time.process_time() - cpu
 
 
+def _insert_rows_before(session: Any, table: Any, rows: Any) -> None:
+    """``bulk.insert_rows`` on PostgreSQL as it was before issue 20: psycopg's ``write_row``
+    for each row (its own formatting of every value), for the comparison in the same run."""
+    import itertools
+
+    from sqlalchemy import JSON
+
+    from service.checkins.bulk import _by_identity, _json
+
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
+        return
+    names = list(first)
+    columns = ", ".join(f'"{n}"' for n in names)
+    as_json = {c.name for c in table.columns if isinstance(c.type, JSON)} & set(names)
+    to_json = _by_identity(_json)
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+        for row in itertools.chain((first,), iterator):
+            if as_json:
+                row = {**row, **{n: to_json(row[n]) for n in as_json}}
+            copy.write_row([row[n] for n in names])
+
+
+@contextmanager
+def before_issue_20() -> Iterator[None]:
+    """The fan-out as it was before issue 20: psycopg's COPY formatting and uuid4 ids."""
+    from service.checkins import attempts, fanout
+    from service.telephony import outbox
+
+    saved = (fanout.insert_rows, fanout.uuid7, attempts.uuid7, outbox.uuid7)
+    fanout.insert_rows = _insert_rows_before
+    fanout.uuid7 = attempts.uuid7 = outbox.uuid7 = uuid.uuid4
+    try:
+        yield
+    finally:
+        fanout.insert_rows, fanout.uuid7, attempts.uuid7, outbox.uuid7 = saved
+
+
+def forget_fan_out(engine: Engine) -> None:
+    """Delete every round and its rows, so the next fan-out starts as the first did."""
+    from service.checkins.models import Round
+
+    with engine.begin() as connection:
+        for table in reversed(_tables()):
+            connection.execute(delete(table))
+        connection.execute(delete(Round.__table__))  # type: ignore[attr-defined]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE checkin, checkin_attempt, outbox, round"))
+
+
 def copy_floor(engine: Engine) -> tuple[int, float]:
     """Read the fan-out's rows back, delete them, and COPY them again (psycopg's own
     ``write_row``), the three tables in one transaction. Returns (rows, seconds)."""
@@ -155,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         org_id = seed(engine, args.residents, random.Random(args.seed))
         analyze(engine)
         print(f"load average at start: {load()}", flush=True)
+        with before_issue_20():
+            _r, before_s, before_cpu_s = fan_out(engine, org_id, False)
+        forget_fan_out(engine)
         round_id, wall_s, cpu_s = fan_out(engine, org_id, args.profile)
         from service.checkins.models import CheckIn
 
@@ -169,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"fan-out of {args.residents:,} residents: {wall_s:.2f} s ({per_s:,.0f}/s); "
         f"CPU of this process {cpu_s:.2f} s"
+    )
+    print(
+        f"the same fan-out as before issue 20 (psycopg's COPY formatting, uuid4), same run: "
+        f"{before_s:.2f} s; CPU of this process {before_cpu_s:.2f} s"
     )
     print(f"floor, psycopg COPY of the same {rows:,} rows in one transaction: {floor_s:.2f} s")
     print(f"fan-out = {wall_s / floor_s:.2f}× the floor")

@@ -596,7 +596,10 @@ def board_parts(engine: Engine, org_id: uuid.UUID, size: int, report: Report) ->
     with Session(engine) as session:
         rounds = board_data.recent_rounds(session, org_id)
     parts: list[tuple[str, Callable[[Session], Any]]] = [
-        ("  part: counts by round and site", lambda s: board_data.summarize(s, org_id, rounds)),
+        (
+            "  part: counts (sites for the newest round)",
+            lambda s: board_data.summarize(s, org_id, rounds, sites_for={rounds[0].id}),
+        ),
         ("  part: needs attention (top 50)", lambda s: board_data.needs_attention(s, org_id)),
         ("  part: open task count", lambda s: board_data.open_task_count(s, org_id)),
         (

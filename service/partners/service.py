@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -143,6 +143,22 @@ def invite(session: Session, actor: User, other_org_id: uuid.UUID) -> Partnershi
     return row
 
 
+def _still(session: Session, row: Partnership) -> bool:
+    """Whether the partnership is still in the status it was read in (compare-and-set): the
+    other side may have answered or ended it meanwhile, and a step decided on what is no
+    longer true must not undo that. If not, ``row`` is refreshed to what it is now."""
+    claimed = session.execute(
+        update(Partnership)
+        .where(col(Partnership.id) == row.id, col(Partnership.status) == row.status)
+        .values(status=row.status)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    session.refresh(row)
+    return False
+
+
 def _answer(
     session: Session, actor: User, partnership_id: uuid.UUID, status: PartnershipStatus
 ) -> Partnership:
@@ -150,7 +166,7 @@ def _answer(
     row = get_partnership(session, actor.organization_id, partnership_id)
     if row.invitee_org_id != actor.organization_id:
         raise Conflict(N_("only the invited organization can answer an invitation"))
-    if row.status != PartnershipStatus.invited:
+    if row.status != PartnershipStatus.invited or not _still(session, row):
         raise Conflict(
             N_("this partnership is %(status)s, not an open invitation", status=str(row.status))
         )
@@ -181,7 +197,7 @@ def end(session: Session, actor: User, partnership_id: uuid.UUID) -> Partnership
     time; whatever depends on it (open referrals, shared interpreters) stops with it."""
     who = _admin(actor)
     row = get_partnership(session, actor.organization_id, partnership_id)
-    if row.status not in OPEN_STATUSES:
+    if row.status not in OPEN_STATUSES or not _still(session, row):
         raise Conflict(N_("this partnership is already %(status)s", status=str(row.status)))
     row.status = PartnershipStatus.ended
     row.ended_by, row.ended_at, row.open_pair = actor.id, utcnow(), None

@@ -263,7 +263,7 @@ def send_referral(*, session: Session, user: User, data: ReferralCreate) -> Refe
     consent = None
     if not data.anonymous:
         consent = active_consent(session, resident.id, data.partner_org_id)
-        if consent is None:
+        if consent is None or not _consent_in_force(session, consent):
             raise Invalid(
                 N_(
                     "the resident has not consented to sharing with this partner; record"
@@ -318,6 +318,17 @@ def send_referral(*, session: Session, user: User, data: ReferralCreate) -> Refe
     )
     _timeline(session, referral, who, "referral_sent", {})
     return referral
+
+
+def _consent_in_force(session: Session, consent: ReferralConsent) -> bool:
+    """Still not withdrawn (row-locked till commit: a withdrawal made meanwhile wins)."""
+    held = session.execute(
+        update(ReferralConsent)
+        .where(col(ReferralConsent.id) == consent.id, col(ReferralConsent.withdrawn_at).is_(None))
+        .values(withdrawn_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return held.rowcount == 1  # type: ignore[attr-defined]
 
 
 def _active_partnership(session: Session, org_id: uuid.UUID, partner_id: uuid.UUID) -> uuid.UUID:
@@ -517,9 +528,8 @@ def _move(
 
 
 def _claim(session: Session, referral: Referral) -> None:
-    """Take the step only if the referral is still in the status it was read in: the other
-    side may have moved it meanwhile (closed it, say), and a step decided on what is no
-    longer true must not undo that (reopen it, and give the partner back its access)."""
+    """Only if still in the status read: a step must not undo the other side's move made
+    meanwhile (reopen a closed referral, giving the partner its access back)."""
     read_as = referral.status
     claimed = session.execute(
         update(Referral)

@@ -65,3 +65,38 @@ def test_a_repeated_withdrawal_of_an_old_consent_leaves_a_newer_one_alone(client
     _consent(client, council, group, ids)
     assert client.post(url, headers=council.headers).status_code == 200
     _refer(client, council, group, ids)  # the new consent still carries a named referral
+
+
+def test_a_referral_sent_as_consent_is_withdrawn_is_refused(client, engine, monkeypatch):
+    """Staff send a named referral while a colleague records that the resident took consent
+    back: the referral, decided on a consent no longer in force, is refused (not left open,
+    with the resident's details, under a withdrawn consent)."""
+    from service.referrals import service as referrals
+
+    council_admin, council, group_admin, group, ids = build_world(client, engine)
+    _partner_up(client, council_admin, group_admin)
+    consent = _consent(client, council, group, ids)
+    found = referrals.active_consent
+
+    def found_then_withdrawn(session, resident_id, partner_org_id):
+        row = found(session, resident_id, partner_org_id)
+        url = f"/api/v1/referral-consents/{consent['id']}/withdraw"
+        assert client.post(url, headers=council.headers).status_code == 200
+        return row
+
+    monkeypatch.setattr(referrals, "active_consent", found_then_withdrawn)
+    r = client.post(
+        "/api/v1/referrals",
+        json={
+            "partner_org_id": str(group.org_id),
+            "source_kind": "callback",
+            "source_id": str(ids["task"]),
+            "reason": "other",
+        },
+        headers=council.headers,
+    )
+    monkeypatch.undo()
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "anonymous"]
+    inbox = client.get("/api/v1/referrals-received", headers=group.headers).json()
+    assert inbox["count"] == 0

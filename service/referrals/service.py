@@ -272,7 +272,9 @@ def send_referral(*, session: Session, user: User, data: ReferralCreate) -> Refe
                 field="anonymous",
             )
     scope = policy.ConsentScope(consent.share_notes, consent.share_health) if consent else None
-    area = data.area if data.area is not None else (facts.site if data.anonymous else None)
+    # An anonymous request names only the area staff type (a town: "in Wajima"); never the
+    # resident's housing site by default, which with the language can single them out.
+    area = data.area
     referral = Referral(
         organization_id=org_id,
         partner_org_id=data.partner_org_id,

@@ -470,3 +470,15 @@ def test_an_inbox_item_is_referred_and_a_strangers_message_is_refused(client, en
         headers=ja,
     )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "source_id"]
+
+
+def test_an_anonymous_request_without_an_area_names_no_housing_site(client, engine, world):
+    """The resident's housing site is not put in an anonymous request by default: with the
+    language it can single one resident out (a Vietnamese speaker in one small site)."""
+    council_admin, council, group_admin, group, ids = world
+    _partner_up(client, council_admin, group_admin)
+    sent = _refer(client, council, group, ids, anonymous=True)
+    body = client.get(f"/api/v1/referrals-received/{sent['id']}", headers=group.headers).text
+    view = json.loads(body)
+    assert view["person"] is None and view["area"] is None and view["language"] == "vi"
+    assert "宅田町" not in body and "宅田町" not in _partner_audit_text(engine, group.org_id)

@@ -245,6 +245,12 @@ def line_text(
     if session.execute(select(InboundMessage.id).where(InboundMessage.message_sid == sid)).first():
         return  # LINE's redelivery of an event already stored
     params = {"line_user_id": user_id, "message_id": message_id, **(extra or {})}
+    # A valid code links even from an account already linked (a resident registered again,
+    # a household): read first, it is never taken for a reply to the old record.
+    code = normalize_link_code(text) if extra is None else None
+    if code is not None and link_line_user(session, code=code, user_id=user_id, now=now):
+        _link_message(session, sid=sid, code=code, params=params, now=now)
+        return
     resident = _line_resident(session, user_id)
     if resident is not None:
         answer = _resident_reply(
@@ -272,11 +278,31 @@ def line_text(
                 now=now,
             )
         return
-    code = normalize_link_code(text) if extra is None else None
-    if code is not None and link_line_user(session, code=code, user_id=user_id, now=now):
-        return
     _stranger(
         session, channel=LINE, sid=sid, sender=LINE, to=None, text=text, params=params, now=now
+    )
+
+
+def _link_message(
+    session: Session, *, sid: str, code: str, params: dict[str, Any], now: datetime
+) -> None:
+    """The message that linked an account, kept (its id only: no body, no resident, so
+    nothing reads it as a reply, translates it or counts it) so that LINE's redelivery of
+    it is known and not read again as the resident's reply."""
+    organization_id = session.execute(
+        select(LineLinkCode.organization_id).where(LineLinkCode.code == code)
+    ).scalar_one()
+    session.add(
+        InboundMessage(
+            message_sid=sid,
+            channel=LINE,
+            from_phone=LINE,
+            body="",
+            received_at=now,
+            organization_id=organization_id,
+            params=params,
+            processed_at=now,
+        )
     )
 
 

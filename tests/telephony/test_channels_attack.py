@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from service.checkins.models import CheckIn, CheckInState, StaffTask, TaskKind
 from service.escalations.models import EscalationState
+from service.registry.channels import LineLinkCode
 from service.registry.models import Resident
 from service.telephony.app_inbound import new_line_link_code
 from service.telephony.models import InboundMessage, OutboxMessage
@@ -499,3 +500,42 @@ def checkin_of(world: World, key: str) -> Any:
             .scalars()
             .first()
         )
+
+
+def test_a_link_code_from_an_account_already_linked_links_the_new_record(apps):
+    """A resident who moved out and was registered again (a new record), or a household
+    member, sends the new record's code from the LINE account already linked: the code
+    links it (it is not swallowed as an unclear reply to the old record)."""
+    world, _wire = apps
+    resident_on(world, "R1", ["line", "sms"])
+    world.resident("R2", "090-1234-8888", channels=["line", "sms"])
+    link_line(world, "R1")
+    with Session(world.engine) as s:
+        code = new_line_link_code(
+            s,
+            organization_id=world.org_id,
+            resident_id=world.residents["R2"],
+            actor=ACTOR,
+            now=world.clock.now(),
+        ).code
+        s.commit()
+    assert line_post(world, [text_event(LINE_USER, code.lower(), "m-relink")]).status_code == 200
+    with Session(world.engine) as s:
+        assert s.get(Resident, world.residents["R2"]).line_user_id == LINE_USER
+    assert "channel.line_linked" in timeline_kinds(world, "R2")
+
+
+def test_a_redelivered_link_message_is_not_read_as_a_reply(apps):
+    world, wire = apps
+    resident_on(world, "R1", ["line", "sms"])
+    link_line(world, "R1")  # message id "m-link"
+    world.broadcast()
+    world.tick()
+    with Session(world.engine) as s:
+        code = s.execute(select(LineLinkCode.code)).scalar_one()
+    line_post(world, [text_event(LINE_USER, code, "m-link")])  # LINE delivers it again
+    world.tick()
+    assert len(wire.line) == 1  # the check-in only: no "please answer 1 or 2"
+    with Session(world.engine) as s:
+        assert s.execute(select(StaffTask)).scalars().all() == []
+    assert checkin(world, "R1").state == CheckInState.waiting

@@ -330,7 +330,7 @@ def test_line_first_resident_completes_a_checkin(apps):
             s.execute(
                 select(func.count())
                 .select_from(InboundMessage)
-                .where(InboundMessage.channel == "line")
+                .where(InboundMessage.message_sid == "line:m-1")
             ).scalar_one()
             == 1
         )

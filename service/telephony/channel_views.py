@@ -9,6 +9,7 @@ from such a request.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Annotated, Any
@@ -56,16 +57,47 @@ async def line_webhook(
     except (ValueError, TypeError, KeyError) as exc:
         raise HTTPException(status_code=400, detail="unreadable LINE webhook body") from exc
     if events:
-        await run_in_threadpool(_handle_events, list(events))
+        # The SDK gives one event per raw event, in order; the raw one is kept for a message
+        # the SDK could not read (a new kind): it came from someone all the same.
+        raw = json.loads(body)["events"]
+        await run_in_threadpool(_handle_events, list(events), list(raw))
     return Response(status_code=200)
 
 
-def _handle_events(events: list[object]) -> None:
+def _unread_message(raw: object) -> tuple[str, str, str] | None:
+    """(user id, message id, kind) of a user's message event the SDK did not read."""
+    if not isinstance(raw, dict) or raw.get("type") != "message":
+        return None
+    source, message = raw.get("source"), raw.get("message")
+    if not isinstance(source, dict) or not isinstance(message, dict):
+        return None
+    user, message_id = source.get("userId"), message.get("id")
+    if source.get("type") != "user" or not isinstance(user, str) or not user:
+        return None
+    if not isinstance(message_id, str | int) or not str(message_id):
+        return None
+    return user, str(message_id), str(message.get("type") or "message")[:32]
+
+
+def _handle_events(events: list[object], raw: list[object] | None = None) -> None:
     """One transaction for the request's events: LINE retries the whole request if it
     fails, and each stored message is recognised by its id on a retry."""
     now = get_clock().now()
+    raw = raw if raw is not None and len(raw) == len(events) else [None] * len(events)
     with Session(get_engine()) as session:
-        for event in events:
+        for event, raw_event in zip(events, raw, strict=True):
+            unread = None if isinstance(event, MessageEvent) else _unread_message(raw_event)
+            if unread is not None:
+                user, message_id, kind = unread
+                app_inbound.line_text(
+                    session,
+                    user_id=user,
+                    message_id=message_id,
+                    text=f"[{kind}]",
+                    now=now,
+                    extra={"line_type": kind},
+                )
+                continue
             source = getattr(event, "source", None)
             if not isinstance(source, UserSource) or not source.user_id:
                 continue  # groups and rooms: not a resident's own words

@@ -539,3 +539,21 @@ def test_a_redelivered_link_message_is_not_read_as_a_reply(apps):
     with Session(world.engine) as s:
         assert s.execute(select(StaffTask)).scalars().all() == []
     assert checkin(world, "R1").state == CheckInState.waiting
+
+
+def test_a_residents_line_message_of_a_kind_the_sdk_cannot_read_is_kept(apps):
+    """A message kind newer than the SDK (or one it cannot validate) still came from the
+    resident: kept for staff, read as unclear, never dropped."""
+    world, _wire = apps
+    resident_on(world, "R1", ["line", "sms"])
+    link_line(world, "R1")
+    world.broadcast()
+    world.tick()
+    odd = event(LINE_USER, "message", message={"type": "hologram", "id": "9201"})
+    assert line_post(world, [odd]).status_code == 200
+    with Session(world.engine) as s:
+        inbound = s.execute(
+            select(InboundMessage).where(InboundMessage.message_sid == "line:9201")
+        ).scalar_one_or_none()
+    assert inbound is not None and inbound.resident_id == world.residents["R1"]
+    assert checkin(world, "R1").state == CheckInState.waiting

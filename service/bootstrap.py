@@ -13,6 +13,8 @@ from __future__ import annotations
 # does not import the domains).
 import service.models  # noqa: F401
 from service.checkins import events
+from service.partners import service as partners
+from service.referrals import service as referrals
 from service.telephony.hooks import OutboxHooks, install_outbox_hooks
 
 
@@ -27,3 +29,5 @@ def outbox_hooks() -> OutboxHooks:
 
 def wire() -> None:
     install_outbox_hooks(outbox_hooks())
+    # Open referrals close when the partnership they were sent under ends.
+    partners.on_partnership_end(referrals.close_for_ended_partnership)

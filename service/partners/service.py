@@ -10,6 +10,7 @@ is, to the caller, not there at all (404).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
@@ -192,6 +193,19 @@ def decline(session: Session, actor: User, partnership_id: uuid.UUID) -> Partner
     return _answer(session, actor, partnership_id, PartnershipStatus.declined)
 
 
+#: Called inside ``end()``'s transaction once a partnership has ended, so that what depends on
+#: it in the layers above (a referral still open) closes with it. The layers above install
+#: their hooks where the application is put together (``service.bootstrap.wire``).
+EndHook = Callable[[Session, User, Partnership], None]
+_END_HOOKS: list[EndHook] = []
+
+
+def on_partnership_end(hook: EndHook) -> None:
+    """Install ``hook`` to run when a partnership ends (idempotent)."""
+    if hook not in _END_HOOKS:
+        _END_HOOKS.append(hook)
+
+
 def end(session: Session, actor: User, partnership_id: uuid.UUID) -> Partnership:
     """Either side ends an active partnership (or withdraws an open invitation), at any
     time; whatever depends on it (open referrals, shared interpreters) stops with it."""
@@ -203,4 +217,6 @@ def end(session: Session, actor: User, partnership_id: uuid.UUID) -> Partnership
     row.ended_by, row.ended_at, row.open_pair = actor.id, utcnow(), None
     session.add(row)
     _audit_both(session, row, who, "partnership_end", actor.organization_id)
+    for hook in _END_HOOKS:
+        hook(session, actor, row)
     return row

@@ -166,6 +166,35 @@ def withdraw_consent(*, session: Session, user: User, consent_id: uuid.UUID) -> 
     return consent
 
 
+def close_for_ended_partnership(session: Session, user: User, partnership: Partnership) -> None:
+    """The partnership a referral was sent under has ended: each of its open referrals
+    closes, audited in both organizations and shown on the referring side's timeline, so
+    that staff see it needs someone else rather than "waiting for the partner" forever."""
+    who = _actor(user)
+    now = utcnow()
+    open_ones = session.exec(
+        select(Referral).where(
+            Referral.partnership_id == partnership.id,
+            col(Referral.status).in_(list(OPEN_REFERRAL)),
+        )
+    ).all()
+    for referral in open_ones:
+        referral.status = ReferralStatus.closed
+        referral.closed_at, referral.closed_by = now, user.id
+        session.add(referral)
+        for org_id in (referral.organization_id, referral.partner_org_id):
+            record(
+                session=session,
+                organization_id=org_id,
+                actor=who,
+                action="referral_close",
+                entity_type="referral",
+                entity_id=referral.id,
+                detail={"status": str(referral.status), "why": "partnership_ended"},
+            )
+        _timeline(session, referral, who, "referral_closed", {"why": "partnership_ended"})
+
+
 def _withdraw_one(session: Session, user: User, who: Actor, consent: ReferralConsent) -> None:
     if consent.withdrawn_at is None:
         consent.withdrawn_at, consent.withdrawn_by = utcnow(), user.id

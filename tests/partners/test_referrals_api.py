@@ -482,3 +482,34 @@ def test_an_anonymous_request_without_an_area_names_no_housing_site(client, engi
     view = json.loads(body)
     assert view["person"] is None and view["area"] is None and view["language"] == "vi"
     assert "宅田町" not in body and "宅田町" not in _partner_audit_text(engine, group.org_id)
+
+
+@pytest.mark.parametrize("ended_by", ["council", "group"])
+def test_ending_the_partnership_closes_its_open_referrals_for_the_council(
+    client, engine, world, ended_by
+):
+    """Either side ends the partnership: the council's open referral under it closes (and
+    says so on the resident's timeline) instead of waiting for the partner forever."""
+    council_admin, council, group_admin, group, ids = world
+    partnership_id = _partner_up(client, council_admin, group_admin)
+    sent = _refer(client, council, group, ids, anonymous=True, area="輪島市")
+    admin = council_admin if ended_by == "council" else group_admin
+    r = client.post(f"/api/v1/partnerships/{partnership_id}/end", headers=admin.headers)
+    assert r.status_code == 200, r.text
+
+    mine = client.get(f"/api/v1/referrals/{sent['id']}", headers=council.headers).json()
+    assert mine["status"] == "closed"
+    timeline = client.get(
+        f"/api/v1/residents/{ids['resident']}/timeline", headers=council.headers
+    ).json()
+    closed = [e for e in timeline if e["kind"] == "referral_closed"]
+    assert len(closed) == 1 and closed[0]["detail"]["why"] == "partnership_ended"
+    with Session(engine) as s:
+        for org_id in (council.org_id, group.org_id):
+            actions = s.exec(
+                select(AuditEntry.action).where(
+                    AuditEntry.organization_id == org_id,
+                    AuditEntry.entity_id == sent["id"],
+                )
+            ).all()
+            assert "referral_close" in actions

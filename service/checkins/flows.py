@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
@@ -297,30 +298,26 @@ def overdue_counts(engine: Engine, now: datetime, grace_seconds: int = 120) -> d
     from datetime import timedelta
 
     cutoff = now - timedelta(seconds=grace_seconds)
+
+    def count(model: type, *where: Any) -> int:
+        """Counted in the database: after a large round's deadline, the late check-ins are
+        hundreds of thousands of rows, not to be loaded each watchdog run to be counted."""
+        return session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
     with Session(engine) as session:
-        checkins_late = session.execute(
-            select(CheckIn.id).where(
-                CheckIn.state == CheckInState.waiting, CheckIn.next_action_at < cutoff
-            )
-        ).all()
-        escalations_late = session.execute(
-            select(Escalation.id).where(
+        return {
+            "checkins": count(
+                CheckIn, CheckIn.state == CheckInState.waiting, CheckIn.next_action_at < cutoff
+            ),
+            "escalations": count(
+                Escalation,
                 Escalation.state.in_([EscalationState.alerting, EscalationState.acknowledged]),  # type: ignore[attr-defined]
                 Escalation.next_action_at < cutoff,
-            )
-        ).all()
-        rounds = session.execute(select(Round.id).where(Round.status == "fanning_out")).all()
-        replies_late = session.execute(
-            select(func.count())
-            .select_from(InboundMessage)
-            .where(
+            ),
+            "rounds_fanning_out": count(Round, Round.status == "fanning_out"),
+            "replies": count(
+                InboundMessage,
                 InboundMessage.processed_at.is_(None),  # type: ignore[union-attr]
                 InboundMessage.received_at < cutoff,
-            )
-        ).scalar_one()
-    return {
-        "checkins": len(checkins_late),
-        "escalations": len(escalations_late),
-        "rounds_fanning_out": len(rounds),
-        "replies": replies_late,
-    }
+            ),
+        }

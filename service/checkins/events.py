@@ -399,6 +399,10 @@ def _answering_as_member(session: Session, inbound: InboundMessage) -> Member | 
     return member
 
 
+# A reply in the member protocol's form from a member with a case (WhatsApp asks it too).
+answering_as_member = _answering_as_member
+
+
 def on_inbound_sms(
     session: Session, inbound: InboundMessage, now: datetime
 ) -> tuple[str | None, str]:

@@ -145,8 +145,10 @@ def accept_whatsapp(session: Session, form: dict[str, str], now: datetime) -> st
     Returns the answer, sent back by TwiML on WhatsApp, inside the session it opened."""
     sender = form["From"]
     phone = sender[len(WHATSAPP_PREFIX) :]
-    resident, _member = events.find_sender(session, phone, form.get("To"))
     text = form.get("Body", "")
+    if events.answering_as_member(session, InboundMessage(from_phone=phone, body=text)):
+        return _whatsapp_not_resident(session, form, phone, now)  # a member's answer
+    resident, _member = events.find_sender(session, phone, form.get("To"))
     if resident is None:
         return _whatsapp_not_resident(session, form, phone, now)
     answer = _resident_reply(

@@ -557,3 +557,20 @@ def test_a_residents_line_message_of_a_kind_the_sdk_cannot_read_is_kept(apps):
         ).scalar_one_or_none()
     assert inbound is not None and inbound.resident_id == world.residents["R1"]
     assert checkin(world, "R1").state == CheckInState.waiting
+
+
+def test_a_member_who_is_also_a_resident_answers_an_alert_on_whatsapp(apps):
+    """A member registered as a resident too (a daughter's phone) answers an alert "1" on
+    WhatsApp while their own check-in waits: it is their answer as a member (as by SMS),
+    not a "fine" closing a check-in nobody answered."""
+    world, wire = apps
+    resident_on(world, "R1", ["whatsapp", "sms"])
+    world.resident("R2", "080-3000-0001", channels=["whatsapp", "sms"])  # M1's phone
+    world.broadcast()
+    world.tick()
+    assert whatsapp_from(world, MOBILE, "2").status_code == 200  # R1 needs help
+    world.tick()
+    assert len(wire.twilio_to(MEMBER)) >= 1  # M1 alerted (and R2's own check-in)
+    assert whatsapp_from(world, MEMBER, "1").status_code == 200
+    assert escalation_of(world, "R1").state == EscalationState.acknowledged
+    assert checkin(world, "R2").state == CheckInState.waiting

@@ -40,6 +40,14 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"database: {'PostgreSQL ' + PG_URL if PG_URL else 'SQLite (temporary files)'}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last, in their own order. Playwright's sync API keeps its event loop set
+    as the main thread's running loop for as long as the session's Chromium lives
+    (tests/web/conftest.py), and ``asyncio.run`` refuses to start under it: a test that runs
+    the dispatcher or the intake after any browser test would fail for that reason alone."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _outbox_hooks() -> None:
     """Tests that drive the outbox directly get the hooks the app and the scheduler wire."""

@@ -3,7 +3,7 @@
 Run by hand, never by pytest (``norecursedirs`` keeps ``tests/bench`` out of the suite):
 
     python -m tests.bench.bench_announcements --database-url sqlite --residents 10000
-    python -m tests.bench.bench_announcements --database-url postgresql://postgres@127.0.0.1:5432/bench_h7
+    python -m tests.bench.bench_announcements --database-url postgresql://postgres@127.0.0.1:5432/bench
 
 It DROPS and recreates the ``public`` schema of a PostgreSQL database it is given. It seeds
 residents in ten languages (``bench_rounds.seed``), writes an announcement for everyone,

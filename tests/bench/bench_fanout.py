@@ -4,7 +4,7 @@ Run by hand, never by pytest (``norecursedirs`` keeps ``tests/bench`` out of the
 benchmark at a time on the shared machine:
 
     flock /tmp/bench.lock python -m tests.bench.bench_fanout \\
-        --database-url postgresql://postgres@127.0.0.1:5432/bench_h2 --residents 100000
+        --database-url postgresql://postgres@127.0.0.1:5432/bench --residents 100000
 
 It DROPS and recreates the ``public`` schema of the given database (never point it at data
 you want to keep), migrates it, seeds an organization with residents by bulk insert (the same

@@ -8,7 +8,7 @@ and the last five chunks (it grew 8x over 300,000 before 495d745), the chunk tim
 ``--explain`` chunks' plans (EXPLAIN ANALYZE of the residents query, run once more)::
 
     python -m tests.bench.bench_fanout_chunks --size 300000 \\
-        --database-url postgresql://postgres@127.0.0.1:5432/bench_h2
+        --database-url postgresql://postgres@127.0.0.1:5432/bench
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ RESIDENTS_QUERY = "SELECT resident.id"
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/bench_h2")
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/bench")
     parser.add_argument("--size", type=int, default=300_000)
     parser.add_argument("--explain", default="", help="chunk numbers, comma-separated")
     args = parser.parse_args(argv)

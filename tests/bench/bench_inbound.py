@@ -3,7 +3,7 @@
 Run by hand, one benchmark at a time on the shared machine:
 
     flock /tmp/bench.lock .venv/bin/python -m tests.bench.bench_inbound \\
-        --database-url postgresql://postgres@127.0.0.1:5432/bench_h1
+        --database-url postgresql://postgres@127.0.0.1:5432/bench
 
 It DROPS and recreates the ``public`` schema of the database, seeds residents who each have an
 open check-in (``bench_telephony.seed_residents``), and starts the real service
@@ -69,7 +69,7 @@ from tests.bench.bench_telephony import (
     wait_until_up,
 )
 
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/bench_h1"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/bench"
 WRK = os.environ.get("WRK", "/usr/bin/wrk")
 LUA = str(Path(__file__).with_name("wrk_signed_sms.lua"))
 TARGET_PER_S = 1500.0

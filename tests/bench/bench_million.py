@@ -2,7 +2,7 @@
 
 Run by hand, never by pytest (``norecursedirs`` keeps ``tests/bench`` out of the suite):
 
-    python -m tests.bench.bench_million --database-url postgresql://postgres@127.0.0.1:5432/bench_h4
+    python -m tests.bench.bench_million --database-url postgresql://postgres@127.0.0.1:5432/bench
     python -m tests.bench.bench_million --sizes 100000 --parts board,list    # a quick look
 
 For each size (default 100,000 then 1,000,000 residents) it DROPS and recreates the ``public``
@@ -57,7 +57,7 @@ from tests.bench.bench_registry import (
     fresh_database,
 )
 
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/bench_h4"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/bench"
 SITES = 50
 LANGUAGES = ["ja", "ja", "ja", "easy_ja", "vi", "id", "fil", "pt_BR", "zh_Hans", "ne"]
 SWEEP_TARGET_S = 10.0

@@ -39,7 +39,14 @@ webhook_router = APIRouter(prefix="/line", tags=["line webhook"])
 api_router = APIRouter(tags=["residents"])
 
 
-@webhook_router.post("/webhook")
+@webhook_router.post(
+    "/webhook",
+    responses={
+        400: {"description": "Signed, but not a LINE webhook body."},
+        403: {"description": "X-Line-Signature is missing or wrong."},
+        404: {"description": "LINE is not configured on this installation."},
+    },
+)
 async def line_webhook(
     request: Request, x_line_signature: Annotated[str | None, Header()] = None
 ) -> Response:

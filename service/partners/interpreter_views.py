@@ -13,6 +13,7 @@ from fastapi import APIRouter, status
 
 from service.auth.deps import Admin, CurrentUser
 from service.db import SessionDep
+from service.errors import ErrorResponse
 from service.partners import interpreters
 from service.partners.interpreters import (
     InterpreterOfferCreate,
@@ -43,9 +44,10 @@ def list_partner_offers(session: SessionDep, user: CurrentUser) -> InterpreterOf
     "/interpreter-offers",
     response_model=InterpreterOfferPublic,
     status_code=status.HTTP_201_CREATED,
+    responses={404: {"model": ErrorResponse, "description": "No such member."}},
 )
 def offer_interpreter(
-    session: SessionDep, user: CurrentUser, data: InterpreterOfferCreate
+    session: SessionDep, user: Admin, data: InterpreterOfferCreate
 ) -> InterpreterOfferPublic:
     """Offer one of the organization's interpreters or supporters for some of their
     languages (admin only; offering again replaces the languages)."""
@@ -54,10 +56,12 @@ def offer_interpreter(
     return _one(session, offer)
 
 
-@router.post("/interpreter-offers/{offer_id}/withdraw", response_model=InterpreterOfferPublic)
-def withdraw_offer(
-    session: SessionDep, user: CurrentUser, offer_id: uuid.UUID
-) -> InterpreterOfferPublic:
+@router.post(
+    "/interpreter-offers/{offer_id}/withdraw",
+    response_model=InterpreterOfferPublic,
+    responses={404: {"model": ErrorResponse, "description": "No such offer."}},
+)
+def withdraw_offer(session: SessionDep, user: Admin, offer_id: uuid.UUID) -> InterpreterOfferPublic:
     """Withdraw an offer (admin only): no new alert reaches the member from a partner."""
     offer = interpreters.withdraw_offer(session, actor=user, offer_id=offer_id)
     session.commit()

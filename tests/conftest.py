@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -34,6 +35,39 @@ PG_URL = os.environ.get("MIMAMORI_TEST_DATABASE_URL")
 # its output read English unless a test asks for Japanese (tests/test_cli_language.py).
 os.environ.setdefault("MIMAMORI_LANGUAGE", "en")
 TEST_PASSWORD = "correct horse battery staple"
+
+
+# Debian's Chromium, one per test session for every directory's browser tests: a second
+# sync_playwright() while the first lives refuses to start ("Sync API inside the asyncio loop").
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium. Missing is a failure: the dashboard must be tested in a browser."""
+    from playwright.sync_api import sync_playwright
+
+    path = CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")
+    assert path, "Chromium is missing: `apt-get install -y chromium` (.ci/run does this)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(path), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -17,7 +17,7 @@ from tests.translation.conftest import (
     service_account_key,
     world,
 )
-from tests.web.conftest import browser_context, chromium, live_server, log_in_browser, screenshot
+from tests.web.conftest import browser_context, live_server, log_in_browser, screenshot
 
 __all__ = [
     "DEEPL_URL",
@@ -25,7 +25,6 @@ __all__ = [
     "World",
     "add_staff",
     "browser_context",
-    "chromium",
     "deepl",
     "deepl_wire",
     "e164",

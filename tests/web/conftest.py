@@ -8,7 +8,6 @@ installs it), it never skips them.
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import threading
 import time
@@ -29,7 +28,6 @@ from service.auth.service import create_user, get_or_create_organization
 from tests.checkins.conftest import MORNING, World, world
 from tests.conftest import REPO, TEST_PASSWORD
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
 ORG = "輪島市社会福祉協議会"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -114,36 +112,6 @@ def live_server(engine: Engine) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
-
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-default-apps",
-    "--disable-extensions",
-]
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """Debian's Chromium. Missing is a failure: the dashboard must be tested in a browser."""
-    from playwright.sync_api import sync_playwright
-
-    path = CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")
-    assert path, "Chromium is missing: `apt-get install -y chromium` (.ci/run does this)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(path), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -321,9 +321,19 @@ def link_line_user(session: Session, *, code: str, user_id: str, now: datetime) 
     if resident is None or resident.organization_id != link.organization_id:
         return False
     link.used_at = now
+    session.add(link)
+    _set_line_user(session, resident, user_id, now, via="line link code")
+    return True
+
+
+def _set_line_user(
+    session: Session, resident: Resident, user_id: str | None, now: datetime, *, via: str
+) -> None:
+    """Link (or, with ``None``, unlink) a resident's LINE account: audited, and on their
+    timeline as linked or as blocking us."""
     resident.line_user_id = user_id
     resident.updated_at = now
-    session.add_all([link, resident])
+    session.add(resident)
     record(
         session=session,
         organization_id=resident.organization_id,
@@ -332,16 +342,15 @@ def link_line_user(session: Session, *, code: str, user_id: str, now: datetime) 
         entity_type="resident",
         entity_id=resident.id,
         fields=["line_user_id"],
-        detail={"via": "line link code"},
+        detail={"via": via},
     )
     timeline(
         session,
         resident_id=resident.id,
         organization_id=resident.organization_id,
-        kind="channel.line_linked",
+        kind="channel.line_linked" if user_id else "channel.line_blocked",
         at=now,
     )
-    return True
 
 
 def line_unfollow(session: Session, *, user_id: str, now: datetime) -> int:
@@ -351,26 +360,7 @@ def line_unfollow(session: Session, *, user_id: str, now: datetime) -> int:
         session.execute(select(Resident).where(Resident.line_user_id == user_id)).scalars()
     )
     for resident in residents:
-        resident.line_user_id = None
-        resident.updated_at = now
-        session.add(resident)
-        record(
-            session=session,
-            organization_id=resident.organization_id,
-            actor=LINE_WEBHOOK,
-            action="update",
-            entity_type="resident",
-            entity_id=resident.id,
-            fields=["line_user_id"],
-            detail={"via": "line unfollow"},
-        )
-        timeline(
-            session,
-            resident_id=resident.id,
-            organization_id=resident.organization_id,
-            kind="channel.line_blocked",
-            at=now,
-        )
+        _set_line_user(session, resident, None, now, via="line unfollow")
     open_messages = session.execute(
         select(OutboxMessage)
         .where(
